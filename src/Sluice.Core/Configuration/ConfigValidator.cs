@@ -1,0 +1,84 @@
+// Values that bind but cannot run: each is reported with its key and why it is impossible.
+using System.Net;
+
+namespace Sluice.Core.Configuration;
+
+internal static class ConfigValidator
+{
+    public static List<(string Key, string Reason)> Validate(SluiceOptions o)
+    {
+        var e = new List<(string, string)>();
+        void Check(bool ok, string key, string reason) { if (!ok) e.Add((key, reason)); }
+
+        Check(IsHostname(o.Hostname), "Hostname", $"\"{o.Hostname}\" is not a host name");
+        Check(!string.IsNullOrWhiteSpace(o.DataDir), "DataDir", "must not be empty");
+
+        for (int i = 0; i < o.Smtp.Listen.Count; i++)
+            Check(Endpoints.TryParseListen(o.Smtp.Listen[i], out _), $"Smtp:Listen:{i}", $"\"{o.Smtp.Listen[i]}\" is not an address:port such as 127.0.0.1:2525 or [::1]:2525");
+        for (int i = 0; i < o.Smtp.RelayNetworks.Count; i++)
+            Check(IPNetwork.TryParse(o.Smtp.RelayNetworks[i], out _), $"Smtp:RelayNetworks:{i}", $"\"{o.Smtp.RelayNetworks[i]}\" is not a network such as 127.0.0.0/8");
+        for (int i = 0; i < o.Smtp.LocalDomains.Count; i++)
+            Check(IsHostname(o.Smtp.LocalDomains[i]), $"Smtp:LocalDomains:{i}", $"\"{o.Smtp.LocalDomains[i]}\" is not a domain");
+        Check(o.Smtp.MaxMessageBytes >= 1024, "Smtp:MaxMessageBytes", "must be at least 1024");
+        Check(o.Smtp.MaxRecipients >= 1, "Smtp:MaxRecipients", "must be at least 1 (RFC 5321 §4.5.3.1.8 asks for 100)");
+
+        Check(o.Queue.Start >= 0, "Queue:Start", "must be 0 or more");
+        Check(o.Queue.Count >= 1, "Queue:Count", "must be at least 1");
+        Check(o.Queue.Max >= o.Queue.Count, "Queue:Max", $"must be at least Queue:Count ({o.Queue.Count})");
+        Check(o.Queue.Load > 0 && o.Queue.Load <= 1, "Queue:Load", "must be more than 0 and at most 1 (slots in use / slots configured)");
+        Check(o.Queue.IdleRetire > TimeSpan.Zero, "Queue:IdleRetire", "must be longer than zero");
+        Check(o.Queue.SegmentBytes.Bytes >= 1 << 20, "Queue:SegmentBytes", "must be at least 1MB");
+
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var domainOwner = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        for (int i = 0; i < o.Channels.Count; i++)
+        {
+            var c = o.Channels[i];
+            var k = $"Channels:{i}";
+            Check(c.Name.Length > 0, $"{k}:Name", "every channel needs a name");
+            Check(c.Name.Length == 0 || names.Add(c.Name), $"{k}:Name", $"channel \"{c.Name}\" is defined twice");
+            Check(c.Transport is ChannelOptions.MaildirTransport or ChannelOptions.SmtpTransport, $"{k}:Transport",
+                $"\"{c.Transport}\" is not a transport (maildir or smtp)");
+            Check(c.Concurrency >= 1, $"{k}:Concurrency", "must be at least 1");
+            Check(c.DestinationConcurrency >= 1, $"{k}:DestinationConcurrency", "must be at least 1");
+            Check(c.DestinationRatePerMinute >= 0, $"{k}:DestinationRatePerMinute", "must be 0 (no limit) or more");
+            Check(c.BatchRecipients >= 1, $"{k}:BatchRecipients", "must be at least 1");
+            for (int j = 0; j < c.Domains.Count; j++)
+            {
+                var d = c.Domains[j];
+                Check(IsHostname(d), $"{k}:Domains:{j}", $"\"{d}\" is not a domain");
+                if (domainOwner.TryGetValue(d, out var other)) e.Add(($"{k}:Domains:{j}", $"\"{d}\" is already routed to channel \"{other}\""));
+                else domainOwner[d] = c.Name;
+            }
+        }
+        Check(o.Channels.Any(c => c.Name.Equals(ChannelOptions.RemoteChannelName, StringComparison.OrdinalIgnoreCase)),
+            "Channels", "no channel is named \"remote\": it takes every domain no other channel lists");
+
+        foreach (var (domain, target) in o.Routes)
+            Check((domain == "*" || IsHostname(domain)) && Endpoints.TryParseHostPort(target, 25, out _, out _),
+                $"Routes:{domain}", $"route \"{domain}\" → \"{target}\" must map a domain or * to host:port");
+        for (int i = 0; i < o.Dns.Servers.Count; i++)
+            Check(Endpoints.TryParseHostPort(o.Dns.Servers[i], 53, out _, out _), $"Dns:Servers:{i}", $"\"{o.Dns.Servers[i]}\" is not host[:port]");
+
+        Check(o.Delivery.Port is >= 1 and <= 65535, "Delivery:Port", "must be a TCP port, 1 to 65535");
+        Check(o.Delivery.ConnectTimeout > TimeSpan.Zero, "Delivery:ConnectTimeout", "must be longer than zero");
+        Check(o.Delivery.CommandTimeout > TimeSpan.Zero, "Delivery:CommandTimeout", "must be longer than zero");
+        Check(o.Delivery.IdleTimeout >= TimeSpan.Zero, "Delivery:IdleTimeout", "must not be negative");
+        Check(o.Delivery.MessagesPerConnection >= 1, "Delivery:MessagesPerConnection", "must be at least 1");
+
+        Check(o.Retry.Schedule.Count > 0, "Retry:Schedule", "needs at least one interval");
+        for (int i = 0; i < o.Retry.Schedule.Count; i++)
+            Check(o.Retry.Schedule[i] > TimeSpan.Zero, $"Retry:Schedule:{i}", "must be longer than zero");
+        Check(o.Retry.MaxQueueLifetime > TimeSpan.Zero, "Retry:MaxQueueLifetime", "must be longer than zero");
+
+        Check(o.Http.Listen is null || Endpoints.TryParseListen(o.Http.Listen, out _), "Http:Listen", $"\"{o.Http.Listen}\" is not an address:port");
+        foreach (var (user, u) in o.Mailboxes.Users)
+            Check(user.Contains('@', StringComparison.Ordinal) && (u.Quota is null || u.Quota.Value.Bytes > 0), $"Mailboxes:Users:{user}", "must be user@domain with a positive quota");
+        return e;
+    }
+
+    /// <summary>RFC 1035 §2.3.1 letters, digits, hyphens and dots; UTF-8 labels are allowed for IDN (RFC 6531).</summary>
+    internal static bool IsHostname(string s) =>
+        s.Length is > 0 and <= 255 && !s.StartsWith('.') && !s.EndsWith('.') && !s.Contains("..", StringComparison.Ordinal)
+        && s.All(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' || ch > 127);
+}

@@ -1,0 +1,49 @@
+// The delivery log of design.md §3, qmail-send style: one line per event on stdout (and a file if
+// configured). Lines are queued and written by one task so that delivery never waits on a terminal.
+using System.Globalization;
+using System.Text;
+using System.Threading.Channels;
+
+namespace Sluice.Core.Logging;
+
+public sealed class DeliveryLog : IAsyncDisposable
+{
+    private readonly Channel<string> _lines = Channel.CreateUnbounded<string>(new() { SingleReader = true });
+    private readonly TextWriter[] _outputs;
+    private readonly TimeProvider _time;
+    private readonly Task _writer;
+
+    public DeliveryLog(TextWriter stdout, string? file, TimeProvider time)
+    {
+        _time = time;
+        var outputs = new List<TextWriter> { stdout };
+        if (file is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+            outputs.Add(new StreamWriter(new FileStream(file, FileMode.Append, FileAccess.Write, FileShare.ReadWrite), new UTF8Encoding(false)));
+        }
+        _outputs = [.. outputs];
+        _writer = Task.Run(WriteLinesAsync);
+    }
+
+    public void Write(string line) =>
+        _lines.Writer.TryWrite(_time.GetUtcNow().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z' ", CultureInfo.InvariantCulture) + line);
+
+    private async Task WriteLinesAsync()
+    {
+        var reader = _lines.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (reader.TryRead(out var line))
+                foreach (var o in _outputs) o.Write(line + "\n");
+            foreach (var o in _outputs) o.Flush();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _lines.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+        foreach (var o in _outputs.Skip(1)) await o.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,26 @@
+// The seam between the Queue stage and its storage: the file spool implements it now, a
+// PostgreSQL store later (ZMailer's queue in a database). Every Task completes only when durable.
+namespace Sluice.Queue;
+
+public interface IQueueStore : IAsyncDisposable
+{
+    int Number { get; }
+
+    /// <summary>Live messages found at open; the caller announces them to the todo stage.</summary>
+    IReadOnlyCollection<QueuedMessage> Recovered { get; }
+
+    int MessageCount { get; }
+    int RecipientCount { get; }
+
+    /// <summary>Stores message and envelope; completes only after both are on disk (fsync'd).</summary>
+    Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct);
+
+    /// <summary>Records a delivery outcome for one recipient durably; a final one may free the message.</summary>
+    Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct);
+
+    /// <summary>The message bytes as accepted (trace header included, CRLF lines, not dot-stuffed).</summary>
+    Task<byte[]> ReadBodyAsync(QueuedMessage message, CancellationToken ct);
+
+    /// <summary>Counters for the benchmark: durable commits (fsyncs) and records they carried.</summary>
+    (long Syncs, long Records) CommitStats { get; }
+}

@@ -1,0 +1,222 @@
+// The file spool of one queue (<Queue.Base>/queue<N>): an append-only log of segment files.
+// Concurrent commits are grouped: one writer appends every waiting record with one pwritev and
+// makes them durable with one fsync, so throughput is not bound to one fsync per message.
+// States, commit points and recovery are drawn in docs/INTERNALS.md.
+using System.Threading.Channels;
+using Microsoft.Win32.SafeHandles;
+using Sluice.Core.IO;
+
+namespace Sluice.Queue.Spool;
+
+public sealed class FileQueueStore : IQueueStore
+{
+    /// <summary>Bytes one group commit carries at most; bounds the latency a large message adds to others.</summary>
+    private const long MaxBatchBytes = 8 << 20;
+
+    private readonly string _dir;
+    private readonly long _segmentBytes;
+    private readonly TimeProvider _time;
+    private readonly Channel<PendingRecord> _pending = Channel.CreateUnbounded<PendingRecord>(new() { SingleReader = true });
+    private readonly Dictionary<int, SafeFileHandle> _segments = [];
+    private readonly SortedDictionary<int, int> _liveBySegment;
+    private readonly Lock _segmentsLock = new();
+    private readonly Task _writer;
+    private int _active;
+    private long _activeLength;
+    private long _nextSequence;
+    private int _messages, _recipients;
+    private long _syncs, _records;
+
+    private FileQueueStore(int number, string dir, long segmentBytes, TimeProvider time, SpoolReplay replay)
+    {
+        Number = number;
+        _dir = dir;
+        _segmentBytes = segmentBytes;
+        _time = time;
+        _liveBySegment = replay.LiveBySegment;
+        Recovered = replay.Messages.Values.OrderBy(m => m.Sequence).ToList();
+        _messages = Recovered.Count;
+        _recipients = Recovered.Sum(m => m.PendingRecipients);
+        var clockSequence = (ulong)Math.Max(0, time.GetUtcNow().ToUnixTimeMilliseconds()) * 1000;
+        _nextSequence = (long)Math.Max(replay.MaxSequence + 1, clockSequence);
+        foreach (var seg in _liveBySegment.Keys) _segments[seg] = OpenSegment(seg, FileMode.Open);
+        StartSegment(replay.LastSegment + 1);
+        RetireSegments();
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>Opens (creating if needed) and recovers the spool in <paramref name="dir"/>.</summary>
+    public static FileQueueStore Open(int number, string dir, long segmentBytes, TimeProvider time, Action<string> warn)
+    {
+        Directory.CreateDirectory(dir);
+        var replay = SpoolReplay.Run(dir, number, repair: true, warn);
+        return new FileQueueStore(number, dir, segmentBytes, time, replay);
+    }
+
+    /// <summary>Reads a spool without changing it, for `sluice queue stat` beside a running server.</summary>
+    public static IReadOnlyCollection<QueuedMessage> ReadOnly(int number, string dir, Action<string> warn) =>
+        Directory.Exists(dir) ? SpoolReplay.Run(dir, number, repair: false, warn).Messages.Values : [];
+
+    public int Number { get; }
+    public IReadOnlyCollection<QueuedMessage> Recovered { get; }
+    public int MessageCount => Volatile.Read(ref _messages);
+    public int RecipientCount => Volatile.Read(ref _recipients);
+    public (long Syncs, long Records) CommitStats => (Interlocked.Read(ref _syncs), Interlocked.Read(ref _records));
+
+    public async Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        var seq = (ulong)Interlocked.Increment(ref _nextSequence);
+        var received = _time.GetUtcNow();
+        var parts = SpoolRecord.EncodeMessage(seq, received, sender, recipients, body, out var envelopeBytes);
+        var (segment, offset) = await Commit(parts, isMessage: true).ConfigureAwait(false);
+        var message = new QueuedMessage(Number, seq, sender, [.. recipients], received, body.Length)
+        {
+            Segment = segment,
+            BodyOffset = offset + SpoolRecord.HeaderBytes + envelopeBytes,
+        };
+        Interlocked.Increment(ref _messages);
+        Interlocked.Add(ref _recipients, recipients.Count);
+        return message;
+    }
+
+    public async Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct)
+    {
+        var state = message.States[recipient];
+        var attempts = state.Attempts + 1;
+        await Commit([SpoolRecord.EncodeState(message.Sequence, recipient, status, attempts, nextAttempt, lastError)], isMessage: false)
+            .ConfigureAwait(false);
+        state.Attempts = attempts;
+        state.NextAttempt = nextAttempt;
+        state.LastError = lastError;
+        if (status == RecipientStatus.Pending || state.Status != RecipientStatus.Pending) return;
+        state.Status = status;
+        Interlocked.Decrement(ref _recipients);
+        if (Interlocked.Decrement(ref message._pending) > 0) return;
+        Interlocked.Decrement(ref _messages);
+        lock (_segmentsLock) _liveBySegment[message.Segment]--;
+        RetireSegments();
+    }
+
+    public async Task<byte[]> ReadBodyAsync(QueuedMessage message, CancellationToken ct)
+    {
+        SafeFileHandle handle;
+        lock (_segmentsLock) handle = _segments[message.Segment];
+        var body = new byte[message.BodyLength];
+        var read = 0;
+        while (read < body.Length)
+        {
+            var n = await RandomAccess.ReadAsync(handle, body.AsMemory(read), message.BodyOffset + read, ct).ConfigureAwait(false);
+            if (n == 0) throw new IOException($"queue{Number}: message {message.Id} is cut short in segment {message.Segment}");
+            read += n;
+        }
+        return body;
+    }
+
+    private Task<(int Segment, long Offset)> Commit(ReadOnlyMemory<byte>[] parts, bool isMessage)
+    {
+        var record = new PendingRecord(parts, isMessage);
+        if (!_pending.Writer.TryWrite(record)) throw new ObjectDisposedException($"queue{Number}", "the spool is closed");
+        return record.Done.Task;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<PendingRecord>();
+        var buffers = new List<ReadOnlyMemory<byte>>();
+        var reader = _pending.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            buffers.Clear();
+            long bytes = 0;
+            while (bytes < MaxBatchBytes && reader.TryRead(out var record))
+            {
+                batch.Add(record);
+                bytes += record.Length;
+            }
+            try
+            {
+                if (_activeLength > 0 && _activeLength + bytes > _segmentBytes) StartSegment(_active + 1);
+                SafeFileHandle handle;
+                lock (_segmentsLock) handle = _segments[_active];
+                var offset = _activeLength;
+                foreach (var r in batch) buffers.AddRange(r.Parts);
+                RandomAccess.Write(handle, buffers, _activeLength);
+                DurableFile.Sync(handle);
+                Interlocked.Increment(ref _syncs);
+                Interlocked.Add(ref _records, batch.Count);
+                _activeLength += bytes;
+                // Counted before anyone hears of the commit, so the segment cannot be retired under it.
+                var messages = batch.Count(r => r.IsMessage);
+                lock (_segmentsLock) _liveBySegment[_active] += messages;
+                foreach (var r in batch)
+                {
+                    r.Done.TrySetResult((_active, offset));
+                    offset += r.Length;
+                }
+            }
+            catch (Exception e)
+            {
+                foreach (var r in batch) r.Done.TrySetException(e);
+                // A half-written batch must not sit in front of later records: continue in a new segment.
+                try { StartSegment(_active + 1); } catch (IOException) { }
+            }
+        }
+    }
+
+    /// <summary>Creates segment <paramref name="segment"/> and makes its name durable before any record goes in.</summary>
+    private void StartSegment(int segment)
+    {
+        var handle = OpenSegment(segment, FileMode.CreateNew);
+        DurableFile.SyncDirectory(_dir);
+        lock (_segmentsLock)
+        {
+            _segments[segment] = handle;
+            _liveBySegment.TryAdd(segment, 0);
+            _active = segment;
+        }
+        _activeLength = 0;
+        RetireSegments();
+    }
+
+    private SafeFileHandle OpenSegment(int segment, FileMode mode) =>
+        File.OpenHandle(SpoolReplay.SegmentPath(_dir, segment), mode, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
+
+    /// <summary>
+    /// Deletes the oldest segments while they hold no live message. Only a prefix may go: a later
+    /// segment can hold the state records that finish messages of an earlier one.
+    /// </summary>
+    private void RetireSegments()
+    {
+        lock (_segmentsLock)
+        {
+            while (_liveBySegment.Count > 0)
+            {
+                var (oldest, live) = _liveBySegment.First();
+                if (live > 0 || oldest == _active) return;
+                _liveBySegment.Remove(oldest);
+                if (_segments.Remove(oldest, out var handle)) handle.Dispose();
+                File.Delete(SpoolReplay.SegmentPath(_dir, oldest));
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _pending.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+        lock (_segmentsLock)
+        {
+            foreach (var h in _segments.Values) h.Dispose();
+            _segments.Clear();
+        }
+    }
+
+    private sealed class PendingRecord(ReadOnlyMemory<byte>[] parts, bool isMessage)
+    {
+        public ReadOnlyMemory<byte>[] Parts { get; } = parts;
+        public bool IsMessage { get; } = isMessage;
+        public long Length { get; } = parts.Sum(p => (long)p.Length);
+        public TaskCompletionSource<(int, long)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,110 @@
+// Start-up recovery: the only place the spool directory is scanned. Replays every segment in
+// order; a message record is live until state records mark all its recipients final.
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+
+namespace Sluice.Queue.Spool;
+
+internal sealed class SpoolReplay
+{
+    public Dictionary<ulong, QueuedMessage> Messages { get; } = [];
+    public SortedDictionary<int, int> LiveBySegment { get; } = [];
+    public ulong MaxSequence { get; private set; }
+    public int LastSegment { get; private set; }
+
+    public static string SegmentPath(string dir, int segment) =>
+        Path.Combine(dir, string.Create(CultureInfo.InvariantCulture, $"seg{segment:D8}.log"));
+
+    public static IEnumerable<int> ListSegments(string dir) =>
+        Directory.EnumerateFiles(dir, "seg*.log")
+            .Select(f => Path.GetFileNameWithoutExtension(f)[3..])
+            .Select(n => int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : -1)
+            .Where(s => s >= 0).Order();
+
+    /// <param name="repair">Truncate a torn tail of the last segment (only the owning process may).</param>
+    public static SpoolReplay Run(string dir, int queue, bool repair, Action<string> warn)
+    {
+        var replay = new SpoolReplay();
+        var segments = ListSegments(dir).ToList();
+        foreach (var seg in segments)
+        {
+            replay.LastSegment = seg;
+            replay.LiveBySegment[seg] = 0;
+            var path = SegmentPath(dir, seg);
+            var end = replay.ReadSegment(path, seg, queue);
+            var length = new FileInfo(path).Length;
+            if (end == length) continue;
+            if (seg == segments[^1] && repair)
+            {
+                // Never acknowledged: its fsync had not returned when the process stopped.
+                warn($"queue{queue}: {path}: discarding {length - end} bytes of an unfinished write at offset {end}");
+                using var fs = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+                fs.SetLength(end);
+                fs.Flush(true);
+            }
+            else if (seg != segments[^1])
+            {
+                warn($"queue{queue}: {path}: damaged record at offset {end}; the rest of this segment cannot be read");
+            }
+        }
+        foreach (var m in replay.Messages.Values) replay.LiveBySegment[m.Segment]++;
+        return replay;
+    }
+
+    /// <summary>Returns the offset after the last intact record.</summary>
+    private long ReadSegment(string path, int seg, int queue)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        var header = new byte[SpoolRecord.HeaderBytes];
+        long pos = 0;
+        while (true)
+        {
+            if (fs.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length) return pos;
+            var length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (length <= 0 || length > SpoolRecord.MaxPayloadBytes || pos + SpoolRecord.HeaderBytes + length > fs.Length) return pos;
+            var payload = new byte[length];
+            if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) < length) return pos;
+            if (!SpoolRecord.IsIntact(header, payload)) return pos;
+            Apply(payload, seg, queue, pos + SpoolRecord.HeaderBytes);
+            pos += SpoolRecord.HeaderBytes + length;
+        }
+    }
+
+    private void Apply(byte[] payload, int seg, int queue, long payloadOffset)
+    {
+        using var r = new BinaryReader(new MemoryStream(payload), Encoding.UTF8);
+        var type = r.ReadByte();
+        var seq = r.ReadUInt64();
+        if (seq > MaxSequence) MaxSequence = seq;
+        if (type == SpoolRecord.MessageType)
+        {
+            var received = DateTimeOffset.FromUnixTimeMilliseconds(r.ReadInt64());
+            var sender = r.ReadString();
+            var rcpts = new string[r.Read7BitEncodedInt()];
+            for (int i = 0; i < rcpts.Length; i++) rcpts[i] = r.ReadString();
+            var bodyLength = r.ReadInt32();
+            Messages[seq] = new QueuedMessage(queue, seq, sender, rcpts, received, bodyLength)
+            {
+                Segment = seg,
+                BodyOffset = payloadOffset + r.BaseStream.Position,
+            };
+        }
+        else if (type == SpoolRecord.StateType && Messages.TryGetValue(seq, out var m))
+        {
+            var index = r.Read7BitEncodedInt();
+            var status = (RecipientStatus)r.ReadByte();
+            var attempts = r.Read7BitEncodedInt();
+            var nextMs = r.ReadInt64();
+            var error = r.ReadString();
+            if (index >= m.States.Count) return;
+            var state = m.States[index];
+            if (state.Status == RecipientStatus.Pending && status != RecipientStatus.Pending) m._pending--;
+            state.Status = status;
+            state.Attempts = attempts;
+            state.NextAttempt = nextMs == long.MinValue ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(nextMs);
+            state.LastError = error.Length == 0 ? null : error;
+            if (m._pending == 0) Messages.Remove(seq);
+        }
+    }
+}
