@@ -1,0 +1,73 @@
+// Idle SMTP connections kept per host:port for the next message to the same place (Postfix's
+// connection cache): a connection carries up to MessagesPerConnection messages, and one idle
+// longer than IdleTimeout is closed with QUIT.
+using System.Collections.Concurrent;
+using Sluice.Core.Configuration;
+using Sluice.Smtp;
+
+namespace Sluice.Delivery.Smtp;
+
+internal sealed class SmtpConnectionPool : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, ConcurrentStack<(SmtpClientConnection Connection, long IdleSince)>> _idle = new();
+    private readonly DeliveryOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ITimer _sweeper;
+
+    public SmtpConnectionPool(DeliveryOptions options, TimeProvider time)
+    {
+        _options = options;
+        _time = time;
+        var period = options.IdleTimeout > TimeSpan.Zero ? options.IdleTimeout / 2 : TimeSpan.FromSeconds(1);
+        _sweeper = time.CreateTimer(_ => _ = SweepAsync(), null, period, period);
+    }
+
+    public bool TryTake(string key, out SmtpClientConnection connection)
+    {
+        connection = null!;
+        if (!_idle.TryGetValue(key, out var stack)) return false;
+        while (stack.TryPop(out var entry))
+        {
+            if (entry.Connection.Usable && !IsStale(entry.IdleSince))
+            {
+                connection = entry.Connection;
+                return true;
+            }
+            _ = entry.Connection.QuitAsync();
+        }
+        return false;
+    }
+
+    public void Return(string key, SmtpClientConnection connection)
+    {
+        if (!connection.Usable || connection.MessagesSent >= _options.MessagesPerConnection || _options.IdleTimeout == TimeSpan.Zero)
+        {
+            _ = connection.QuitAsync();
+            return;
+        }
+        _idle.GetOrAdd(key, _ => new()).Push((connection, _time.GetTimestamp()));
+    }
+
+    private bool IsStale(long idleSince) => _time.GetElapsedTime(idleSince) > _options.IdleTimeout;
+
+    private async Task SweepAsync()
+    {
+        foreach (var stack in _idle.Values)
+        {
+            var keep = new List<(SmtpClientConnection, long)>();
+            while (stack.TryPop(out var entry))
+            {
+                if (IsStale(entry.IdleSince)) await entry.Connection.QuitAsync().ConfigureAwait(false);
+                else keep.Add(entry);
+            }
+            for (int i = keep.Count - 1; i >= 0; i--) stack.Push(keep[i]);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _sweeper.DisposeAsync().ConfigureAwait(false);
+        foreach (var stack in _idle.Values)
+            while (stack.TryPop(out var entry)) await entry.Connection.QuitAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,60 @@
+// Delivery over SMTP to the route's host for the recipients' domain. MX resolution is not here
+// yet: a domain with no route is deferred with a clear reason, never dropped.
+using Sluice.Core.Configuration;
+using Sluice.Core.Mail;
+using Sluice.Smtp;
+
+namespace Sluice.Delivery.Smtp;
+
+public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryOptions options, TimeProvider time) : IDeliveryAgent
+{
+    private readonly SmtpConnectionPool _pool = new(options, time);
+
+    public async Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
+    {
+        if (routes.Find(request.Destination) is not { } route)
+            return Each(request, RecipientResult.Deferred($"451 4.4.3 no route for {request.Destination} (MX delivery is not available yet; add a Routes entry)"));
+        var key = $"{route.Host}:{route.Port}";
+        // A pooled connection may have been closed by the peer meanwhile: one retry on a fresh one.
+        for (int attempt = 0; ; attempt++)
+        {
+            var reused = _pool.TryTake(key, out var connection);
+            try
+            {
+                if (!reused)
+                {
+                    connection = await SmtpClientConnection.ConnectAsync(route.Host, route.Port, options.ConnectTimeout, options.CommandTimeout, ct).ConfigureAwait(false);
+                    await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
+                }
+                if (connection.MaxSize is long max && request.Message.Length > max)
+                {
+                    _pool.Return(key, connection);
+                    return Each(request, RecipientResult.Failed($"552 5.3.4 message of {request.Message.Length} bytes exceeds {key}'s limit of {max}"));
+                }
+                var replies = await connection.SendAsync(request.Sender, request.Recipients, request.Message, ct).ConfigureAwait(false);
+                _pool.Return(key, connection);
+                return [.. replies.Select(r => ToResult(key, r))];
+            }
+            catch (SmtpException e)
+            {
+                if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+                if (reused && attempt == 0) continue;
+                var text = $"{key}: {e.Message}";
+                return Each(request, e.Transient ? RecipientResult.Deferred($"451 4.4.1 {text}") : RecipientResult.Failed($"554 5.4.0 {text}"));
+            }
+        }
+    }
+
+    private static RecipientResult ToResult(string host, SmtpReply reply)
+    {
+        var text = $"{host} said: {reply}";
+        return reply.Code < 400 ? RecipientResult.Delivered(text)
+            : reply.Code < 500 ? RecipientResult.Deferred(text)
+            : RecipientResult.Failed(text);
+    }
+
+    private static RecipientResult[] Each(DeliveryRequest request, RecipientResult result) =>
+        [.. Enumerable.Repeat(result, request.Recipients.Count)];
+
+    public ValueTask DisposeAsync() => _pool.DisposeAsync();
+}

@@ -1,0 +1,20 @@
+// qmail's smtproutes: a domain (or "*" for every domain) sent to a fixed host:port, skipping MX.
+using Sluice.Core.Configuration;
+
+namespace Sluice.Delivery.Smtp;
+
+public sealed class SmtpRoutes(IReadOnlyDictionary<string, string> routes)
+{
+    /// <summary>The host and port for <paramref name="domain"/>, or null when no route covers it.</summary>
+    public (string Host, int Port)? Find(string domain)
+    {
+        for (var d = domain; d.Length > 0;)
+        {
+            if (routes.TryGetValue(d, out var target) && Endpoints.TryParseHostPort(target, 25, out var host, out var port)) return (host, port);
+            var dot = d.IndexOf('.', StringComparison.Ordinal);
+            d = dot < 0 ? "" : d[(dot + 1)..];
+            if (d.Length > 0 && routes.TryGetValue("." + d, out target) && Endpoints.TryParseHostPort(target, 25, out host, out port)) return (host, port);
+        }
+        return routes.TryGetValue("*", out var all) && Endpoints.TryParseHostPort(all, 25, out var h, out var p) ? (h, p) : null;
+    }
+}

@@ -1,0 +1,271 @@
+// The client side of one SMTP connection, shared by remote delivery and `sluice inject`.
+// Hand-written rather than MailKit because relayed bytes must go out exactly as stored (DKIM),
+// with pipelining and per-recipient replies, on the hot delivery path.
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Sluice.Smtp;
+
+public sealed class SmtpClientConnection : IAsyncDisposable
+{
+    private const int MaxReplyLineBytes = 4096;
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _reader;
+    private readonly TimeSpan _commandTimeout;
+    private readonly ArrayBufferWriter<byte> _out = new(8192);
+
+    private SmtpClientConnection(Socket socket, TimeSpan commandTimeout)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = PipeReader.Create(_stream);
+        _commandTimeout = commandTimeout;
+    }
+
+    public bool Pipelining { get; private set; }
+    public long? MaxSize { get; private set; }
+    public int MessagesSent { get; private set; }
+    /// <summary>False once a protocol or I/O error has made the connection unusable.</summary>
+    public bool Usable { get; private set; } = true;
+
+    /// <summary>Connects and reads the greeting; throws <see cref="SmtpException"/> on a non-220 greeting.</summary>
+    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan connectTimeout, TimeSpan commandTimeout, CancellationToken ct)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using (var connect = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            connect.CancelAfter(connectTimeout);
+            try
+            {
+                await socket.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                socket.Dispose();
+                throw new SmtpException($"connect to {host}:{port} timed out after {connectTimeout.TotalSeconds:0}s", transient: true);
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                throw new SmtpException($"connect to {host}:{port} failed: {e.Message}", transient: true);
+            }
+        }
+        var conn = new SmtpClientConnection(socket, commandTimeout);
+        var greeting = await conn.ReadReplyAsync(ct).ConfigureAwait(false);
+        if (greeting.Code != 220)
+        {
+            await conn.DisposeAsync().ConfigureAwait(false);
+            throw new SmtpException($"{host}:{port} greeted with {greeting}", transient: greeting.Code < 500);
+        }
+        return conn;
+    }
+
+    /// <summary>EHLO, falling back to HELO for a server that does not know it (RFC 5321 §3.2).</summary>
+    public async Task HelloAsync(string hostname, CancellationToken ct)
+    {
+        var reply = await CommandAsync($"EHLO {hostname}", ct).ConfigureAwait(false);
+        if (reply.Code == 250)
+        {
+            foreach (var line in reply.Lines.Skip(1))
+            {
+                var word = line.Split(' ', 2);
+                if (word[0].Equals("PIPELINING", StringComparison.OrdinalIgnoreCase)) Pipelining = true;
+                if (word[0].Equals("SIZE", StringComparison.OrdinalIgnoreCase) && word.Length > 1 && long.TryParse(word[1], out var size) && size > 0)
+                    MaxSize = size;
+            }
+            return;
+        }
+        reply = await CommandAsync($"HELO {hostname}", ct).ConfigureAwait(false);
+        if (reply.Code != 250) throw new SmtpException($"HELO rejected: {reply}", reply.IsTransient);
+    }
+
+    /// <summary>
+    /// One mail transaction. Returns the reply for each recipient: its RCPT reply if that failed,
+    /// else the final reply to the data (or the MAIL reply if that failed).
+    /// </summary>
+    public async Task<SmtpReply[]> SendAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> message, CancellationToken ct)
+    {
+        var results = new SmtpReply[recipients.Count];
+        var mail = $"MAIL FROM:<{sender}>" + (MaxSize is null ? "" : $" SIZE={message.Length}");
+        SmtpReply mailReply;
+        var rcptOk = new bool[recipients.Count];
+        SmtpReply? dataReply = null;
+        if (Pipelining)
+        {
+            // RFC 2920: MAIL, every RCPT and DATA go in one write; replies come back in order.
+            Append(mail);
+            foreach (var r in recipients) Append($"RCPT TO:<{r}>");
+            Append("DATA");
+            await FlushAsync(ct).ConfigureAwait(false);
+            mailReply = await ReadReplyAsync(ct).ConfigureAwait(false);
+            for (int i = 0; i < recipients.Count; i++)
+            {
+                results[i] = await ReadReplyAsync(ct).ConfigureAwait(false);
+                rcptOk[i] = results[i].Code is 250 or 251;
+            }
+            dataReply = await ReadReplyAsync(ct).ConfigureAwait(false);
+        }
+        else
+        {
+            mailReply = await CommandAsync(mail, ct).ConfigureAwait(false);
+            if (mailReply.Code == 250)
+            {
+                for (int i = 0; i < recipients.Count; i++)
+                {
+                    results[i] = await CommandAsync($"RCPT TO:<{recipients[i]}>", ct).ConfigureAwait(false);
+                    rcptOk[i] = results[i].Code is 250 or 251;
+                }
+                if (rcptOk.Any(ok => ok)) dataReply = await CommandAsync("DATA", ct).ConfigureAwait(false);
+            }
+        }
+        if (mailReply.Code != 250)
+        {
+            Array.Fill(results, mailReply);
+            await ResetAsync(ct).ConfigureAwait(false);
+            return results;
+        }
+        if (dataReply is null || dataReply.Code != 354)
+        {
+            if (dataReply is not null)
+                for (int i = 0; i < results.Length; i++) if (rcptOk[i]) results[i] = dataReply;
+            await ResetAsync(ct).ConfigureAwait(false);
+            return results;
+        }
+        DotStuffing.WriteStuffed(message.Span, _out);
+        await FlushAsync(ct).ConfigureAwait(false);
+        var final = await ReadReplyAsync(ct).ConfigureAwait(false);
+        for (int i = 0; i < results.Length; i++) if (rcptOk[i]) results[i] = final;
+        MessagesSent++;
+        return results;
+    }
+
+    public async Task ResetAsync(CancellationToken ct)
+    {
+        var reply = await CommandAsync("RSET", ct).ConfigureAwait(false);
+        if (reply.Code != 250) Usable = false;
+    }
+
+    public async Task<SmtpReply> CommandAsync(string command, CancellationToken ct)
+    {
+        Append(command);
+        await FlushAsync(ct).ConfigureAwait(false);
+        return await ReadReplyAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>QUIT politely, then close; never throws.</summary>
+    public async Task QuitAsync()
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            if (Usable) await CommandAsync("QUIT", cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SmtpException or IOException or OperationCanceledException or SocketException)
+        {
+            // The peer may have gone already; the connection is closed either way.
+        }
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
+    private void Append(string command)
+    {
+        var span = _out.GetSpan(command.Length * 3 + 2);
+        var n = Encoding.UTF8.GetBytes(command, span);
+        span[n] = (byte)'\r';
+        span[n + 1] = (byte)'\n';
+        _out.Advance(n + 2);
+    }
+
+    private async Task FlushAsync(CancellationToken ct)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(_commandTimeout);
+            await _stream.WriteAsync(_out.WrittenMemory, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            Usable = false;
+            throw new SmtpException($"write failed: {e.Message}", transient: true);
+        }
+        finally
+        {
+            _out.ResetWrittenCount();
+        }
+    }
+
+    /// <summary>Reads one (possibly multi-line) reply, bounded in line length and time.</summary>
+    public async Task<SmtpReply> ReadReplyAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_commandTimeout);
+        var lines = new List<string>(1);
+        try
+        {
+            while (true)
+            {
+                var result = await _reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (TryReadLine(ref buffer, out var line))
+                {
+                    if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), out var code) || code < 200 || code > 599)
+                        throw Broken($"malformed reply \"{line}\"");
+                    lines.Add(line.Length > 4 ? line[4..] : "");
+                    if (line.Length == 3 || line[3] == ' ')
+                    {
+                        _reader.AdvanceTo(buffer.Start);
+                        return new SmtpReply(code, lines);
+                    }
+                }
+                if (buffer.Length > MaxReplyLineBytes) throw Broken("reply line too long");
+                if (result.IsCompleted) throw Broken("connection closed by peer");
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw Broken($"no reply within {_commandTimeout.TotalSeconds:0}s");
+        }
+        catch (IOException e)
+        {
+            throw Broken(e.Message);
+        }
+    }
+
+    private SmtpException Broken(string why)
+    {
+        Usable = false;
+        return new SmtpException(why, transient: true);
+    }
+
+    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out string line)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> bytes, (byte)'\n'))
+        {
+            line = "";
+            return false;
+        }
+        line = Encoding.UTF8.GetString(bytes).TrimEnd('\r');
+        buffer = buffer.Slice(reader.Position);
+        return true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Usable = false;
+        await _reader.CompleteAsync().ConfigureAwait(false);
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _socket.Dispose();
+    }
+}
+
+/// <summary>A failed SMTP exchange; <see cref="Transient"/> says whether trying again later may help.</summary>
+public sealed class SmtpException(string message, bool transient) : Exception(message)
+{
+    public bool Transient { get; } = transient;
+}
