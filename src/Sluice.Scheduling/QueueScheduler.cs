@@ -1,0 +1,280 @@
+// qmail-send for one queue, with the channels patch: per-channel concurrency (per queue),
+// destinations served in turn so one backlog cannot starve another, the cross-queue destination
+// limit, a due-time queue for deferred recipients, retries, expiry and bounces.
+using Sluice.Core.Configuration;
+using Sluice.Core.Logging;
+using Sluice.Core.Mail;
+using Sluice.Delivery;
+using Sluice.Queue;
+using Sluice.Scheduling.Bounces;
+
+namespace Sluice.Scheduling;
+
+public sealed class QueueScheduler : IAsyncDisposable
+{
+    private static long _deliveryIds;
+
+    private readonly MailQueue _queue;
+    private readonly IReadOnlyDictionary<string, IDeliveryAgent> _agents;
+    private readonly DestinationThrottle _throttle;
+    private readonly RetryPolicy _retry;
+    private readonly DeliveryLog _log;
+    private readonly TimeProvider _time;
+    private readonly string _hostname;
+    private readonly Lock _gate = new();
+    private readonly List<ChannelSlots> _channels;
+    private readonly PriorityQueue<DeliveryJob, DateTimeOffset> _due = new();
+    private readonly ITimer _dueTimer;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly HashSet<Task> _running = [];
+    private DateTimeOffset _timerDue = DateTimeOffset.MaxValue;
+
+    public QueueScheduler(MailQueue queue, ChannelMap channels, IReadOnlyDictionary<string, IDeliveryAgent> agentsByTransport,
+        DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname)
+    {
+        _queue = queue;
+        _agents = agentsByTransport;
+        _throttle = throttle;
+        _retry = retry;
+        _log = log;
+        _time = time;
+        _hostname = hostname;
+        _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
+        _dueTimer = time.CreateTimer(_ => PromoteDue(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        throttle.SlotFreed += StartJobs;
+        queue.Load = () => Load;
+    }
+
+    /// <summary>Slots in use over slots configured, across this queue's channels (qmonitor's load).</summary>
+    public double Load
+    {
+        get
+        {
+            lock (_gate) return (double)_channels.Sum(c => c.InUse) / _channels.Sum(c => c.Options.Concurrency);
+        }
+    }
+
+    internal void Enqueue(DeliveryJob job)
+    {
+        if (job.Due > _time.GetUtcNow())
+        {
+            lock (_gate) _due.Enqueue(job, job.Due);
+            ArmTimer();
+            return;
+        }
+        lock (_gate) SlotsFor(job.Channel).Add(job);
+        StartJobs();
+    }
+
+    /// <summary>Makes every deferred recipient due now (`sluice queue flush`).</summary>
+    public void Flush()
+    {
+        lock (_gate)
+            while (_due.TryDequeue(out var job, out _)) SlotsFor(job.Channel).Add(job with { Due = DateTimeOffset.MinValue });
+        StartJobs();
+    }
+
+    private void StartJobs()
+    {
+        if (_stop.IsCancellationRequested) return;
+        var started = new List<DeliveryJob>();
+        lock (_gate)
+        {
+            foreach (var slots in _channels)
+                while (slots.TryTake(_throttle, out var job)) started.Add(job);
+        }
+        foreach (var job in started)
+        {
+            var task = RunAsync(job);
+            lock (_gate) _running.Add(task);
+            _ = task.ContinueWith(t => { lock (_gate) _running.Remove(t); }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+        if (started.Count > 0) LogStatus();
+    }
+
+    private async Task RunAsync(DeliveryJob job)
+    {
+        await Task.Yield(); // never deliver on the caller's stack (it holds no lock, but may be the session)
+        var m = job.Message;
+        var ids = new long[job.Recipients.Length];
+        try
+        {
+            var body = await _queue.Store.ReadBodyAsync(m, _stop.Token).ConfigureAwait(false);
+            var recipients = job.Recipients.Select(i => m.Recipients[i]).ToArray();
+            for (int i = 0; i < ids.Length; i++)
+            {
+                ids[i] = Interlocked.Increment(ref _deliveryIds);
+                _log.Write($"starting delivery {ids[i]}: msg {m.Id} to {job.Channel.Name} {recipients[i]}");
+            }
+            var agent = _agents[job.Channel.Transport];
+            RecipientResult[] results;
+            try
+            {
+                results = await agent.DeliverAsync(new DeliveryRequest(m.Id, m.Sender, recipients, job.Destination, body), _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                results = [.. recipients.Select(_ => RecipientResult.Deferred($"451 4.3.0 delivery agent error: {e.Message}"))];
+            }
+            for (int i = 0; i < ids.Length; i++)
+            {
+                var word = results[i].Status switch { DeliveryStatus.Delivered => "success", DeliveryStatus.Deferred => "deferral", _ => "failure" };
+                _log.Write($"delivery {ids[i]}: {word}: {results[i].Text}");
+            }
+            await RecordAsync(job, results, body).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Stopping: nothing recorded, so the recipients are tried again after restart.
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // The outcome could not be recorded; a later start tries these recipients again.
+            _log.Write($"warning: msg {m.Id}: cannot record delivery outcome: {e.Message}");
+        }
+        finally
+        {
+            lock (_gate) SlotsFor(job.Channel).InUse--;
+            _throttle.Release(job.Destination);
+            LogStatus();
+        }
+    }
+
+    private async Task RecordAsync(DeliveryJob job, RecipientResult[] results, byte[] body)
+    {
+        var m = job.Message;
+        var now = _time.GetUtcNow();
+        var expired = _retry.Expired(m.ReceivedAt, now);
+        var failures = new List<(int Index, BounceMessage.FailedRecipient Failure)>();
+        var deferred = new List<int>();
+        for (int i = 0; i < results.Length; i++)
+        {
+            var index = job.Recipients[i];
+            var r = results[i];
+            if (r.Status == DeliveryStatus.Delivered)
+                await _queue.Store.RecordAsync(m, index, RecipientStatus.Delivered, DateTimeOffset.MinValue, r.Text, _stop.Token).ConfigureAwait(false);
+            else if (r.Status == DeliveryStatus.Failed || expired)
+            {
+                var text = r.Status == DeliveryStatus.Failed ? r.Text
+                    : $"message expired after {BounceMessage.FormatAge(now - m.ReceivedAt)} in the queue; last error: {r.Text}";
+                failures.Add((index, new(m.Recipients[index], text, BounceMessage.StatusOf(text, r.Status != DeliveryStatus.Failed))));
+            }
+            else deferred.Add(index);
+        }
+        if (failures.Count > 0)
+        {
+            // The bounce is durable before the failures are: a crash between them repeats a bounce, never loses one.
+            if (m.Sender.Length > 0)
+            {
+                var dsn = BounceMessage.Build(_hostname, m, body, [.. failures.Select(f => f.Failure)], now);
+                var bounce = await _queue.AcceptAsync("", [m.Sender], dsn, _stop.Token).ConfigureAwait(false);
+                _log.Write($"bounce msg {m.Id} qp {bounce.Id}");
+            }
+            else
+            {
+                _log.Write($"triple bounce: discarding bounce msg {m.Id}");
+            }
+            foreach (var (index, failure) in failures)
+                await _queue.Store.RecordAsync(m, index, RecipientStatus.Failed, DateTimeOffset.MinValue, failure.Text, _stop.Token).ConfigureAwait(false);
+        }
+        if (deferred.Count > 0)
+        {
+            var attempts = deferred.Max(i => m.States[i].Attempts) + 1;
+            var next = now + _retry.Delay(attempts);
+            foreach (var index in deferred)
+                await _queue.Store.RecordAsync(m, index, RecipientStatus.Pending, next, results[Array.IndexOf(job.Recipients, index)].Text, _stop.Token).ConfigureAwait(false);
+            Enqueue(job with { Recipients = [.. deferred], Due = next });
+        }
+        if (m.PendingRecipients == 0) _log.Write($"end msg {m.Id}");
+    }
+
+    private void ArmTimer()
+    {
+        lock (_gate)
+        {
+            if (!_due.TryPeek(out _, out var next) || next >= _timerDue) return;
+            _timerDue = next;
+            _dueTimer.Change(Max(next - _time.GetUtcNow(), TimeSpan.Zero), Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void PromoteDue()
+    {
+        var now = _time.GetUtcNow();
+        lock (_gate)
+        {
+            _timerDue = DateTimeOffset.MaxValue;
+            while (_due.TryPeek(out var job, out var due) && due <= now)
+            {
+                _due.Dequeue();
+                SlotsFor(job.Channel).Add(job);
+            }
+        }
+        ArmTimer();
+        StartJobs();
+    }
+
+    private void LogStatus()
+    {
+        string line;
+        lock (_gate) line = string.Join(" ", _channels.Select(c => $"{c.Options.Name} {c.InUse}/{c.Options.Concurrency}"));
+        _log.Write($"status: {_queue.Name} {line}");
+    }
+
+    private ChannelSlots SlotsFor(ChannelOptions channel) => _channels.First(c => c.Options.Name == channel.Name);
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    public async ValueTask DisposeAsync()
+    {
+        _throttle.SlotFreed -= StartJobs;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _dueTimer.DisposeAsync().ConfigureAwait(false);
+        Task[] running;
+        lock (_gate) running = [.. _running];
+        await Task.WhenAll(running).ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    /// <summary>One channel's ready jobs, kept per destination and served in turn (round robin).</summary>
+    private sealed class ChannelSlots(ChannelOptions options)
+    {
+        private readonly Dictionary<string, Queue<DeliveryJob>> _ready = new(StringComparer.OrdinalIgnoreCase);
+        private readonly Queue<string> _turns = new();
+
+        public ChannelOptions Options { get; } = options;
+        public int InUse { get; set; }
+
+        public void Add(DeliveryJob job)
+        {
+            if (!_ready.TryGetValue(job.Destination, out var q))
+            {
+                _ready[job.Destination] = q = new Queue<DeliveryJob>();
+                _turns.Enqueue(job.Destination);
+            }
+            q.Enqueue(job);
+        }
+
+        /// <summary>Takes the next job whose destination has a free slot; caller holds the scheduler lock.</summary>
+        public bool TryTake(DestinationThrottle throttle, out DeliveryJob job)
+        {
+            job = null!;
+            for (int tries = _turns.Count; InUse < Options.Concurrency && tries > 0; tries--)
+            {
+                var destination = _turns.Dequeue();
+                if (!throttle.TryAcquire(destination, Options.DestinationConcurrency))
+                {
+                    _turns.Enqueue(destination);
+                    continue;
+                }
+                var q = _ready[destination];
+                job = q.Dequeue();
+                if (q.Count > 0) _turns.Enqueue(destination);
+                else _ready.Remove(destination);
+                InUse++;
+                return true;
+            }
+            return false;
+        }
+    }
+}

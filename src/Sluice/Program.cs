@@ -1,0 +1,11 @@
+// The `sluice` command: serve, inject and queue verbs of the operator contract (design.md §3).
+using System.CommandLine;
+using Sluice.Verbs;
+
+var config = new Option<string?>("--config", "-c") { Description = "JSON configuration file (default: embedded defaults)", Recursive = true };
+var root = new RootCommand("Sluice, a mail transfer agent with a multi-queue, group-committed spool");
+root.Options.Add(config);
+root.Subcommands.Add(ServeVerb.Create(config));
+root.Subcommands.Add(InjectVerb.Create(config));
+root.Subcommands.Add(QueueVerb.Create(config));
+return await root.Parse(args).InvokeAsync();
