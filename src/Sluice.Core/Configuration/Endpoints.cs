@@ -6,9 +6,9 @@ namespace Sluice.Core.Configuration;
 
 public static class Endpoints
 {
-    /// <summary>"127.0.0.1:2525", "[::1]:2525" or "0.0.0.0:25".</summary>
+    /// <summary>"127.0.0.1:2525", "[::1]:2525" or "0.0.0.0:25"; port 0 takes any free port (the log names it).</summary>
     public static bool TryParseListen(string text, out IPEndPoint endpoint) =>
-        IPEndPoint.TryParse(text, out endpoint!) && endpoint.Port > 0 && text.Contains(':', StringComparison.Ordinal)
+        IPEndPoint.TryParse(text, out endpoint!) && text.Contains(':', StringComparison.Ordinal)
         && (text.StartsWith('[') || text.Count(c => c == ':') == 1);
 
     /// <summary>"host:port", "host" (default port), "[::1]:25".</summary>

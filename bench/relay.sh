@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# End-to-end relay benchmark: smtp-source → Sluice → smtp-sink, all on loopback.
+#
+# Per round: a fresh data dir, a fresh smtp-sink, a fresh `sluice serve`. We time
+#   - injection: from the first smtp-source start until the last one exits. Sluice answers 250 to
+#     DATA only after the message is fsync'd, so "all injectors done" means "all N accepted durably";
+#   - end to end: from injection start until the N-th "delivery ...: success:" line in Sluice's log
+#     (its own timestamp, so the poll interval does not blur the figure);
+#   - spool cost: Sluice's shutdown line "spool: R records in G group commits; F fsyncs in all",
+#     divided by N.
+# See bench/README.md. Results are printed and appended to bench/RESULTS.md.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+N="${N:-20000}"                         # messages per round, one recipient each
+SIZE="${SIZE:-4096}"                    # body bytes per message (smtp-source -l)
+SESSIONS="${SESSIONS:-20}"              # concurrent SMTP sessions into Sluice
+ROUNDS="${ROUNDS:-3}"
+DOMAINS="${DOMAINS:-50}"                # distinct recipient domains d1..dDOMAINS.bench.test
+SESSIONS_PER_PROC="${SESSIONS_PER_PROC:-2}"   # smtp-source -s per process (see the scheme below)
+TIMEOUT="${TIMEOUT:-300}"               # seconds to wait for all deliveries after injection
+STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"     # `sluice serve` may have to rebuild first
+NOTE="${NOTE:-}"                        # free text for RESULTS.md, e.g. what else ran meanwhile
+WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk, fsync is the point
+KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
+
+die() { echo "relay.sh: $*" >&2; exit 1; }
+for v in N SIZE SESSIONS ROUNDS DOMAINS SESSIONS_PER_PROC TIMEOUT STARTUP_TIMEOUT; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
+done
+(( SESSIONS % SESSIONS_PER_PROC == 0 )) || die "SESSIONS ($SESSIONS) must be a multiple of SESSIONS_PER_PROC ($SESSIONS_PER_PROC)"
+
+# ---------------------------------------------------------------- processes we own, and cleanup
+# Only PIDs started here are ever signalled: the machine may run other sluice/postfix processes.
+declare -a owned=()
+cleanup() {
+  local p
+  for p in "${owned[@]}"; do
+    kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tools
+# smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
+# "No configuration" leaves main.cf absent so the package cannot start an instance, and if the
+# install did start one anyway we stop it (and only then).
+ensure_postfix_tools() {
+  [ -x /usr/sbin/smtp-source ] && [ -x /usr/sbin/smtp-sink ] && return 0
+  echo "relay.sh: installing postfix for smtp-source/smtp-sink (no system instance)" >&2
+  local before after
+  before="$(pgrep -x master || true)"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null
+  fi
+  after="$(pgrep -x master || true)"
+  if [ -n "$after" ] && [ "$after" != "$before" ]; then
+    echo "relay.sh: the postfix install started a system instance; stopping it" >&2
+    postfix stop || true
+  fi
+  [ -x /usr/sbin/smtp-source ] || die "smtp-source still missing after installing postfix"
+}
+
+# A loopback port nobody listens on. Racy in principle; the callers check the listener came up.
+free_port() {
+  local p _
+  for _ in $(seq 100); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    [ "$p" != "${1:-}" ] || continue
+    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# Epoch seconds (with fraction) of a Sluice log timestamp such as 2025-11-23T23:05:01.123456Z.
+epoch_of() { date -u -d "$1" +%s.%N; }
+
+# Sluice reads SLUICE__* and QUEUE_* from the environment on top of the file; the benchmark must
+# run with exactly the config below, so strip them.
+clean_env=()
+while IFS= read -r v; do clean_env+=(-u "$v"); done \
+  < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
+
+# ---------------------------------------------------------------- the injection scheme
+# smtp-source sends every message to one recipient address (-t), so spreading mail over DOMAINS
+# domains takes one smtp-source process per domain. SESSIONS concurrent sessions are therefore
+# PROCS = SESSIONS / SESSIONS_PER_PROC processes of -s SESSIONS_PER_PROC each, run as a pool:
+# JOBS = max(DOMAINS, PROCS) jobs, job j sends to domain ((j-1) mod DOMAINS)+1 an equal share of N,
+# and whenever a job ends the next one starts, so SESSIONS sessions stay busy until the last wave
+# (defaults: 50 jobs of 400 messages, 10 at a time, 2 sessions each). -d keeps each session on one
+# connection (otherwise smtp-source reconnects per message); -N prepends a sequence number to the
+# local part so recipients are distinct. smtp-source has no PIPELINING, and on any rejection it
+# sleeps 1 s and exits: a failed job is reported and fails the round.
+PROCS=$(( SESSIONS / SESSIONS_PER_PROC ))
+JOBS=$(( DOMAINS > PROCS ? DOMAINS : PROCS ))
+
+# Runs all jobs against 127.0.0.1:$1, logs into directory $2; returns non-zero if any job failed.
+inject() {
+  local port="$1" dir="$2" j running=0 failed=0 done_pid m d
+  declare -A job_of=()
+  for (( j = 1; j <= JOBS; j++ )); do
+    if (( running == PROCS )); then
+      if ! wait -n -p done_pid "${!job_of[@]}"; then failed=1; echo "relay.sh: injector job ${job_of[$done_pid]} failed" >&2; fi
+      unset "job_of[$done_pid]"; running=$(( running - 1 ))
+    fi
+    m=$(( N / JOBS + (j <= N % JOBS ? 1 : 0) ))
+    d=$(( (j - 1) % DOMAINS + 1 ))
+    (( m > 0 )) || continue
+    /usr/sbin/smtp-source -4 -d -N -s "$SESSIONS_PER_PROC" -m "$m" -l "$SIZE" \
+      -M client.bench.test -f sender@client.bench.test -t "user@d$d.bench.test" \
+      "127.0.0.1:$port" >"$dir/source.$j.out" 2>&1 &
+    owned+=($!); job_of[$!]=$j; running=$(( running + 1 ))
+  done
+  while (( running > 0 )); do
+    if ! wait -n -p done_pid "${!job_of[@]}"; then failed=1; echo "relay.sh: injector job ${job_of[$done_pid]} failed" >&2; fi
+    unset "job_of[$done_pid]"; running=$(( running - 1 ))
+  done
+  # smtp-source may also complain without failing its exit status; any output is suspicious.
+  if grep -l . "$dir"/source.*.out >/dev/null 2>&1; then
+    echo "relay.sh: smtp-source wrote:" >&2; grep -H . "$dir"/source.*.out | head -20 >&2
+    failed=1
+  fi
+  return "$failed"
+}
+
+# ---------------------------------------------------------------- one round
+# Sets round_result="inject_s e2e_s records commits fsyncs". Runs in the main shell (not a
+# subshell) so that die() and the PIDs it starts reach the cleanup trap.
+run_round() {
+  local r="$1" keep="$KEEP" tmp sink_port smtp_port sink_pid sluice_pid t0 t1 t_end count deadline spool i
+  tmp="$(mktemp -d "$WORKDIR/sluice-relay.XXXXXX")"
+  echo "relay.sh: round $r in $tmp" >&2
+
+  sink_port="$(free_port)" || die "no free port"
+  # smtp-sink refuses to run as root without -u; 1000 is the listen backlog.
+  /usr/sbin/smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$tmp/sink.log" 2>&1 &
+  sink_pid=$!; owned+=("$sink_pid")
+  for (( i = 0; i < 50; i++ )); do
+    [ -n "$(ss -Htln "sport = :$sink_port")" ] && break
+    kill -0 "$sink_pid" 2>/dev/null || { cat "$tmp/sink.log" >&2; die "smtp-sink did not start"; }
+    sleep 0.1
+  done
+
+  smtp_port="$(free_port "$sink_port")" || die "no free port"
+  cat >"$tmp/sluice.json" <<EOF
+{ "Hostname": "bench.sluice.test", "DataDir": "$tmp/var",
+  "Smtp": { "Listen": ["127.0.0.1:$smtp_port"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
+  "Queue": { "Count": 4 },
+  "Routes": { "*": "127.0.0.1:$sink_port" } }
+EOF
+  # exec: the PID we hold is the PID of sluice itself (the wrapper execs dotnet), so SIGTERM reaches it.
+  ( cd "$tmp" && exec env "${clean_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
+      >"$tmp/sluice.log" 2>"$tmp/sluice.err" ) &
+  sluice_pid=$!; owned+=("$sluice_pid")
+  deadline=$(( SECONDS + STARTUP_TIMEOUT ))
+  until grep -q 'smtp: listening on' "$tmp/sluice.log" 2>/dev/null; do
+    kill -0 "$sluice_pid" 2>/dev/null || { cat "$tmp/sluice.log" "$tmp/sluice.err" >&2; die "sluice exited during startup (see $tmp)"; }
+    (( SECONDS < deadline )) || die "sluice not listening after ${STARTUP_TIMEOUT}s (see $tmp)"
+    sleep 0.1
+  done
+
+  t0="$(date +%s.%N)"
+  if ! inject "$smtp_port" "$tmp"; then
+    tail -20 "$tmp/sluice.log" >&2
+    die "injection failed in round $r (see $tmp)"
+  fi
+  t1="$(date +%s.%N)"
+
+  # Wait for N deliveries. Also give up early if Sluice dies or starts deferring/failing.
+  deadline=$(( SECONDS + TIMEOUT ))
+  while :; do
+    count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
+    (( count >= N )) && break
+    kill -0 "$sluice_pid" 2>/dev/null || { tail -20 "$tmp/sluice.log" "$tmp/sluice.err" >&2; die "sluice died in round $r (see $tmp)"; }
+    if grep -qE ': (deferral|failure): ' "$tmp/sluice.log"; then
+      grep -E ': (deferral|failure): ' "$tmp/sluice.log" | head -5 >&2
+      die "deliveries deferred or failed in round $r ($count/$N delivered; see $tmp)"
+    fi
+    if (( SECONDS >= deadline )); then
+      tail -20 "$tmp/sluice.log" >&2
+      die "only $count/$N delivered ${TIMEOUT}s after injection ended in round $r (see $tmp)"
+    fi
+    sleep 0.2
+  done
+  t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
+
+  kill -TERM "$sluice_pid"
+  for (( i = 0; i < 600; i++ )); do kill -0 "$sluice_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$sluice_pid" 2>/dev/null && die "sluice did not stop within 60s of SIGTERM (see $tmp)"
+  wait "$sluice_pid" || die "sluice exited with status $? (see $tmp)"
+  kill -TERM "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true
+
+  spool="$(grep -m1 ' spool: ' "$tmp/sluice.log" || true)"
+  [[ "$spool" =~ spool:\ ([0-9]+)\ records\ in\ ([0-9]+)\ group\ commits\;\ ([0-9]+)\ fsyncs ]] \
+    || die "no spool: line in Sluice's log (see $tmp)"
+
+  # Sanity: exactly N deliveries and nothing alarming in the log.
+  count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
+  (( count == N )) || echo "relay.sh: WARNING: round $r logged $count successes for $N messages" >&2
+  if grep -qiE 'warning|error|exception|deferral|failure' "$tmp/sluice.log" || [ -s "$tmp/sluice.err" ]; then
+    echo "relay.sh: WARNING: round $r: suspicious lines in Sluice's output:" >&2
+    grep -iE 'warning|error|exception|deferral|failure' "$tmp/sluice.log" | head -10 >&2 || true
+    head -10 "$tmp/sluice.err" >&2
+    keep=1
+  fi
+
+  round_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+  if [ "$keep" = 1 ]; then echo "relay.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+
+median() { sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
+
+# ---------------------------------------------------------------- main
+ensure_postfix_tools
+mkdir -p "$WORKDIR"
+# Build outside the timed part (the wrapper builds on first use or after a source change).
+"$root/sluice" --help >/dev/null || die "sluice does not build"
+
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS bench/relay.sh"
+loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "relay.sh: $command_line  ($JOBS smtp-source jobs, $PROCS at a time, -s $SESSIONS_PER_PROC each)" >&2
+
+header=$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' \
+  round inject_s accepted/s e2e_s delivered/s commits fsyncs commits/msg fsyncs/msg)
+rule="|-------:|---------:|-----------:|---------:|------------:|---------:|--------:|------------:|-----------:|"
+rows=()
+declare -a acc=() dlv=() cpm=() fpm=()
+for (( r = 1; r <= ROUNDS; r++ )); do
+  round_result=""
+  run_round "$r"
+  read -r inj e2e records commits fsyncs <<<"$round_result"
+  [ -n "${fsyncs:-}" ] || die "round $r produced no figures"
+  a=$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')
+  d=$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')
+  c=$(awk -v n="$N" -v x="$commits" 'BEGIN{printf "%.3f", x/n}')
+  f=$(awk -v n="$N" -v x="$fsyncs" 'BEGIN{printf "%.3f", x/n}')
+  acc+=("$a"); dlv+=("$d"); cpm+=("$c"); fpm+=("$f")
+  rows+=("$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' \
+    "$r" "$inj" "$a" "$e2e" "$d" "$commits" "$fsyncs" "$c" "$f")")
+  echo "relay.sh: round $r: $records spool records, $commits group commits, $fsyncs fsyncs" >&2
+done
+median_row=$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' median "" \
+  "$(printf '%s\n' "${acc[@]}" | median)" "" "$(printf '%s\n' "${dlv[@]}" | median)" "" "" \
+  "$(printf '%s\n' "${cpm[@]}" | median)" "$(printf '%s\n' "${fpm[@]}" | median)")
+
+table="$(printf '%s\n' "$header" "$rule" "${rows[@]}" "$median_row")"
+echo
+echo "$table"
+
+# ---------------------------------------------------------------- RESULTS.md
+results="$here/RESULTS.md"
+if [ ! -f "$results" ]; then
+  cat >"$results" <<'EOF'
+# Benchmark results
+
+Appended by the scripts in this directory, newest last. See README.md for what each figure means.
+EOF
+fi
+commit="$(git -C "$root" rev-parse --short HEAD)"
+git -C "$root" diff --quiet HEAD -- src 2>/dev/null || commit="$commit (with uncommitted changes under src/)"
+{
+  echo
+  echo "## relay.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r); data dir on $(df -T "$WORKDIR" | awk 'NR==2{print $2" ("$1")"}')"
+  echo "- commit: $commit"
+  echo "- command: \`$command_line\`"
+  echo "- injection: $JOBS smtp-source jobs over $DOMAINS domains, $PROCS at a time with -s $SESSIONS_PER_PROC -d, $SIZE-byte bodies, one recipient per message"
+  echo "- load average at start: $loadavg_start"
+  [ -z "$NOTE" ] || echo "- note: $NOTE"
+  echo
+  echo "$table"
+} >>"$results"
+echo >&2
+echo "relay.sh: appended to $results" >&2

@@ -1,0 +1,128 @@
+// `sluice serve` as a separate process, built by ./sluice into .build/bin, for tests that need a
+// real process: SIGKILL, restart, stdout log. The SMTP port is read from its log line.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Sluice.Testing;
+
+public sealed partial class SluiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _lock = new();
+    private readonly List<(Func<string, bool> Match, TaskCompletionSource Done)> _waiters = [];
+
+    private SluiceProcess(Process process) => _process = process;
+
+    public ConcurrentQueue<string> Log { get; } = new();
+    public int SmtpPort => _port.Task.Result;
+    public int Pid => _process.Id;
+
+    public static string RepositoryRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "sluice")) && Directory.Exists(System.IO.Path.Combine(dir.FullName, "src")))
+                    return dir.FullName;
+            throw new InvalidOperationException("repository root (with ./sluice) not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    /// <summary>Runs `sluice ARGS` to completion and returns exit code, stdout and stderr.</summary>
+    public static Task<(int Exit, string Stdout, string Stderr)> RunAsync(string workingDirectory, string stdin, params string[] args) =>
+        RunAsync(workingDirectory, stdin, new Dictionary<string, string>(), args);
+
+    public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string workingDirectory, string stdin, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var psi = StartInfo(workingDirectory, args);
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile)
+    {
+        var p = new Process { StartInfo = StartInfo(workingDirectory, ["serve", "--config", configFile]) };
+        var sp = new SluiceProcess(p);
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) sp.OnLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) sp.OnLine("stderr: " + e.Data); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        p.StandardInput.Close();
+        var exited = p.WaitForExitAsync();
+        var first = await Task.WhenAny(sp._port.Task, exited).WaitAsync(TimeSpan.FromSeconds(60));
+        if (first == exited) throw new InvalidOperationException("sluice serve exited at start:\n" + string.Join("\n", sp.Log));
+        return sp;
+    }
+
+    private static ProcessStartInfo StartInfo(string workingDirectory, IEnumerable<string> args)
+    {
+        var dll = System.IO.Path.Combine(RepositoryRoot, ".build", "bin", "sluice.dll");
+        if (!System.IO.File.Exists(dll)) throw new InvalidOperationException($"{dll} is missing: run ./sluice once (./test.sh does) to build it");
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
+    private void OnLine(string line)
+    {
+        Log.Enqueue(line);
+        var m = ListeningLine().Match(line);
+        if (m.Success) _port.TrySetResult(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        lock (_lock)
+            foreach (var w in _waiters.Where(w => w.Match(line)).ToList())
+            {
+                w.Done.TrySetResult();
+                _waiters.Remove(w);
+            }
+    }
+
+    /// <summary>Completes when a log line matching <paramref name="match"/> appears (or has appeared).</summary>
+    public Task WaitForLogAsync(Func<string, bool> match, TimeSpan timeout)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (Log.Any(match)) return Task.CompletedTask;
+            _waiters.Add((match, done));
+        }
+        return done.Task.WaitAsync(timeout);
+    }
+
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true); // SIGKILL: no chance to flush anything
+        _process.WaitForExit();
+    }
+
+    /// <summary>SIGTERM, then wait for the orderly exit.</summary>
+    public async Task<int> StopAsync()
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        _process.WaitForExit(); // drains the output readers
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    [GeneratedRegex(@"smtp: listening on .*:(\d+)$")]
+    private static partial Regex ListeningLine();
+}
