@@ -80,7 +80,9 @@ public sealed class SmtpSink : IAsyncDisposable
                     case "DATA":
                         await writer.WriteLineAsync("354 go"); await writer.FlushAsync();
                         var data = new StringBuilder();
-                        while (await reader.ReadLineAsync(_stop.Token) is { } d && d != ".") data.Append(d.StartsWith('.') ? d[1..] : d).Append("\r\n");
+                        string? d;
+                        while ((d = await reader.ReadLineAsync(_stop.Token)) is not null && d != ".") data.Append(d.StartsWith('.') ? d[1..] : d).Append("\r\n");
+                        if (d is null) return; // cut off before the end of data: not a message
                         var received = new Received(sender, [.. rcpts], data.ToString());
                         var reply = DataReply?.Invoke(received) ?? "250 2.0.0 queued";
                         if (reply.StartsWith('2')) Add(received);

@@ -26,6 +26,7 @@ public sealed class FileQueueStore : IQueueStore
     private long _nextSequence;
     private int _messages, _recipients;
     private long _syncs, _records;
+    private FileStream? _ownerLock;
 
     private FileQueueStore(int number, string dir, long segmentBytes, TimeProvider time, SpoolReplay replay)
     {
@@ -49,13 +50,31 @@ public sealed class FileQueueStore : IQueueStore
     public static FileQueueStore Open(int number, string dir, long segmentBytes, TimeProvider time, Action<string> warn)
     {
         Directory.CreateDirectory(dir);
-        var replay = SpoolReplay.Run(dir, number, repair: true, warn);
-        return new FileQueueStore(number, dir, segmentBytes, time, replay);
+        // One owner per spool: a second process would retire segments under the first (flock LOCK_EX).
+        FileStream ownerLock;
+        try
+        {
+            ownerLock = new FileStream(Path.Combine(dir, "lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"queue{number}: {dir} is in use by another sluice process ({e.Message})", e);
+        }
+        try
+        {
+            var replay = SpoolReplay.Run(dir, number, warn);
+            return new FileQueueStore(number, dir, segmentBytes, time, replay) { _ownerLock = ownerLock };
+        }
+        catch
+        {
+            ownerLock.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Reads a spool without changing it, for `sluice queue stat` beside a running server.</summary>
     public static IReadOnlyCollection<QueuedMessage> ReadOnly(int number, string dir, Action<string> warn) =>
-        Directory.Exists(dir) ? SpoolReplay.Run(dir, number, repair: false, warn).Messages.Values : [];
+        Directory.Exists(dir) ? SpoolReplay.Run(dir, number, warn).Messages.Values : [];
 
     public int Number { get; }
     public IReadOnlyCollection<QueuedMessage> Recovered { get; }
@@ -159,7 +178,8 @@ public sealed class FileQueueStore : IQueueStore
             {
                 foreach (var r in batch) r.Done.TrySetException(e);
                 // A half-written batch must not sit in front of later records: continue in a new segment.
-                try { StartSegment(_active + 1); } catch (IOException) { }
+                try { StartSegment(_active + 1); }
+                catch (Exception again) when (again is IOException or UnauthorizedAccessException) { }
             }
         }
     }
@@ -168,7 +188,16 @@ public sealed class FileQueueStore : IQueueStore
     private void StartSegment(int segment)
     {
         var handle = OpenSegment(segment, FileMode.CreateNew);
-        DurableFile.SyncDirectory(_dir);
+        try
+        {
+            DurableFile.SyncDirectory(_dir);
+        }
+        catch
+        {
+            handle.Dispose();
+            File.Delete(SpoolReplay.SegmentPath(_dir, segment));
+            throw;
+        }
         lock (_segmentsLock)
         {
             _segments[segment] = handle;
@@ -194,9 +223,16 @@ public sealed class FileQueueStore : IQueueStore
             {
                 var (oldest, live) = _liveBySegment.First();
                 if (live > 0 || oldest == _active) return;
+                try
+                {
+                    File.Delete(SpoolReplay.SegmentPath(_dir, oldest));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return; // kept and tried again at the next retirement; a leftover file is only replayed, never lost
+                }
                 _liveBySegment.Remove(oldest);
                 if (_segments.Remove(oldest, out var handle)) handle.Dispose();
-                File.Delete(SpoolReplay.SegmentPath(_dir, oldest));
             }
         }
     }
@@ -210,6 +246,7 @@ public sealed class FileQueueStore : IQueueStore
             foreach (var h in _segments.Values) h.Dispose();
             _segments.Clear();
         }
+        _ownerLock?.Dispose();
     }
 
     private sealed class PendingRecord(ReadOnlyMemory<byte>[] parts, bool isMessage)

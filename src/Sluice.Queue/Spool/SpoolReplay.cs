@@ -22,8 +22,7 @@ internal sealed class SpoolReplay
             .Select(n => int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : -1)
             .Where(s => s >= 0).Order();
 
-    /// <param name="repair">Truncate a torn tail of the last segment (only the owning process may).</param>
-    public static SpoolReplay Run(string dir, int queue, bool repair, Action<string> warn)
+    public static SpoolReplay Run(string dir, int queue, Action<string> warn)
     {
         var replay = new SpoolReplay();
         var segments = ListSegments(dir).ToList();
@@ -34,19 +33,13 @@ internal sealed class SpoolReplay
             var path = SegmentPath(dir, seg);
             var end = replay.ReadSegment(path, seg, queue);
             var length = new FileInfo(path).Length;
-            if (end == length) continue;
-            if (seg == segments[^1] && repair)
-            {
-                // Never acknowledged: its fsync had not returned when the process stopped.
-                warn($"queue{queue}: {path}: discarding {length - end} bytes of an unfinished write at offset {end}");
-                using var fs = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-                fs.SetLength(end);
-                fs.Flush(true);
-            }
-            else if (seg != segments[^1])
-            {
-                warn($"queue{queue}: {path}: damaged record at offset {end}; the rest of this segment cannot be read");
-            }
+            // New records always go to a fresh segment, so a bad tail is left as it is (never cut
+            // away: it may be evidence); at the end of the last segment it is an unfinished, never
+            // acknowledged write.
+            if (end != length)
+                warn(seg == segments[^1]
+                    ? $"queue{queue}: {path}: ignoring {length - end} bytes of an unfinished write at offset {end}"
+                    : $"queue{queue}: {path}: damaged record at offset {end}; the rest of this segment cannot be read");
         }
         foreach (var m in replay.Messages.Values) replay.LiveBySegment[m.Segment]++;
         return replay;
