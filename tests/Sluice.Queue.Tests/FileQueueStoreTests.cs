@@ -1,0 +1,131 @@
+// The file spool against a real directory: durability across reopen, group commit, recovery of a
+// torn tail, segment retirement, and one owner per spool.
+using System.Text;
+using Sluice.Queue.Spool;
+using Sluice.Testing;
+
+namespace Sluice.Queue.Tests;
+
+public sealed class FileQueueStoreTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+    private readonly List<string> _warnings = [];
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    private FileQueueStore Open(long segmentBytes = 64L << 20) =>
+        FileQueueStore.Open(1, _dir.Path, segmentBytes, TimeProvider.System, _warnings.Add);
+
+    private static byte[] Body(string text) => Encoding.ASCII.GetBytes(text);
+
+    [Fact]
+    public async Task An_accepted_message_is_recovered_with_envelope_and_body_after_reopen()
+    {
+        string id;
+        await using (var store = Open())
+            id = (await store.AcceptAsync("a@x.test", ["b@y.test", "c@z.test"], Body("Subject: s\r\n\r\nbody\r\n"), None)).Id;
+        await using var again = Open();
+        var m = Assert.Single(again.Recovered);
+        Assert.Equal(id, m.Id);
+        Assert.Equal("a@x.test", m.Sender);
+        Assert.Equal(["b@y.test", "c@z.test"], m.Recipients);
+        Assert.Equal("Subject: s\r\n\r\nbody\r\n", Encoding.ASCII.GetString(await again.ReadBodyAsync(m, None)));
+        Assert.Equal(2, again.RecipientCount);
+    }
+
+    [Fact]
+    public async Task Concurrent_accepts_share_fsyncs()
+    {
+        await using var store = Open();
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => store.AcceptAsync("a@x.test", ["b@y.test"], Body($"m{i}\r\n"), None)));
+        var (syncs, records) = store.CommitStats;
+        Assert.Equal(200, records);
+        Assert.True(syncs < records / 2, $"{syncs} fsyncs for {records} records");
+    }
+
+    [Fact]
+    public async Task Delivery_states_survive_reopen_and_finished_messages_are_not_recovered()
+    {
+        var next = DateTimeOffset.UtcNow.AddMinutes(5);
+        await using (var store = Open())
+        {
+            var done = await store.AcceptAsync("a@x.test", ["b@y.test"], Body("1\r\n"), None);
+            var half = await store.AcceptAsync("a@x.test", ["b@y.test", "c@y.test"], Body("2\r\n"), None);
+            await store.RecordAsync(done, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250 ok", None);
+            await store.RecordAsync(half, 0, RecipientStatus.Failed, DateTimeOffset.MinValue, "550 5.1.1 no", None);
+            await store.RecordAsync(half, 1, RecipientStatus.Pending, next, "451 4.4.1 later", None);
+            Assert.Equal(1, store.MessageCount);
+            Assert.Equal(1, store.RecipientCount);
+        }
+        await using var again = Open();
+        var m = Assert.Single(again.Recovered);
+        Assert.Equal(RecipientStatus.Failed, m.States[0].Status);
+        Assert.Equal(RecipientStatus.Pending, m.States[1].Status);
+        Assert.Equal(1, m.States[1].Attempts);
+        Assert.Equal(next.ToUnixTimeMilliseconds(), m.States[1].NextAttempt.ToUnixTimeMilliseconds());
+        Assert.Equal("451 4.4.1 later", m.States[1].LastError);
+        Assert.Equal(1, m.PendingRecipients);
+    }
+
+    [Fact]
+    public async Task A_torn_write_at_the_end_is_ignored_and_everything_before_it_recovered()
+    {
+        await using (var store = Open())
+            for (int i = 0; i < 5; i++) await store.AcceptAsync("a@x.test", ["b@y.test"], Body($"m{i}\r\n"), None);
+        // A clean stop leaves an empty newest segment; tear the one holding the records.
+        var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
+        await File.AppendAllTextAsync(path, "\x40\0\0\0garbage-of-an-unfinished-write");
+        await using var again = Open();
+        Assert.Equal(5, again.Recovered.Count);
+        Assert.Contains(_warnings, w => w.Contains("unfinished write", StringComparison.Ordinal) || w.Contains("damaged record", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_corrupted_record_is_not_taken_for_a_message()
+    {
+        await using (var store = Open())
+            await store.AcceptAsync("a@x.test", ["b@y.test"], Body("intact\r\n"), None);
+        var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[^3] ^= 0xFF; // flip a body byte: the CRC no longer matches
+        await File.WriteAllBytesAsync(path, bytes);
+        await using var again = Open();
+        Assert.Empty(again.Recovered);
+        Assert.NotEmpty(_warnings);
+    }
+
+    [Fact]
+    public async Task Finished_segments_are_deleted_and_a_live_one_pins_only_itself_and_later()
+    {
+        var big = new byte[300 * 1024];
+        await using var store = Open(segmentBytes: 1 << 20);
+        var messages = new List<QueuedMessage>();
+        for (int i = 0; i < 12; i++) messages.Add(await store.AcceptAsync("a@x.test", ["b@y.test"], big, None));
+        Assert.True(SpoolReplay.ListSegments(_dir.Path).Count() >= 3);
+        foreach (var m in messages.Skip(1))
+            await store.RecordAsync(m, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250", None);
+        Assert.True(SpoolReplay.ListSegments(_dir.Path).Count() >= 3, "the first message still pins its segment and those after it");
+        await store.RecordAsync(messages[0], 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250", None);
+        Assert.Single(SpoolReplay.ListSegments(_dir.Path));
+        Assert.Equal(0, store.MessageCount);
+    }
+
+    [Fact]
+    public async Task A_second_owner_of_the_same_spool_is_refused()
+    {
+        await using var store = Open();
+        var e = Assert.Throws<IOException>(() => Open());
+        Assert.Contains("in use by another sluice process", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Message_ids_keep_increasing_across_reopen()
+    {
+        ulong first;
+        await using (var store = Open())
+            first = (await store.AcceptAsync("a@x.test", ["b@y.test"], Body("1\r\n"), None)).Sequence;
+        await using var again = Open();
+        Assert.True((await again.AcceptAsync("a@x.test", ["b@y.test"], Body("2\r\n"), None)).Sequence > first);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
