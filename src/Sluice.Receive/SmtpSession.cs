@@ -16,7 +16,7 @@ public sealed partial class SmtpSession(ReceivePolicy policy, IMessageAcceptor a
     /// <summary>A text line longer than this is taken in pieces so a client cannot make us buffer it whole.</summary>
     private const int MaxBufferedDataLine = 64 * 1024;
 
-    private readonly ArrayBufferWriter<byte> _body = new(16 * 1024);
+    private ArrayBufferWriter<byte> _body = new(16 * 1024);
     private readonly List<string> _recipients = [];
     private PipeWriter _output = null!;
     private string? _helo;
@@ -128,7 +128,8 @@ public sealed partial class SmtpSession(ReceivePolicy policy, IMessageAcceptor a
     private void Hello(string arg, bool esmtp)
     {
         var name = arg.Trim();
-        if (name.Length == 0 || name.Contains(' ', StringComparison.Ordinal))
+        // The name goes into the Received header: no spaces or control characters (a CR would forge a header).
+        if (name.Length == 0 || name.Any(c => c == ' ' || char.IsControl(c)))
         {
             Error($"501 5.5.4 Syntax: {(esmtp ? "EHLO" : "HELO")} hostname");
             return;
@@ -288,10 +289,13 @@ public sealed partial class SmtpSession(ReceivePolicy policy, IMessageAcceptor a
     private void WriteReceivedHeader()
     {
         _transactions++;
-        var ip = remote?.Address is { } a ? (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).ToString() : "unknown";
+        // RFC 5321 §4.4 TCP-info is an address literal; §4.1.3 spells an IPv6 one "IPv6:...".
+        var ip = remote?.Address is not { } a ? "unknown"
+            : a.IsIPv4MappedToIPv6 || a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? $"[{(a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a)}]"
+            : $"[IPv6:{a}]";
         var protocol = _esmtp ? "ESMTP" : "SMTP";
         var forClause = _recipients.Count == 1 ? $"\r\n\tfor <{_recipients[0]}>" : "";
-        var header = $"Received: from {_helo} ([{ip}])\r\n\tby {policy.Hostname} (Sluice) with {protocol} id {id}.{_transactions}{forClause};\r\n\t{MimeKit.Utils.DateUtils.FormatDate(time.GetUtcNow())}\r\n";
+        var header = $"Received: from {_helo} ({ip})\r\n\tby {policy.Hostname} (Sluice) with {protocol} id {id}.{_transactions}{forClause};\r\n\t{MimeKit.Utils.DateUtils.FormatDate(time.GetUtcNow())}\r\n";
         _body.Write(Encoding.UTF8.GetBytes(header));
     }
 
@@ -299,8 +303,9 @@ public sealed partial class SmtpSession(ReceivePolicy policy, IMessageAcceptor a
     {
         _sender = null;
         _recipients.Clear();
-        if (_body.Capacity > 1 << 20) _body.Clear(); // do not keep a huge buffer for the next small message
-        _body.ResetWrittenCount();
+        // A session that took one huge message must not hold its buffer for the small ones after it.
+        if (_body.Capacity > 1 << 20) _body = new ArrayBufferWriter<byte>(16 * 1024);
+        else _body.ResetWrittenCount();
     }
 
     private void Error(string reply)
