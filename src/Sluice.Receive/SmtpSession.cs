@@ -6,6 +6,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using Sluice.Queue;
+using Sluice.Smtp;
 
 namespace Sluice.Receive;
 
@@ -316,12 +317,5 @@ public sealed partial class SmtpSession(ReceivePolicy policy, IMessageAcceptor a
         _quit = true;
     }
 
-    private void Reply(string line)
-    {
-        var span = _output.GetSpan(line.Length * 3 + 2);
-        var n = Encoding.UTF8.GetBytes(line, span);
-        span[n] = (byte)'\r';
-        span[n + 1] = (byte)'\n';
-        _output.Advance(n + 2);
-    }
+    private void Reply(string line) => SmtpLine.Write(_output, line);
 }

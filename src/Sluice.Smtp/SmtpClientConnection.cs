@@ -170,14 +170,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         await DisposeAsync().ConfigureAwait(false);
     }
 
-    private void Append(string command)
-    {
-        var span = _out.GetSpan(command.Length * 3 + 2);
-        var n = Encoding.UTF8.GetBytes(command, span);
-        span[n] = (byte)'\r';
-        span[n + 1] = (byte)'\n';
-        _out.Advance(n + 2);
-    }
+    private void Append(string command) => SmtpLine.Write(_out, command);
 
     private async Task FlushAsync(CancellationToken ct)
     {
