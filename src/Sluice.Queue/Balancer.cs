@@ -26,9 +26,3 @@ public sealed class Balancer(IReadOnlyList<MailQueue> queues) : IMessageAcceptor
     public Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct) =>
         Pick().AcceptAsync(sender, recipients, body, ct);
 }
-
-/// <summary>What the Receive stage hands complete messages to; completes when the message is durable.</summary>
-public interface IMessageAcceptor
-{
-    Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct);
-}

@@ -146,7 +146,7 @@ public sealed class QueueScheduler : IAsyncDisposable
         var now = _time.GetUtcNow();
         var expired = _retry.Expired(m.ReceivedAt, now);
         var failures = new List<(int Index, BounceMessage.FailedRecipient Failure)>();
-        var deferred = new List<int>();
+        var deferred = new List<(int Index, string Text)>();
         for (int i = 0; i < results.Length; i++)
         {
             var index = job.Recipients[i];
@@ -159,7 +159,7 @@ public sealed class QueueScheduler : IAsyncDisposable
                     : $"message expired after {BounceMessage.FormatAge(now - m.ReceivedAt)} in the queue; last error: {r.Text}";
                 failures.Add((index, new(m.Recipients[index], text, BounceMessage.StatusOf(text, r.Status != DeliveryStatus.Failed))));
             }
-            else deferred.Add(index);
+            else deferred.Add((index, r.Text));
         }
         if (failures.Count > 0)
         {
@@ -179,11 +179,11 @@ public sealed class QueueScheduler : IAsyncDisposable
         }
         if (deferred.Count > 0)
         {
-            var attempts = deferred.Max(i => m.States[i].Attempts) + 1;
+            var attempts = deferred.Max(d => m.States[d.Index].Attempts) + 1;
             var next = now + _retry.Delay(attempts);
-            foreach (var index in deferred)
-                await _queue.Store.RecordAsync(m, index, RecipientStatus.Pending, next, results[Array.IndexOf(job.Recipients, index)].Text, _stop.Token).ConfigureAwait(false);
-            Enqueue(job with { Recipients = [.. deferred], Due = next });
+            foreach (var (index, text) in deferred)
+                await _queue.Store.RecordAsync(m, index, RecipientStatus.Pending, next, text, _stop.Token).ConfigureAwait(false);
+            Enqueue(job with { Recipients = [.. deferred.Select(d => d.Index)], Due = next });
         }
         if (m.PendingRecipients == 0) _log.Write($"end msg {m.Id}");
     }

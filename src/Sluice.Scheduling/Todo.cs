@@ -2,6 +2,7 @@
 // directory scan), logs it, splits its pending recipients by channel and destination, and hands
 // the resulting jobs to the queue's scheduler. It runs apart from delivery, so a high injection
 // rate cannot starve delivery slots ("silly qmail syndrome").
+using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
 using Sluice.Core.Mail;
 using Sluice.Queue;
@@ -24,19 +25,18 @@ public sealed class Todo(MailQueue queue, ChannelMap channels, QueueScheduler sc
 
     internal void Split(QueuedMessage m)
     {
-        var groups = new Dictionary<(string Channel, string Domain, DateTimeOffset Due), List<int>>();
+        var groups = new Dictionary<(ChannelOptions Channel, string Domain, DateTimeOffset Due), List<int>>();
         for (int i = 0; i < m.Recipients.Count; i++)
         {
             var state = m.States[i];
             if (state.Status != RecipientStatus.Pending) continue;
             var domain = Address.DomainOf(m.Recipients[i]);
-            var key = (channels.For(domain).Name, domain, state.NextAttempt);
+            var key = (channels.For(domain), domain, state.NextAttempt);
             if (!groups.TryGetValue(key, out var list)) groups[key] = list = [];
             list.Add(i);
         }
-        foreach (var ((channelName, domain, due), recipients) in groups)
+        foreach (var ((channel, domain, due), recipients) in groups)
         {
-            var channel = channels.Channels.First(c => c.Name == channelName);
             foreach (var batch in recipients.Chunk(channel.BatchRecipients))
                 scheduler.Enqueue(new DeliveryJob(m, channel, domain, batch, due));
         }
