@@ -1,5 +1,7 @@
 // qmail-multi's choice: each new message goes to the least-loaded queue. Load is the scheduler's
 // slot usage; ties (the common case when idle) go to the queue with fewer messages, then round robin.
+using Sluice.Core.Mail;
+
 namespace Sluice.Queue;
 
 public sealed class Balancer(IReadOnlyList<MailQueue> queues) : IMessageAcceptor
@@ -23,6 +25,6 @@ public sealed class Balancer(IReadOnlyList<MailQueue> queues) : IMessageAcceptor
         return best;
     }
 
-    public Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct) =>
-        Pick().AcceptAsync(sender, recipients, body, ct);
+    public Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct) =>
+        Pick().AcceptAsync(envelope, body, ct);
 }

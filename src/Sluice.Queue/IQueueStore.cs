@@ -1,5 +1,7 @@
 // The seam between the Queue stage and its storage: the file spool implements it now, a
 // PostgreSQL store later (ZMailer's queue in a database). Every Task completes only when durable.
+using Sluice.Core.Mail;
+
 namespace Sluice.Queue;
 
 public interface IQueueStore : IAsyncDisposable
@@ -13,7 +15,7 @@ public interface IQueueStore : IAsyncDisposable
     int RecipientCount { get; }
 
     /// <summary>Stores message and envelope; completes only after both are on disk (fsync'd).</summary>
-    Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct);
+    Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct);
 
     /// <summary>Records a delivery outcome for one recipient durably; a final one may free the message.</summary>
     Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct);

@@ -1,6 +1,7 @@
 // One queue of the multi-queue (indimail's queueN): its store plus the in-memory announcement
 // of each newly committed message to that queue's todo stage (qmail-todo's trigger, without a
 // directory scan).
+using Sluice.Core.Mail;
 using System.Threading.Channels;
 
 namespace Sluice.Queue;
@@ -20,9 +21,9 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
     public Func<double> Load { get; set; } = () => 0;
 
     /// <summary>Durably stores the message, then announces it; the returned task is the 250.</summary>
-    public async Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
-        var message = await store.AcceptAsync(sender, recipients, body, ct).ConfigureAwait(false);
+        var message = await store.AcceptAsync(envelope, body, ct).ConfigureAwait(false);
         _announcements.Writer.TryWrite(message);
         return message;
     }

@@ -1,5 +1,7 @@
 // One accepted message as the queue knows it: envelope, per-recipient delivery state and where
 // its bytes live in the spool. The body itself stays on disk until a delivery reads it.
+using Sluice.Core.Mail;
+
 namespace Sluice.Queue;
 
 public enum RecipientStatus : byte
@@ -20,18 +22,17 @@ public sealed class RecipientState
 
 public sealed class QueuedMessage
 {
-    internal QueuedMessage(int queue, ulong sequence, string sender, string[] recipients, DateTimeOffset receivedAt, int bodyLength)
+    internal QueuedMessage(int queue, ulong sequence, Envelope envelope, DateTimeOffset receivedAt, int bodyLength)
     {
         QueueNumber = queue;
         Sequence = sequence;
-        Sender = sender;
-        Recipients = recipients;
+        Envelope = envelope;
         ReceivedAt = receivedAt;
         BodyLength = bodyLength;
-        var states = new RecipientState[recipients.Length];
+        var states = new RecipientState[envelope.Recipients.Count];
         for (int i = 0; i < states.Length; i++) states[i] = new RecipientState();
         States = states;
-        _pending = recipients.Length;
+        _pending = states.Length;
     }
 
     public int QueueNumber { get; }
@@ -39,8 +40,9 @@ public sealed class QueuedMessage
     /// <summary>"queue.sequence": unique within a Queue.Base, never reused.</summary>
     public string Id => FormatId(QueueNumber, Sequence);
     /// <summary>Envelope sender; "" is the null reverse-path of a bounce.</summary>
-    public string Sender { get; }
-    public IReadOnlyList<string> Recipients { get; }
+    public string Sender => Envelope.Sender;
+    public IReadOnlyList<string> Recipients => Envelope.Recipients;
+    public Envelope Envelope { get; }
     public IReadOnlyList<RecipientState> States { get; }
     public DateTimeOffset ReceivedAt { get; }
     public int BodyLength { get; }

@@ -275,7 +275,7 @@ public sealed partial class SmtpSession(ReceivePolicy policy, IMessageAcceptor a
         {
             try
             {
-                var message = await acceptor.AcceptAsync(_sender!, [.. _recipients], _body.WrittenMemory, ct).ConfigureAwait(false);
+                var message = await acceptor.AcceptAsync(new Sluice.Core.Mail.Envelope(_sender!, [.. _recipients]), _body.WrittenMemory, ct).ConfigureAwait(false);
                 Reply($"250 2.0.0 Ok: queued as {message.Id}");
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)

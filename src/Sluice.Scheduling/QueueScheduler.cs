@@ -167,7 +167,7 @@ public sealed class QueueScheduler : IAsyncDisposable
             if (m.Sender.Length > 0)
             {
                 var dsn = BounceMessage.Build(_hostname, m, body, [.. failures.Select(f => f.Failure)], now);
-                var bounce = await _queue.AcceptAsync("", [m.Sender], dsn, _stop.Token).ConfigureAwait(false);
+                var bounce = await _queue.AcceptAsync(new Envelope("", [m.Sender]), dsn, _stop.Token).ConfigureAwait(false);
                 _log.Write($"bounce msg {m.Id} qp {bounce.Id}");
             }
             else

@@ -1,6 +1,7 @@
 // The file spool against a real directory: durability across reopen, group commit, recovery of a
 // torn tail, segment retirement, and one owner per spool.
 using System.Text;
+using Sluice.Core.Mail;
 using Sluice.Queue.Spool;
 using Sluice.Testing;
 
@@ -18,11 +19,34 @@ public sealed class FileQueueStoreTests : IDisposable
     private static byte[] Body(string text) => Encoding.ASCII.GetBytes(text);
 
     [Fact]
+    public async Task Dsn_utf8_and_auth_envelope_fields_survive_reopen()
+    {
+        var envelope = new Envelope("jörg@x.test", ["b@y.test", "c@z.test"])
+        {
+            Return = DsnReturn.Headers,
+            EnvelopeId = "QQ314159",
+            SmtpUtf8 = true,
+            EightBitMime = true,
+            AuthenticatedAs = "jorg",
+            Dsn = [new(DsnNotify.Success | DsnNotify.Failure, "rfc822;b@y.test"), new(DsnNotify.Never, null)],
+        };
+        await using (var store = Open())
+            await store.AcceptAsync(envelope, Body("x\r\n"), None);
+        await using var again = Open();
+        var e = Assert.Single(again.Recovered).Envelope;
+        Assert.Equal("jörg@x.test", e.Sender);
+        Assert.Equal((DsnReturn.Headers, "QQ314159", true, true, "jorg"), (e.Return, e.EnvelopeId, e.SmtpUtf8, e.EightBitMime, e.AuthenticatedAs));
+        Assert.Equal(envelope.Dsn, e.Dsn);
+        Assert.True(e.DsnOf(0).Wants(DsnNotify.Success));
+        Assert.False(e.DsnOf(1).Wants(DsnNotify.Failure));
+    }
+
+    [Fact]
     public async Task An_accepted_message_is_recovered_with_envelope_and_body_after_reopen()
     {
         string id;
         await using (var store = Open())
-            id = (await store.AcceptAsync("a@x.test", ["b@y.test", "c@z.test"], Body("Subject: s\r\n\r\nbody\r\n"), None)).Id;
+            id = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@z.test"]), Body("Subject: s\r\n\r\nbody\r\n"), None)).Id;
         await using var again = Open();
         var m = Assert.Single(again.Recovered);
         Assert.Equal(id, m.Id);
@@ -36,7 +60,7 @@ public sealed class FileQueueStoreTests : IDisposable
     public async Task Concurrent_accepts_share_fsyncs()
     {
         await using var store = Open();
-        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => store.AcceptAsync("a@x.test", ["b@y.test"], Body($"m{i}\r\n"), None)));
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None)));
         var (syncs, records) = store.CommitStats;
         Assert.Equal(200, records);
         Assert.True(syncs < records / 2, $"{syncs} fsyncs for {records} records");
@@ -48,8 +72,8 @@ public sealed class FileQueueStoreTests : IDisposable
         var next = DateTimeOffset.UtcNow.AddMinutes(5);
         await using (var store = Open())
         {
-            var done = await store.AcceptAsync("a@x.test", ["b@y.test"], Body("1\r\n"), None);
-            var half = await store.AcceptAsync("a@x.test", ["b@y.test", "c@y.test"], Body("2\r\n"), None);
+            var done = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None);
+            var half = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@y.test"]), Body("2\r\n"), None);
             await store.RecordAsync(done, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250 ok", None);
             await store.RecordAsync(half, 0, RecipientStatus.Failed, DateTimeOffset.MinValue, "550 5.1.1 no", None);
             await store.RecordAsync(half, 1, RecipientStatus.Pending, next, "451 4.4.1 later", None);
@@ -70,7 +94,7 @@ public sealed class FileQueueStoreTests : IDisposable
     public async Task A_torn_write_at_the_end_is_ignored_and_everything_before_it_recovered()
     {
         await using (var store = Open())
-            for (int i = 0; i < 5; i++) await store.AcceptAsync("a@x.test", ["b@y.test"], Body($"m{i}\r\n"), None);
+            for (int i = 0; i < 5; i++) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None);
         // A clean stop leaves an empty newest segment; tear the one holding the records.
         var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
         await File.AppendAllTextAsync(path, "\x40\0\0\0garbage-of-an-unfinished-write");
@@ -83,7 +107,7 @@ public sealed class FileQueueStoreTests : IDisposable
     public async Task A_corrupted_record_is_not_taken_for_a_message()
     {
         await using (var store = Open())
-            await store.AcceptAsync("a@x.test", ["b@y.test"], Body("intact\r\n"), None);
+            await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("intact\r\n"), None);
         var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
         var bytes = await File.ReadAllBytesAsync(path);
         bytes[^3] ^= 0xFF; // flip a body byte: the CRC no longer matches
@@ -99,7 +123,7 @@ public sealed class FileQueueStoreTests : IDisposable
         var big = new byte[300 * 1024];
         await using var store = Open(segmentBytes: 1 << 20);
         var messages = new List<QueuedMessage>();
-        for (int i = 0; i < 12; i++) messages.Add(await store.AcceptAsync("a@x.test", ["b@y.test"], big, None));
+        for (int i = 0; i < 12; i++) messages.Add(await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), big, None));
         Assert.True(SpoolReplay.ListSegments(_dir.Path).Count() >= 3);
         foreach (var m in messages.Skip(1))
             await store.RecordAsync(m, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250", None);
@@ -122,9 +146,9 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         ulong first;
         await using (var store = Open())
-            first = (await store.AcceptAsync("a@x.test", ["b@y.test"], Body("1\r\n"), None)).Sequence;
+            first = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None)).Sequence;
         await using var again = Open();
-        Assert.True((await again.AcceptAsync("a@x.test", ["b@y.test"], Body("2\r\n"), None)).Sequence > first);
+        Assert.True((await again.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("2\r\n"), None)).Sequence > first);
     }
 
     public void Dispose() => _dir.Dispose();

@@ -4,6 +4,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
+using Sluice.Core.Mail;
 using Sluice.Delivery;
 using Sluice.Delivery.Maildir;
 using Sluice.Delivery.Smtp;
@@ -45,7 +46,7 @@ public sealed class SchedulerTests : IAsyncLifetime
     }
 
     private Task<QueuedMessage> Accept(string sender, string rcpt) =>
-        _queue.AcceptAsync(sender, [rcpt], "Subject: scheduled\r\nFrom: <x@y.test>\r\n\r\nbody\r\n"u8.ToArray(), CancellationToken.None);
+        _queue.AcceptAsync(new Envelope(sender, [rcpt]), "Subject: scheduled\r\nFrom: <x@y.test>\r\n\r\nbody\r\n"u8.ToArray(), CancellationToken.None);
 
     [Fact]
     public async Task A_deferred_recipient_is_retried_when_its_time_comes_and_not_before()

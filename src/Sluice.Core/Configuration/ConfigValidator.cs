@@ -14,11 +14,22 @@ internal static class ConfigValidator
         Check(!string.IsNullOrWhiteSpace(o.DataDir), "DataDir", "must not be empty");
 
         for (int i = 0; i < o.Smtp.Listen.Count; i++)
-            Check(Endpoints.TryParseListen(o.Smtp.Listen[i], out _), $"Smtp:Listen:{i}", $"\"{o.Smtp.Listen[i]}\" is not an address:port such as 127.0.0.1:2525 or [::1]:2525");
+            Check(Endpoints.TryParseSmtpListen(o.Smtp.Listen[i], out _, out _), $"Smtp:Listen:{i}",
+                $"\"{o.Smtp.Listen[i]}\" is not an address:port such as 127.0.0.1:2525 or [::1]:2525, optionally followed by a role (smtp, submission, submissions)");
         for (int i = 0; i < o.Smtp.RelayNetworks.Count; i++)
             Check(IPNetwork.TryParse(o.Smtp.RelayNetworks[i], out _), $"Smtp:RelayNetworks:{i}", $"\"{o.Smtp.RelayNetworks[i]}\" is not a network such as 127.0.0.0/8");
         for (int i = 0; i < o.Smtp.LocalDomains.Count; i++)
             Check(IsHostname(o.Smtp.LocalDomains[i]), $"Smtp:LocalDomains:{i}", $"\"{o.Smtp.LocalDomains[i]}\" is not a domain");
+        for (int i = 0; i < o.Smtp.RelayDomains.Count; i++)
+            Check(IsHostname(o.Smtp.RelayDomains[i]), $"Smtp:RelayDomains:{i}", $"\"{o.Smtp.RelayDomains[i]}\" is not a domain");
+        Check((o.Smtp.TlsCertificate is null) == (o.Smtp.TlsKey is null), o.Smtp.TlsCertificate is null ? "Smtp:TlsCertificate" : "Smtp:TlsKey",
+            "Smtp:TlsCertificate and Smtp:TlsKey go together: give both PEM files, or neither for a self-signed certificate");
+        Check(o.Smtp.MaxConnections >= 1, "Smtp:MaxConnections", "must be at least 1");
+        Check(o.Smtp.MaxConnectionsPerClient >= 1, "Smtp:MaxConnectionsPerClient", "must be at least 1");
+        Check(o.Smtp.MaxErrors >= 1, "Smtp:MaxErrors", "must be at least 1");
+        Check(o.Smtp.CommandTimeout > TimeSpan.Zero, "Smtp:CommandTimeout", "must be longer than zero");
+        Check(o.Smtp.StressCommandTimeout > TimeSpan.Zero && o.Smtp.StressCommandTimeout <= o.Smtp.CommandTimeout,
+            "Smtp:StressCommandTimeout", "must be longer than zero and at most Smtp:CommandTimeout");
         Check(o.Smtp.MaxMessageBytes >= 1024, "Smtp:MaxMessageBytes", "must be at least 1024");
         Check(o.Smtp.MaxRecipients >= 1, "Smtp:MaxRecipients", "must be at least 1 (RFC 5321 §4.5.3.1.8 asks for 100)");
 

@@ -11,6 +11,16 @@ public static class Endpoints
         IPEndPoint.TryParse(text, out endpoint!) && text.Contains(':', StringComparison.Ordinal)
         && (text.StartsWith('[') || text.Count(c => c == ':') == 1);
 
+    /// <summary>An Smtp.Listen entry: "127.0.0.1:587 submission" or "127.0.0.1:587/submission"; no role is smtp.</summary>
+    public static bool TryParseSmtpListen(string text, out IPEndPoint endpoint, out SmtpRole role)
+    {
+        role = SmtpRole.Smtp;
+        var cut = text.AsSpan().Trim().IndexOfAny(' ', '/');
+        var address = cut < 0 ? text.Trim() : text.Trim()[..cut];
+        if (!TryParseListen(address, out endpoint)) return false;
+        return cut < 0 || Enum.TryParse(text.Trim()[(cut + 1)..].Trim(), ignoreCase: true, out role) && Enum.IsDefined(role);
+    }
+
     /// <summary>"host:port", "host" (default port), "[::1]:25".</summary>
     public static bool TryParseHostPort(string text, int defaultPort, out string host, out int port)
     {

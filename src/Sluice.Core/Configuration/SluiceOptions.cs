@@ -25,15 +25,36 @@ public sealed class SluiceOptions
     public string QueueBase => Path.GetFullPath(Queue.Base ?? Path.Combine(DataDir, "queue"));
 
     public string MailboxRoot => Path.GetFullPath(Mailboxes.Root ?? Path.Combine(DataDir, "maildirs"));
+
+    /// <summary>Users who may AUTH (one "name:bcrypt-hash" per line): Smtp.UsersFile, else DataDir/smtp-users.</summary>
+    public string SmtpUsersPath => Path.GetFullPath(Smtp.UsersFile ?? Path.Combine(DataDir, "smtp-users"));
+
+    /// <summary>Where the self-signed certificate made at first start is kept when none is configured.</summary>
+    public string TlsDirectory => Path.GetFullPath(Path.Combine(DataDir, "tls"));
 }
 
 public sealed class SmtpOptions
 {
+    /// <summary>"address:port" with an optional role after a space or slash: smtp (default), submission, submissions.</summary>
     public List<string> Listen { get; set; } = ["127.0.0.1:2525"];
     public List<string> RelayNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
     public List<string> LocalDomains { get; set; } = ["localhost"];
+    /// <summary>Domains we relay for or are a backup MX of: accepted from anyone, delivered onwards.</summary>
+    public List<string> RelayDomains { get; set; } = [];
     public long MaxMessageBytes { get; set; } = 52_428_800;
     public int MaxRecipients { get; set; } = 1000;
+    /// <summary>PEM certificate (chain) and key for STARTTLS and port 465; with neither, a self-signed pair is made.</summary>
+    public string? TlsCertificate { get; set; }
+    public string? TlsKey { get; set; }
+    public string? UsersFile { get; set; }
+    /// <summary>Simultaneous inbound sessions in all, and from one client address (RelayNetworks are exempt, as in Postfix).</summary>
+    public int MaxConnections { get; set; } = 20_000;
+    public int MaxConnectionsPerClient { get; set; } = 50;
+    /// <summary>Errors a client may make before it is disconnected (Postfix's smtpd_hard_error_limit).</summary>
+    public int MaxErrors { get; set; } = 10;
+    /// <summary>RFC 5321 §4.5.3.2.7 server timeout; the stress value applies once most connection slots are taken.</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan StressCommandTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 public sealed class QueueOptions
@@ -47,6 +68,8 @@ public sealed class QueueOptions
     public TimeSpan IdleRetire { get; set; } = TimeSpan.FromMinutes(5);
     /// <summary>Spool segment size before a new one is started; bounds the space a stuck message pins.</summary>
     public ByteSize SegmentBytes { get; set; } = new(64L << 20);
+    /// <summary>Free space the spool's file system keeps; below it (plus the declared SIZE) MAIL gets 452 4.3.1.</summary>
+    public ByteSize MinFreeBytes { get; set; } = new(100L << 20);
 }
 
 public sealed class ChannelOptions

@@ -5,6 +5,7 @@
 using System.Threading.Channels;
 using Microsoft.Win32.SafeHandles;
 using Sluice.Core.IO;
+using Sluice.Core.Mail;
 
 namespace Sluice.Queue.Spool;
 
@@ -82,19 +83,19 @@ public sealed class FileQueueStore : IQueueStore
     public int RecipientCount => Volatile.Read(ref _recipients);
     public (long Syncs, long Records) CommitStats => (Interlocked.Read(ref _syncs), Interlocked.Read(ref _records));
 
-    public async Task<QueuedMessage> AcceptAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         var seq = (ulong)Interlocked.Increment(ref _nextSequence);
         var received = _time.GetUtcNow();
-        var parts = SpoolRecord.EncodeMessage(seq, received, sender, recipients, body, out var envelopeBytes);
+        var parts = SpoolRecord.EncodeMessage(seq, received, envelope, body, out var envelopeBytes);
         var (segment, offset) = await Commit(parts, isMessage: true).ConfigureAwait(false);
-        var message = new QueuedMessage(Number, seq, sender, [.. recipients], received, body.Length)
+        var message = new QueuedMessage(Number, seq, envelope, received, body.Length)
         {
             Segment = segment,
             BodyOffset = offset + SpoolRecord.HeaderBytes + envelopeBytes,
         };
         Interlocked.Increment(ref _messages);
-        Interlocked.Add(ref _recipients, recipients.Count);
+        Interlocked.Add(ref _recipients, envelope.Recipients.Count);
         return message;
     }
 

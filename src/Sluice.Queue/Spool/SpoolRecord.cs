@@ -2,12 +2,15 @@
 // versioned and checksummed so recovery can tell a torn tail from a committed record.
 //
 //   frame   = length:u32le crc32:u32le payload[length]     (crc over payload)
-//   payload = 'M' seq:u64 receivedMs:i64 sender:str count:7bit rcpt:str* bodyLength:i32 body
+//   payload = 'M' seq:u64 receivedMs:i64 sender:str count:7bit rcpt:str* ext bodyLength:i32 body
 //           | 'S' seq:u64 recipient:7bit status:u8 attempts:7bit nextAttemptMs:i64 lastError:str
+//   ext     = flags:u8 [ret:u8 envid:str auth:str (notify:u8 orcpt:str){count}]   (the rest only if flags has 0x80)
+//             flags: 0x01 SMTPUTF8, 0x02 BODY=8BITMIME, 0x80 DSN/AUTH fields follow
 //   str     = BinaryWriter's 7-bit length + UTF-8 bytes
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Text;
+using Sluice.Core.Mail;
 
 namespace Sluice.Queue.Spool;
 
@@ -20,8 +23,8 @@ internal static class SpoolRecord
     public const int MaxPayloadBytes = 1 << 30;
 
     /// <summary>The frame parts of a message record: header+envelope, then the body as given (not copied).</summary>
-    public static ReadOnlyMemory<byte>[] EncodeMessage(ulong seq, DateTimeOffset received, string sender,
-        IReadOnlyList<string> recipients, ReadOnlyMemory<byte> body, out int envelopeBytes)
+    public static ReadOnlyMemory<byte>[] EncodeMessage(ulong seq, DateTimeOffset received, Envelope envelope,
+        ReadOnlyMemory<byte> body, out int envelopeBytes)
     {
         var ms = new MemoryStream(256);
         ms.Position = HeaderBytes;
@@ -30,9 +33,10 @@ internal static class SpoolRecord
             w.Write(MessageType);
             w.Write(seq);
             w.Write(received.ToUnixTimeMilliseconds());
-            w.Write(sender);
-            w.Write7BitEncodedInt(recipients.Count);
-            foreach (var r in recipients) w.Write(r);
+            w.Write(envelope.Sender);
+            w.Write7BitEncodedInt(envelope.Recipients.Count);
+            foreach (var r in envelope.Recipients) w.Write(r);
+            WriteExtensions(w, envelope);
             w.Write(body.Length);
         }
         var head = ms.GetBuffer().AsMemory(0, (int)ms.Length);
@@ -43,6 +47,54 @@ internal static class SpoolRecord
         BinaryPrimitives.WriteInt32LittleEndian(head.Span, envelopeBytes + body.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(head.Span[4..], crc.GetCurrentHashAsUInt32());
         return [head, body];
+    }
+
+    private const byte SmtpUtf8Flag = 0x01, EightBitFlag = 0x02, MoreFlag = 0x80;
+
+    private static void WriteExtensions(BinaryWriter w, Envelope e)
+    {
+        var more = e.Dsn is not null || e.Return != DsnReturn.Unspecified || e.EnvelopeId is not null || e.AuthenticatedAs is not null;
+        w.Write((byte)((e.SmtpUtf8 ? SmtpUtf8Flag : 0) | (e.EightBitMime ? EightBitFlag : 0) | (more ? MoreFlag : 0)));
+        if (!more) return;
+        w.Write((byte)e.Return);
+        w.Write(e.EnvelopeId ?? "");
+        w.Write(e.AuthenticatedAs ?? "");
+        for (int i = 0; i < e.Recipients.Count; i++)
+        {
+            var dsn = e.DsnOf(i);
+            w.Write((byte)dsn.Notify);
+            w.Write(dsn.OriginalRecipient ?? "");
+        }
+    }
+
+    /// <summary>Reads an envelope written by <see cref="EncodeMessage"/>, up to the body length.</summary>
+    public static Envelope ReadEnvelope(BinaryReader r)
+    {
+        var sender = r.ReadString();
+        var rcpts = new string[r.Read7BitEncodedInt()];
+        for (int i = 0; i < rcpts.Length; i++) rcpts[i] = r.ReadString();
+        var flags = r.ReadByte();
+        if ((flags & MoreFlag) == 0)
+            return new Envelope(sender, rcpts) { SmtpUtf8 = (flags & SmtpUtf8Flag) != 0, EightBitMime = (flags & EightBitFlag) != 0 };
+        var ret = (DsnReturn)r.ReadByte();
+        var envid = r.ReadString();
+        var auth = r.ReadString();
+        var dsn = new RecipientDsn[rcpts.Length];
+        for (int i = 0; i < dsn.Length; i++)
+        {
+            var notify = (DsnNotify)r.ReadByte();
+            var orcpt = r.ReadString();
+            dsn[i] = new RecipientDsn(notify, orcpt.Length == 0 ? null : orcpt);
+        }
+        return new Envelope(sender, rcpts)
+        {
+            SmtpUtf8 = (flags & SmtpUtf8Flag) != 0,
+            EightBitMime = (flags & EightBitFlag) != 0,
+            Return = ret,
+            EnvelopeId = envid.Length == 0 ? null : envid,
+            AuthenticatedAs = auth.Length == 0 ? null : auth,
+            Dsn = dsn.Any(d => d != default) ? dsn : null,
+        };
     }
 
     public static byte[] EncodeState(ulong seq, int recipient, RecipientStatus status, int attempts, DateTimeOffset next, string? lastError)

@@ -73,11 +73,9 @@ internal sealed class SpoolReplay
         if (type == SpoolRecord.MessageType)
         {
             var received = DateTimeOffset.FromUnixTimeMilliseconds(r.ReadInt64());
-            var sender = r.ReadString();
-            var rcpts = new string[r.Read7BitEncodedInt()];
-            for (int i = 0; i < rcpts.Length; i++) rcpts[i] = r.ReadString();
+            var envelope = SpoolRecord.ReadEnvelope(r);
             var bodyLength = r.ReadInt32();
-            Messages[seq] = new QueuedMessage(queue, seq, sender, rcpts, received, bodyLength)
+            Messages[seq] = new QueuedMessage(queue, seq, envelope, received, bodyLength)
             {
                 Segment = seg,
                 BodyOffset = payloadOffset + r.BaseStream.Position,
