@@ -1,21 +1,24 @@
 // Who may send what to whom: the relay decision and the limits, taken from Smtp options once.
+using System.Globalization;
 using System.Net;
 using Sluice.Core.Configuration;
 
 namespace Sluice.Receive;
 
-public sealed class ReceivePolicy(SluiceOptions options)
+public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = null)
 {
     private readonly IPNetwork[] _relayNetworks = [.. options.Smtp.RelayNetworks.Select(n => IPNetwork.Parse(n))];
-    private readonly HashSet<string> _localDomains = new(options.Smtp.LocalDomains, StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> _localDomains = AsciiSet(options.Smtp.LocalDomains);
+    private readonly HashSet<string> _relayDomains = AsciiSet(options.Smtp.RelayDomains);
 
     public string Hostname { get; } = options.Hostname;
     public long MaxMessageBytes { get; } = options.Smtp.MaxMessageBytes;
     public int MaxRecipients { get; } = options.Smtp.MaxRecipients;
     public string PostmasterDomain { get; } = options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname;
-    /// <summary>Errors a client may make before it is disconnected (Postfix's smtpd_hard_error_limit).</summary>
-    public int MaxErrors { get; } = 10;
-    public TimeSpan CommandTimeout { get; } = TimeSpan.FromMinutes(5);
+    public int MaxErrors { get; } = options.Smtp.MaxErrors;
+    public TimeSpan CommandTimeout { get; } = options.Smtp.CommandTimeout;
+    public TimeSpan StressCommandTimeout { get; } = options.Smtp.StressCommandTimeout;
+    public SpoolSpace Spool { get; } = new(options.QueueBase, options.Queue.MinFreeBytes.Bytes, time ?? TimeProvider.System);
 
     public bool IsRelayClient(IPAddress? client)
     {
@@ -24,5 +27,26 @@ public sealed class ReceivePolicy(SluiceOptions options)
         return _relayNetworks.Any(n => n.Contains(client));
     }
 
-    public bool IsLocalDomain(string domain) => _localDomains.Contains(domain);
+    /// <summary>Compares in ASCII (A-label) form, so an IDN domain matches however it is spelled (RFC 5890).</summary>
+    public bool IsLocalDomain(string domain) => ToAscii(domain) is { } d && _localDomains.Contains(d);
+
+    /// <summary>Local domains and those we relay or back up for: mail to them is taken from anyone.</summary>
+    public bool AcceptsFromAnyone(string domain) => ToAscii(domain) is { } d && (_localDomains.Contains(d) || _relayDomains.Contains(d));
+
+    /// <summary>The A-label form of a domain, lower-cased; null if it is not a valid IDN.</summary>
+    public static string? ToAscii(string domain)
+    {
+        if (domain.All(char.IsAscii)) return domain.ToLowerInvariant();
+        try
+        {
+            return new IdnMapping { UseStd3AsciiRules = true }.GetAscii(domain).ToLowerInvariant();
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    private static HashSet<string> AsciiSet(IEnumerable<string> domains) =>
+        new(domains.Select(d => ToAscii(d) ?? d.ToLowerInvariant()), StringComparer.OrdinalIgnoreCase);
 }

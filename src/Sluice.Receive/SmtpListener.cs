@@ -1,30 +1,44 @@
 // Accepts TCP connections on the configured endpoints and runs a session on each, all async:
-// no thread per connection.
-using System.IO.Pipelines;
+// no thread per connection. It also counts connections, in all and per client address, and turns
+// away those over the limits with 421 4.7.0 before a session is started.
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
+using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
-using Sluice.Queue;
 
 namespace Sluice.Receive;
 
-public sealed class SmtpListener(ReceivePolicy policy, IMessageAcceptor acceptor, DeliveryLog log, TimeProvider time) : IAsyncDisposable
+/// <summary>Smtp.MaxConnections and MaxConnectionsPerClient; RelayNetworks are exempt from the second, as in Postfix.</summary>
+public sealed record ConnectionLimits(int Total, int PerClient)
+{
+    /// <summary>Past this many sessions the short timeout applies (Postfix's stress mode).</summary>
+    public int StressThreshold => Math.Max(1, Total * 4 / 5);
+}
+
+public sealed class SmtpListener(SessionContext context, ConnectionLimits limits, DeliveryLog log) : IAsyncDisposable
 {
     private readonly List<Socket> _sockets = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<IPAddress, int> _perClient = [];
     private long _sessions;
+    private int _active;
+
+    public int ActiveSessions => Volatile.Read(ref _active);
 
     /// <summary>Binds every endpoint; throws with the endpoint named if one cannot be bound.</summary>
-    public void Start(IEnumerable<IPEndPoint> endpoints)
+    public void Start(IEnumerable<(IPEndPoint Endpoint, SmtpRole Role)> endpoints)
     {
-        foreach (var ep in endpoints)
+        foreach (var (ep, role) in endpoints)
         {
+            if (role == SmtpRole.Submissions && context.Certificate is null)
+                throw new InvalidOperationException($"cannot listen on {ep} as submissions: no TLS certificate");
             var socket = new Socket(ep.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             try
             {
                 socket.Bind(ep);
-                socket.Listen(1024);
+                socket.Listen(4096);
             }
             catch (SocketException e)
             {
@@ -32,14 +46,16 @@ public sealed class SmtpListener(ReceivePolicy policy, IMessageAcceptor acceptor
                 throw new IOException($"cannot listen on {ep}: {e.Message}", e);
             }
             _sockets.Add(socket);
-            log.Write($"smtp: listening on {socket.LocalEndPoint}");
-            _acceptLoops.Add(AcceptLoopAsync(socket));
+            // The smtp role keeps the plain form scripts look for; other roles name themselves.
+            log.Write(role == SmtpRole.Smtp ? $"smtp: listening on {socket.LocalEndPoint}" : $"smtp: listening for {role.ToString().ToLowerInvariant()} on {socket.LocalEndPoint}");
+            var roleContext = context with { Role = role, UnderStress = () => ActiveSessions >= limits.StressThreshold };
+            _acceptLoops.Add(AcceptLoopAsync(socket, roleContext));
         }
     }
 
     public IReadOnlyList<EndPoint> LocalEndpoints => [.. _sockets.Select(s => s.LocalEndPoint!)];
 
-    private async Task AcceptLoopAsync(Socket listener)
+    private async Task AcceptLoopAsync(Socket listener, SessionContext roleContext)
     {
         while (!_stop.IsCancellationRequested)
         {
@@ -53,24 +69,61 @@ public sealed class SmtpListener(ReceivePolicy policy, IMessageAcceptor acceptor
                 if (_stop.IsCancellationRequested) return;
                 continue;
             }
-            _ = RunSessionAsync(client);
+            _ = RunSessionAsync(client, roleContext);
         }
     }
 
-    private async Task RunSessionAsync(Socket client)
+    private async Task RunSessionAsync(Socket client, SessionContext roleContext)
     {
-        client.NoDelay = true;
-        var id = Interlocked.Increment(ref _sessions);
-        await using var stream = new NetworkStream(client, ownsSocket: true);
-        var pipe = new DuplexPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
-        var session = new SmtpSession(policy, acceptor, time, client.RemoteEndPoint as IPEndPoint, id);
+        var remote = client.RemoteEndPoint as IPEndPoint;
+        var address = remote?.Address is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : remote?.Address;
+        var counted = address is not null && !context.Policy.IsRelayClient(address);
+        var total = Interlocked.Increment(ref _active);
+        var fromClient = counted ? Count(address!, +1) : 0;
         try
         {
-            await session.RunAsync(pipe, _stop.Token).ConfigureAwait(false);
+            if (total > limits.Total || fromClient > limits.PerClient)
+            {
+                await RefuseAsync(client, roleContext, total > limits.Total ? "too many connections" : $"too many connections from {address}").ConfigureAwait(false);
+                return;
+            }
+            client.NoDelay = true;
+            var id = Interlocked.Increment(ref _sessions);
+            await using var transport = new SmtpTransport(new NetworkStream(client, ownsSocket: true));
+            var session = new SmtpSession(roleContext, remote, id);
+            await session.RunAsync(transport, _stop.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // The client went away or we are stopping: nothing was acknowledged that is not durable.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _active);
+            if (counted) Count(address!, -1);
+        }
+    }
+
+    private async Task RefuseAsync(Socket client, SessionContext roleContext, string why)
+    {
+        using (client)
+        {
+            log.Write($"smtp: refused {client.RemoteEndPoint}: {why}");
+            // On port 465 nothing can be said before TLS, so the connection is just closed.
+            if (roleContext.Role != SmtpRole.Submissions)
+                await client.SendAsync(Encoding.ASCII.GetBytes($"421 4.7.0 {context.Policy.Hostname} Error: {why}; try again later\r\n"), _stop.Token).ConfigureAwait(false);
+            client.Shutdown(SocketShutdown.Both);
+        }
+    }
+
+    private int Count(IPAddress address, int delta)
+    {
+        lock (_perClient)
+        {
+            var n = _perClient.GetValueOrDefault(address) + delta;
+            if (n == 0) _perClient.Remove(address);
+            else _perClient[address] = n;
+            return n;
         }
     }
 
@@ -81,6 +134,4 @@ public sealed class SmtpListener(ReceivePolicy policy, IMessageAcceptor acceptor
         await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
         _stop.Dispose();
     }
-
-    private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 }

@@ -9,6 +9,8 @@ using Sluice.Delivery.Smtp;
 using Sluice.Queue;
 using Sluice.Queue.Spool;
 using Sluice.Receive;
+using Sluice.Receive.Auth;
+using Sluice.Receive.Tls;
 using Sluice.Scheduling;
 
 namespace Sluice;
@@ -68,10 +70,22 @@ internal sealed class SluiceServer : IAsyncDisposable
                 + (active.Contains(number) ? "" : " (outside Queue.Start/Count: draining, takes no new mail)"));
         }
         var balancer = new Balancer([.. _queues.Where(q => active.Contains(q.Number))]);
-        _listener = new SmtpListener(new ReceivePolicy(options), balancer, _log, time);
-        _listener.Start(options.Smtp.Listen.Select(l => Endpoints.TryParseListen(l, out var ep) ? ep : throw new ConfigurationException($"Smtp:Listen: {l}")));
+        _listener = new SmtpListener(ReceiveContext(options, balancer, time),
+            new ConnectionLimits(options.Smtp.MaxConnections, options.Smtp.MaxConnectionsPerClient), _log);
+        _listener.Start(options.Smtp.Listen.Select(l =>
+            Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
         _log.Write($"sluice: started with {active.Count} queues under {options.QueueBase}");
     }
+
+    private SessionContext ReceiveContext(SluiceOptions options, IMessageAcceptor acceptor, TimeProvider time) => new()
+    {
+        Policy = new ReceivePolicy(options, time),
+        Acceptor = acceptor,
+        Time = time,
+        Certificate = ServerCertificate.LoadOrCreate(options, _log.Write),
+        Users = new SmtpUserStore(options.SmtpUsersPath),
+        Log = _log.Write,
+    };
 
     public async ValueTask DisposeAsync()
     {
