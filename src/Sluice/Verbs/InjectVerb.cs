@@ -38,8 +38,12 @@ internal static class InjectVerb
 
     private static async Task<int> SendAsync(SluiceOptions options, string sender, List<string> rcpts, byte[] message, CancellationToken ct)
     {
-        if (options.Smtp.Listen.Count == 0 || !Endpoints.TryParseListen(options.Smtp.Listen[0], out var ep))
-            return Fail(ExitCodes.Config, "Smtp.Listen names no address to inject through");
+        // The first plain smtp listener: submission ones would want TLS and AUTH from a local program.
+        var listener = options.Smtp.Listen
+            .Select(l => Endpoints.TryParseSmtpListen(l, out var ep, out var role) && role == SmtpRole.Smtp ? ep : null)
+            .FirstOrDefault(ep => ep is not null);
+        if (listener is not { } ep)
+            return Fail(ExitCodes.Config, "Smtp.Listen names no smtp-role address to inject through");
         var host = ep.Address.Equals(System.Net.IPAddress.Any) ? "127.0.0.1" : ep.Address.Equals(System.Net.IPAddress.IPv6Any) ? "::1" : ep.Address.ToString();
         try
         {
