@@ -15,6 +15,7 @@ public sealed partial class SmtpSession
 
     private string? _sender;
     private readonly List<string> _recipients = [];
+    private readonly HashSet<string> _recipientSet = new(StringComparer.OrdinalIgnoreCase);
     private List<RecipientDsn>? _dsn;
     private DsnReturn _return;
     private string? _envelopeId;
@@ -31,10 +32,10 @@ public sealed partial class SmtpSession
         bool utf8 = false, eightBit = false;
         var ret = DsnReturn.Unspecified;
         string? envid = null;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        if (!_esmtp && parameters.Count > 0) { Error($"555 5.5.4 MAIL parameters need EHLO, not HELO"); return; }
+        if (Repeated(parameters) is { } repeated) { Error($"501 5.5.4 Repeated MAIL parameter {repeated}"); return; }
         foreach (var (key, value) in parameters)
         {
-            if (!_esmtp || !seen.Add(key)) { Error($"555 5.5.4 Unsupported or repeated MAIL parameter {key}"); return; }
             switch (key)
             {
                 case "SIZE" when long.TryParse(value, System.Globalization.NumberStyles.None, null, out size):
@@ -77,10 +78,10 @@ public sealed partial class SmtpSession
         if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return; }
         if (!TryParsePath(arg, "TO:", out var rcpt, out var parameters, out var problem)) { Error(problem); return; }
         var dsn = default(RecipientDsn);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        if (!_esmtp && parameters.Count > 0) { Error($"555 5.5.4 RCPT parameters need EHLO, not HELO"); return; }
+        if (Repeated(parameters) is { } repeated) { Error($"501 5.5.4 Repeated RCPT parameter {repeated}"); return; }
         foreach (var (key, value) in parameters)
         {
-            if (!_esmtp || !seen.Add(key)) { Error($"555 5.5.4 Unsupported or repeated RCPT parameter {key}"); return; }
             if (key == "NOTIFY" && TryParseNotify(value, out var notify)) dsn = dsn with { Notify = notify };
             else if (key == "ORCPT" && TryParseOriginalRecipient(value, out var orcpt)) dsn = dsn with { OriginalRecipient = orcpt };
             else if (key is "NOTIFY" or "ORCPT") { Error($"501 5.5.4 Bad {key} parameter"); return; }
@@ -98,7 +99,7 @@ public sealed partial class SmtpSession
             return;
         }
         // The same recipient twice is delivered once (Postfix's cleanup does the same).
-        if (!_recipients.Contains(rcpt, StringComparer.OrdinalIgnoreCase))
+        if (_recipientSet.Add(rcpt))
         {
             if (dsn != default && _dsn is null) _dsn = [.. Enumerable.Repeat(default(RecipientDsn), _recipients.Count)];
             _dsn?.Add(dsn);
@@ -135,12 +136,22 @@ public sealed partial class SmtpSession
     {
         _sender = null;
         _recipients.Clear();
+        _recipientSet.Clear();
         _dsn = null;
         _return = DsnReturn.Unspecified;
         _envelopeId = null;
         _smtpUtf8 = _eightBit = false;
         _overshoot = 0;
         ResetMessage();
+    }
+
+    /// <summary>The first parameter given twice, if any; a handful at most, so no set is needed.</summary>
+    private static string? Repeated(List<(string Key, string? Value)> parameters)
+    {
+        for (int i = 1; i < parameters.Count; i++)
+            for (int j = 0; j < i; j++)
+                if (parameters[i].Key == parameters[j].Key) return parameters[i].Key;
+        return null;
     }
 
     /// <summary>Parses "FROM:&lt;path&gt; params" or "TO:&lt;path&gt; params"; parameter keys come back upper-cased.</summary>

@@ -69,7 +69,8 @@ public sealed partial class SmtpSession
                 var input = _transport.Input;
                 var result = await input.ReadAsync(idle.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
-                while (!_quit && !_startTls && await ProcessAsync(buffer, ct).ConfigureAwait(false) is { } rest) buffer = rest;
+                var more = true;
+                while (more && !_quit && !_startTls) (more, buffer) = await ProcessAsync(buffer, ct).ConfigureAwait(false);
                 if (_startTls)
                 {
                     _startTls = false;
@@ -96,24 +97,27 @@ public sealed partial class SmtpSession
         }
     }
 
-    /// <summary>Handles what one complete unit of input (a command, a data block, a chunk) in the buffer allows; null when more input is needed.</summary>
-    private async ValueTask<ReadOnlySequence<byte>?> ProcessAsync(ReadOnlySequence<byte> buffer, CancellationToken ct)
+    /// <summary>
+    /// Handles one complete unit of input (a command, the data, a chunk) if the buffer holds it. Returns
+    /// what is left either way (data is consumed as it comes), and false when more input is needed.
+    /// </summary>
+    private async ValueTask<(bool, ReadOnlySequence<byte>)> ProcessAsync(ReadOnlySequence<byte> buffer, CancellationToken ct)
     {
         switch (_mode)
         {
             case InputMode.Data:
-                if (!ReadData(ref buffer)) return null;
+                if (!ReadData(ref buffer)) return (false, buffer);
                 await FinishMessageAsync(ct).ConfigureAwait(false);
-                return buffer;
+                return (true, buffer);
             case InputMode.Chunk:
-                if (!ReadChunk(ref buffer)) return null;
+                if (!ReadChunk(ref buffer)) return (false, buffer);
                 await FinishChunkAsync(ct).ConfigureAwait(false);
-                return buffer;
+                return (true, buffer);
             default:
-                if (!TryReadCommandLine(ref buffer, out var line)) return null;
+                if (!TryReadCommandLine(ref buffer, out var line)) return (false, buffer);
                 if (line is not null) await HandleLineAsync(line).ConfigureAwait(false);
                 if (_output.UnflushedBytes > MaxUnflushedReplies) await _output.FlushAsync(ct).ConfigureAwait(false);
-                return buffer;
+                return (true, buffer);
         }
     }
 
