@@ -6,7 +6,16 @@ namespace Sluice.Delivery;
 
 /// <param name="Destination">Domain the recipients share (routing key for SMTP agents).</param>
 /// <param name="Message">Message bytes as spooled: CRLF lines, not dot-stuffed.</param>
-public sealed record DeliveryRequest(string MessageId, string Sender, IReadOnlyList<string> Recipients, string Destination, ReadOnlyMemory<byte> Message);
+public sealed record DeliveryRequest(string MessageId, string Sender, IReadOnlyList<string> Recipients, string Destination, ReadOnlyMemory<byte> Message)
+{
+    /// <summary>The message's envelope, for its message-wide parameters (RET, ENVID, SMTPUTF8, BODY); null for none.</summary>
+    public Envelope? Envelope { get; init; }
+
+    /// <summary>The RFC 3461 NOTIFY and ORCPT of each of <see cref="Recipients"/>, same order; null when none asked.</summary>
+    public IReadOnlyList<RecipientDsn>? Dsn { get; init; }
+
+    public RecipientDsn DsnOf(int recipient) => Dsn is { } d ? d[recipient] : default;
+}
 
 public interface IDeliveryAgent : IAsyncDisposable
 {

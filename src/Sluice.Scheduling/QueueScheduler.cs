@@ -20,7 +20,7 @@ public sealed class QueueScheduler : IAsyncDisposable
     private readonly RetryPolicy _retry;
     private readonly DeliveryLog _log;
     private readonly TimeProvider _time;
-    private readonly string _hostname;
+    private readonly DsnNotices _notices;
     private readonly Lock _gate = new();
     private readonly List<ChannelSlots> _channels;
     private readonly PriorityQueue<DeliveryJob, DateTimeOffset> _due = new();
@@ -38,7 +38,7 @@ public sealed class QueueScheduler : IAsyncDisposable
         _retry = retry;
         _log = log;
         _time = time;
-        _hostname = hostname;
+        _notices = new DsnNotices(queue, log, hostname);
         _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
         _dueTimer = time.CreateTimer(_ => PromoteDue(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         throttle.SlotFreed += StartJobs;
@@ -110,7 +110,12 @@ public sealed class QueueScheduler : IAsyncDisposable
             RecipientResult[] results;
             try
             {
-                results = await agent.DeliverAsync(new DeliveryRequest(m.Id, m.Sender, recipients, job.Destination, body), _stop.Token).ConfigureAwait(false);
+                var request = new DeliveryRequest(m.Id, m.Sender, recipients, job.Destination, body)
+                {
+                    Envelope = m.Envelope,
+                    Dsn = m.Envelope.Dsn is null ? null : [.. job.Recipients.Select(m.Envelope.DsnOf)],
+                };
+                results = await agent.DeliverAsync(request, _stop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -145,38 +150,29 @@ public sealed class QueueScheduler : IAsyncDisposable
         var m = job.Message;
         var now = _time.GetUtcNow();
         var expired = _retry.Expired(m.ReceivedAt, now);
-        var failures = new List<(int Index, BounceMessage.FailedRecipient Failure)>();
+        var delivered = new List<(int Index, RecipientResult Result)>();
+        var failures = new List<DsnNotices.Failure>();
         var deferred = new List<(int Index, string Text)>();
         for (int i = 0; i < results.Length; i++)
         {
             var index = job.Recipients[i];
             var r = results[i];
-            if (r.Status == DeliveryStatus.Delivered)
-                await _queue.Store.RecordAsync(m, index, RecipientStatus.Delivered, DateTimeOffset.MinValue, r.Text, _stop.Token).ConfigureAwait(false);
+            if (r.Status == DeliveryStatus.Delivered) delivered.Add((index, r));
             else if (r.Status == DeliveryStatus.Failed || expired)
             {
                 var text = r.Status == DeliveryStatus.Failed ? r.Text
                     : $"message expired after {BounceMessage.FormatAge(now - m.ReceivedAt)} in the queue; last error: {r.Text}";
-                failures.Add((index, new(m.Recipients[index], text, BounceMessage.StatusOf(text, r.Status != DeliveryStatus.Failed))));
+                failures.Add(new(index, text, BounceMessage.StatusOf(text, r.Status != DeliveryStatus.Failed)));
             }
             else deferred.Add((index, r.Text));
         }
-        if (failures.Count > 0)
-        {
-            // The bounce is durable before the failures are: a crash between them repeats a bounce, never loses one.
-            if (m.Sender.Length > 0)
-            {
-                var dsn = BounceMessage.Build(_hostname, m, body, [.. failures.Select(f => f.Failure)], now);
-                var bounce = await _queue.AcceptAsync(new Envelope("", [m.Sender]), dsn, _stop.Token).ConfigureAwait(false);
-                _log.Write($"bounce msg {m.Id} qp {bounce.Id}");
-            }
-            else
-            {
-                _log.Write($"triple bounce: discarding bounce msg {m.Id}");
-            }
-            foreach (var (index, failure) in failures)
-                await _queue.Store.RecordAsync(m, index, RecipientStatus.Failed, DateTimeOffset.MinValue, failure.Text, _stop.Token).ConfigureAwait(false);
-        }
+        // Each DSN is durable before the outcomes it reports: a crash between them repeats a DSN, never loses one.
+        await _notices.SucceededAsync(m, body, delivered, now, _stop.Token).ConfigureAwait(false);
+        foreach (var (index, r) in delivered)
+            await _queue.Store.RecordAsync(m, index, RecipientStatus.Delivered, DateTimeOffset.MinValue, r.Text, _stop.Token).ConfigureAwait(false);
+        await _notices.FailedAsync(m, body, failures, now, _stop.Token).ConfigureAwait(false);
+        foreach (var f in failures)
+            await _queue.Store.RecordAsync(m, f.Index, RecipientStatus.Failed, DateTimeOffset.MinValue, f.Text, _stop.Token).ConfigureAwait(false);
         if (deferred.Count > 0)
         {
             var attempts = deferred.Max(d => m.States[d.Index].Attempts) + 1;

@@ -27,6 +27,12 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     public bool Pipelining { get; private set; }
     public long? MaxSize { get; private set; }
+    /// <summary>The server takes RFC 3461 NOTIFY, ORCPT, RET and ENVID.</summary>
+    public bool Dsn { get; private set; }
+    /// <summary>The server takes the RFC 6531 SMTPUTF8 parameter.</summary>
+    public bool SmtpUtf8 { get; private set; }
+    /// <summary>The server takes the RFC 6152 BODY=8BITMIME parameter.</summary>
+    public bool EightBitMime { get; private set; }
     public int MessagesSent { get; private set; }
     /// <summary>False once a protocol or I/O error has made the connection unusable.</summary>
     public bool Usable { get; private set; } = true;
@@ -72,9 +78,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             foreach (var line in reply.Lines.Skip(1))
             {
                 var word = line.Split(' ', 2);
-                if (word[0].Equals("PIPELINING", StringComparison.OrdinalIgnoreCase)) Pipelining = true;
-                if (word[0].Equals("SIZE", StringComparison.OrdinalIgnoreCase) && word.Length > 1 && long.TryParse(word[1], out var size) && size > 0)
-                    MaxSize = size;
+                switch (word[0].ToUpperInvariant())
+                {
+                    case "PIPELINING": Pipelining = true; break;
+                    case "DSN": Dsn = true; break;
+                    case "SMTPUTF8": SmtpUtf8 = true; break;
+                    case "8BITMIME": EightBitMime = true; break;
+                    case "SIZE" when word.Length > 1 && long.TryParse(word[1], out var size) && size > 0: MaxSize = size; break;
+                }
             }
             return;
         }
@@ -82,14 +93,22 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (reply.Code != 250) throw new SmtpException($"HELO rejected: {reply}", reply.IsTransient);
     }
 
+    /// <summary>One mail transaction without extra MAIL or RCPT parameters (SIZE is added when offered).</summary>
+    public Task<SmtpReply[]> SendAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> message, CancellationToken ct) =>
+        SendAsync(sender, "", recipients, null, message, ct);
+
     /// <summary>
     /// One mail transaction. Returns the reply for each recipient: its RCPT reply if that failed,
     /// else the final reply to the data (or the MAIL reply if that failed).
     /// </summary>
-    public async Task<SmtpReply[]> SendAsync(string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> message, CancellationToken ct)
+    /// <param name="mailParameters">Appended to MAIL after SIZE, space-separated ("" for none); the caller checks they were offered.</param>
+    /// <param name="recipientParameters">Appended to each RCPT, in the order of <paramref name="recipients"/>; null for none.</param>
+    public async Task<SmtpReply[]> SendAsync(string sender, string mailParameters, IReadOnlyList<string> recipients,
+        IReadOnlyList<string>? recipientParameters, ReadOnlyMemory<byte> message, CancellationToken ct)
     {
         var results = new SmtpReply[recipients.Count];
-        var mail = $"MAIL FROM:<{sender}>" + (MaxSize is null ? "" : $" SIZE={message.Length}");
+        var mail = $"MAIL FROM:<{sender}>" + (MaxSize is null ? "" : $" SIZE={message.Length}") + (mailParameters.Length > 0 ? " " + mailParameters : "");
+        string Rcpt(int i) => $"RCPT TO:<{recipients[i]}>" + (recipientParameters?[i] is { Length: > 0 } p ? " " + p : "");
         SmtpReply mailReply;
         var rcptOk = new bool[recipients.Count];
         SmtpReply? dataReply = null;
@@ -97,7 +116,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         {
             // RFC 2920: MAIL, every RCPT and DATA go in one write; replies come back in order.
             Append(mail);
-            foreach (var r in recipients) Append($"RCPT TO:<{r}>");
+            for (int i = 0; i < recipients.Count; i++) Append(Rcpt(i));
             Append("DATA");
             await FlushAsync(ct).ConfigureAwait(false);
             mailReply = await ReadReplyAsync(ct).ConfigureAwait(false);
@@ -115,7 +134,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             {
                 for (int i = 0; i < recipients.Count; i++)
                 {
-                    results[i] = await CommandAsync($"RCPT TO:<{recipients[i]}>", ct).ConfigureAwait(false);
+                    results[i] = await CommandAsync(Rcpt(i), ct).ConfigureAwait(false);
                     rcptOk[i] = results[i].Code is 250 or 251;
                 }
                 if (rcptOk.Any(ok => ok)) dataReply = await CommandAsync("DATA", ct).ConfigureAwait(false);

@@ -9,7 +9,13 @@ namespace Sluice.Testing;
 
 public sealed class SmtpSink : IAsyncDisposable
 {
-    public sealed record Received(string Sender, IReadOnlyList<string> Recipients, string Data);
+    public sealed record Received(string Sender, IReadOnlyList<string> Recipients, string Data)
+    {
+        /// <summary>What followed the reverse-path on MAIL, e.g. "RET=HDRS ENVID=x" ("" for nothing).</summary>
+        public string MailParameters { get; init; } = "";
+        /// <summary>What followed each forward-path on RCPT, in the order of <see cref="Recipients"/>.</summary>
+        public IReadOnlyList<string> RecipientParameters { get; init; } = [];
+    }
 
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly CancellationTokenSource _stop = new();
@@ -27,6 +33,8 @@ public sealed class SmtpSink : IAsyncDisposable
     public ConcurrentQueue<Received> Messages { get; } = new();
     /// <summary>A reply to give instead of 250 for the data of a message, for failure tests.</summary>
     public Func<Received, string>? DataReply { get; set; }
+    /// <summary>The EHLO keywords offered, e.g. add "DSN", "SMTPUTF8" or "8BITMIME".</summary>
+    public IReadOnlyList<string> Extensions { get; set; } = ["PIPELINING"];
 
     public async Task WaitForCountAsync(int count, TimeSpan timeout)
     {
@@ -67,23 +75,29 @@ public sealed class SmtpSink : IAsyncDisposable
             await using var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
             async Task Say(string line) { await writer.WriteLineAsync(line); await writer.FlushAsync(); }
             await writer.WriteLineAsync("220 sink.test ESMTP"); await writer.FlushAsync();
-            string sender = "";
+            string sender = "", mailParameters = "";
             var rcpts = new List<string>();
+            var rcptParameters = new List<string>();
             while (await reader.ReadLineAsync(_stop.Token) is { } line)
             {
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
                 switch (verb)
                 {
-                    case "EHLO": await writer.WriteLineAsync("250-sink.test"); await Say("250 PIPELINING"); break;
-                    case "MAIL": sender = Between(line); rcpts.Clear(); await Say("250 2.1.0 ok"); break;
-                    case "RCPT": rcpts.Add(Between(line)); await Say("250 2.1.5 ok"); break;
+                    case "EHLO":
+                        var offered = Extensions.Count > 0 ? Extensions : ["HELP"];
+                        await writer.WriteLineAsync("250-sink.test");
+                        for (int i = 0; i < offered.Count; i++) await writer.WriteLineAsync((i < offered.Count - 1 ? "250-" : "250 ") + offered[i]);
+                        await writer.FlushAsync();
+                        break;
+                    case "MAIL": sender = Between(line); mailParameters = After(line); rcpts.Clear(); rcptParameters.Clear(); await Say("250 2.1.0 ok"); break;
+                    case "RCPT": rcpts.Add(Between(line)); rcptParameters.Add(After(line)); await Say("250 2.1.5 ok"); break;
                     case "DATA":
                         await writer.WriteLineAsync("354 go"); await writer.FlushAsync();
                         var data = new StringBuilder();
                         string? d;
                         while ((d = await reader.ReadLineAsync(_stop.Token)) is not null && d != ".") data.Append(d.StartsWith('.') ? d[1..] : d).Append("\r\n");
                         if (d is null) return; // cut off before the end of data: not a message
-                        var received = new Received(sender, [.. rcpts], data.ToString());
+                        var received = new Received(sender, [.. rcpts], data.ToString()) { MailParameters = mailParameters, RecipientParameters = [.. rcptParameters] };
                         var reply = DataReply?.Invoke(received) ?? "250 2.0.0 queued";
                         if (reply.StartsWith('2')) Add(received);
                         await Say(reply);
@@ -114,6 +128,12 @@ public sealed class SmtpSink : IAsyncDisposable
         var open = line.IndexOf('<', StringComparison.Ordinal);
         var close = line.IndexOf('>', StringComparison.Ordinal);
         return open >= 0 && close > open ? line[(open + 1)..close] : "";
+    }
+
+    private static string After(string line)
+    {
+        var close = line.IndexOf('>', StringComparison.Ordinal);
+        return close < 0 ? "" : line[(close + 1)..].Trim();
     }
 
     public async ValueTask DisposeAsync()

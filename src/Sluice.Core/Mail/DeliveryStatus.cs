@@ -12,10 +12,24 @@ public enum DeliveryStatus
     Failed,
 }
 
+/// <summary>What a <see cref="DeliveryStatus.Delivered"/> recipient means for a NOTIFY=SUCCESS request (RFC 3461 §5.2).</summary>
+public enum SuccessAction : byte
+{
+    /// <summary>Final delivery, e.g. into a mailbox: a success DSN says "delivered" (§5.2.3).</summary>
+    Delivered,
+    /// <summary>Handed to a next hop without the DSN extension: a success DSN says "relayed" (§5.2.2).</summary>
+    Relayed,
+    /// <summary>Handed to a next hop that took NOTIFY and ORCPT (§5.2.1): notices are its job now, none from us.</summary>
+    PassedOn,
+}
+
 /// <param name="Text">Reply or reason, beginning with the code and enhanced status where there is one.</param>
 public sealed record RecipientResult(DeliveryStatus Status, string Text)
 {
+    /// <summary>Meaningful for <see cref="DeliveryStatus.Delivered"/> only.</summary>
+    public SuccessAction Action { get; init; }
+
     public static RecipientResult Deferred(string text) => new(DeliveryStatus.Deferred, text);
     public static RecipientResult Failed(string text) => new(DeliveryStatus.Failed, text);
-    public static RecipientResult Delivered(string text) => new(DeliveryStatus.Delivered, text);
+    public static RecipientResult Delivered(string text, SuccessAction action = SuccessAction.Delivered) => new(DeliveryStatus.Delivered, text) { Action = action };
 }

@@ -31,9 +31,18 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
                     _pool.Return(key, connection);
                     return Each(request, RecipientResult.Failed($"552 5.3.4 message of {request.Message.Length} bytes exceeds {key}'s limit of {max}"));
                 }
-                var replies = await connection.SendAsync(request.Sender, request.Recipients, request.Message, ct).ConfigureAwait(false);
+                if (!connection.SmtpUtf8 && SmtpParameters.NeedsSmtpUtf8(request))
+                {
+                    // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
+                    _pool.Return(key, connection);
+                    return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {key}"));
+                }
+                var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
+                    SmtpParameters.ForRecipients(request, connection), request.Message, ct).ConfigureAwait(false);
                 _pool.Return(key, connection);
-                return [.. replies.Select(r => ToResult(key, r))];
+                // RFC 3461 §5.2.1/§5.2.2: a next hop with DSN took the notices over; without it, accepted means "relayed".
+                var action = connection.Dsn ? SuccessAction.PassedOn : SuccessAction.Relayed;
+                return [.. replies.Select(r => ToResult(key, r, action))];
             }
             catch (SmtpException e)
             {
@@ -45,10 +54,10 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
         }
     }
 
-    private static RecipientResult ToResult(string host, SmtpReply reply)
+    private static RecipientResult ToResult(string host, SmtpReply reply, SuccessAction action)
     {
         var text = $"{host} said: {reply}";
-        return reply.Code < 400 ? RecipientResult.Delivered(text)
+        return reply.Code < 400 ? RecipientResult.Delivered(text, action)
             : reply.Code < 500 ? RecipientResult.Deferred(text)
             : RecipientResult.Failed(text);
     }

@@ -1,5 +1,5 @@
 // A delivery status notification (RFC 3464) in a multipart/report (RFC 6522), built with MimeKit:
-// a human explanation, the machine-readable per-recipient status, and the original headers.
+// a human explanation, the machine-readable per-recipient status, and the original or its headers.
 using System.Globalization;
 using MimeKit;
 using MimeKit.Utils;
@@ -10,62 +10,82 @@ namespace Sluice.Scheduling.Bounces;
 
 internal static class BounceMessage
 {
-    public sealed record FailedRecipient(string Address, string Text, string Status);
+    /// <summary>RFC 3464 §2.3.3 Action values this MTA reports.</summary>
+    public enum ReportAction { Failed, Delivered, Relayed }
 
+    /// <param name="OriginalRecipient">The RCPT's ORCPT as the Envelope keeps it ("type;address"), or null.</param>
+    /// <param name="Text">The reply or reason; for a failure it becomes the Diagnostic-Code.</param>
+    public sealed record ReportedRecipient(string Address, string? OriginalRecipient, ReportAction Action, string Status, string Text);
+
+    /// <summary>A report on <paramref name="recipients"/>, all failed (a bounce) or all delivered or relayed.</summary>
     public static byte[] Build(string hostname, QueuedMessage original, ReadOnlySpan<byte> originalMessage,
-        IReadOnlyList<FailedRecipient> failures, DateTimeOffset now)
+        IReadOnlyList<ReportedRecipient> recipients, DateTimeOffset now)
     {
+        var failed = recipients.Any(r => r.Action == ReportAction.Failed);
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", $"MAILER-DAEMON@{hostname}"));
         message.To.Add(MailboxAddress.Parse(original.Sender));
-        message.Subject = "Undelivered Mail Returned to Sender";
+        message.Subject = failed ? "Undelivered Mail Returned to Sender" : "Successful Mail Delivery Report";
         message.Date = now;
         message.MessageId = MimeUtils.GenerateMessageId(hostname);
         message.Headers.Add("Auto-Submitted", "auto-replied"); // RFC 3834: no auto-reply loops
 
+        // RFC 3461 §4.3: RET chooses what a failure DSN returns; a success DSN returns headers only.
+        var returned = ReturnedContent.For(originalMessage, full: failed && original.Envelope.Return == DsnReturn.Full);
         var report = new MultipartReport("delivery-status");
-        var lines = string.Join("\n", failures.Select(f => $"<{f.Address}>: {f.Text}"));
-        report.Add(new TextPart("plain")
-        {
-            Text = $"This is the mail system at host {hostname}.\n\n"
-                + "I'm sorry to have to inform you that your message could not\n"
-                + "be delivered to one or more recipients. It's attached below.\n\n"
-                + lines + "\n",
-        });
-
-        var status = new MessageDeliveryStatus();
-        var perMessage = new HeaderList
-        {
-            { "Reporting-MTA", $"dns; {hostname}" },
-            { "X-Sluice-Queue-ID", original.Id },
-            { "Arrival-Date", DateUtils.FormatDate(original.ReceivedAt) },
-        };
-        status.StatusGroups.Add(perMessage);
-        foreach (var f in failures)
-        {
-            status.StatusGroups.Add(new HeaderList
-            {
-                { "Final-Recipient", $"rfc822; {f.Address}" },
-                { "Action", "failed" },
-                { "Status", f.Status },
-                { "Diagnostic-Code", $"smtp; {f.Text}" },
-                { "Last-Attempt-Date", DateUtils.FormatDate(now) },
-            });
-        }
-        report.Add(status);
-
-        var headerEnd = originalMessage.IndexOf("\r\n\r\n"u8);
-        var headers = headerEnd < 0 ? originalMessage : originalMessage[..(headerEnd + 2)];
-        report.Add(new MimePart("text", "rfc822-headers")
-        {
-            Content = new MimeContent(new MemoryStream(headers.ToArray())),
-            ContentTransferEncoding = ContentEncoding.EightBit,
-        });
+        report.Add(new TextPart("plain") { Text = Explanation(hostname, recipients, failed, returned) });
+        report.Add(Status(hostname, original, recipients, now));
+        report.Add(returned.Part);
         message.Body = report;
 
         using var output = new MemoryStream();
         message.WriteTo(new FormatOptions { NewLineFormat = NewLineFormat.Dos }, output);
         return output.ToArray();
+    }
+
+    private static string Explanation(string hostname, IReadOnlyList<ReportedRecipient> recipients, bool failed, ReturnedContent returned)
+    {
+        var text = $"This is the mail system at host {hostname}.\n\n";
+        text += failed
+            ? "I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n"
+            : "Your message was delivered to the recipients below, as you asked.\nIts headers are attached.\n\n";
+        text += string.Join("\n", recipients.Select(r => $"<{r.Address}>: {LineFor(r)}")) + "\n";
+        if (returned.Truncated)
+            text += string.Create(CultureInfo.InvariantCulture,
+                $"\nThe message was {returned.OriginalBytes} bytes, more than the {ReturnedContent.MaxFullBytes} this system returns whole,\nso only its headers are attached.\n");
+        return text;
+    }
+
+    private static string LineFor(ReportedRecipient r) => r.Action switch
+    {
+        ReportAction.Delivered => "delivered to the mailbox",
+        // RFC 3464 §2.3.3: "relayed" to a system that sends no further notices.
+        ReportAction.Relayed => $"relayed to a mail system that does not send delivery notices ({r.Text})",
+        _ => r.Text,
+    };
+
+    /// <summary>The message/delivery-status part: per-message fields (§2.2), then one group per recipient (§2.3).</summary>
+    private static MessageDeliveryStatus Status(string hostname, QueuedMessage original, IReadOnlyList<ReportedRecipient> recipients, DateTimeOffset now)
+    {
+        var status = new MessageDeliveryStatus();
+        var perMessage = new HeaderList();
+        if (original.Envelope.EnvelopeId is { } envid) perMessage.Add("Original-Envelope-Id", DsnFields.EnvelopeId(envid)); // §2.2.1
+        perMessage.Add("Reporting-MTA", $"dns; {hostname}");
+        perMessage.Add("X-Sluice-Queue-ID", original.Id);
+        perMessage.Add("Arrival-Date", DateUtils.FormatDate(original.ReceivedAt));
+        status.StatusGroups.Add(perMessage);
+        foreach (var r in recipients)
+        {
+            var group = new HeaderList();
+            if (r.OriginalRecipient is { } orcpt) group.Add("Original-Recipient", DsnFields.OriginalRecipient(orcpt)); // §2.3.1
+            group.Add("Final-Recipient", DsnFields.FinalRecipient(r.Address));
+            group.Add("Action", r.Action.ToString().ToLowerInvariant());
+            group.Add("Status", r.Status);
+            if (r.Action != ReportAction.Delivered) group.Add("Diagnostic-Code", $"smtp; {r.Text}");
+            group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
+            status.StatusGroups.Add(group);
+        }
+        return status;
     }
 
     /// <summary>The RFC 3463 status of a failure text, defaulting to 5.0.0 (or 4.4.7 for an expiry).</summary>

@@ -1,0 +1,71 @@
+// Who is told what (RFC 3461 §4.1 NOTIFY): a failure report ("bounce") or a success report for
+// the recipients that asked, accepted into the message's own queue, with a delivery log line for
+// each report made and each failure a NOTIFY kept silent.
+using Sluice.Core.Logging;
+using Sluice.Core.Mail;
+using Sluice.Queue;
+using static Sluice.Scheduling.Bounces.BounceMessage;
+
+namespace Sluice.Scheduling.Bounces;
+
+internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostname)
+{
+    /// <summary>A failed recipient of the message: its index, the reason and its RFC 3463 status.</summary>
+    public readonly record struct Failure(int Index, string Text, string Status);
+
+    /// <summary>Bounces the failures whose NOTIFY includes FAILURE (the default); returns once the bounce is durable.</summary>
+    public async Task FailedAsync(QueuedMessage m, byte[] body, IReadOnlyList<Failure> failures, DateTimeOffset now, CancellationToken ct)
+    {
+        if (failures.Count == 0) return;
+        if (m.Sender.Length == 0)
+        {
+            log.Write($"triple bounce: discarding bounce msg {m.Id}");
+            return;
+        }
+        var wanted = new List<ReportedRecipient>(failures.Count);
+        foreach (var f in failures)
+        {
+            var dsn = m.Envelope.DsnOf(f.Index);
+            if (dsn.Wants(DsnNotify.Failure))
+                wanted.Add(new(m.Recipients[f.Index], dsn.OriginalRecipient, ReportAction.Failed, f.Status, f.Text));
+            else // NEVER, or SUCCESS/DELAY without FAILURE; the delivery line already logged the failure
+                log.Write($"bounce msg {m.Id}: suppressed for {m.Recipients[f.Index]} (NOTIFY={DsnParameters.Notify(dsn.Notify)})");
+        }
+        if (wanted.Count == 0) return;
+        var bounce = await SendAsync(m, body, wanted, now, ct).ConfigureAwait(false);
+        log.Write($"bounce msg {m.Id} qp {bounce.Id}");
+    }
+
+    /// <summary>
+    /// Reports the delivered recipients whose NOTIFY includes SUCCESS: "delivered" for final delivery,
+    /// "relayed" to a next hop without DSN (RFC 3461 §5.2.2, §5.2.3); nothing when the next hop took
+    /// the request over (§5.2.1) or the sender is null.
+    /// </summary>
+    public async Task SucceededAsync(QueuedMessage m, byte[] body, IReadOnlyList<(int Index, RecipientResult Result)> delivered, DateTimeOffset now, CancellationToken ct)
+    {
+        if (m.Sender.Length == 0 || m.Envelope.Dsn is null) return;
+        var wanted = new List<ReportedRecipient>();
+        foreach (var (index, result) in delivered)
+        {
+            var dsn = m.Envelope.DsnOf(index);
+            if (!dsn.Wants(DsnNotify.Success) || result.Action == SuccessAction.PassedOn) continue;
+            var action = result.Action == SuccessAction.Relayed ? ReportAction.Relayed : ReportAction.Delivered;
+            wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, action, "2.0.0", result.Text));
+        }
+        if (wanted.Count == 0) return;
+        var notice = await SendAsync(m, body, wanted, now, ct).ConfigureAwait(false);
+        log.Write($"success dsn msg {m.Id} qp {notice.Id}");
+    }
+
+    /// <summary>RFC 3461 §6.1: to the original sender from the null reverse-path, so a report never causes another.</summary>
+    private Task<QueuedMessage> SendAsync(QueuedMessage m, byte[] body, List<ReportedRecipient> recipients, DateTimeOffset now, CancellationToken ct)
+    {
+        var report = Build(hostname, m, body, recipients, now);
+        var envelope = new Envelope("", [m.Sender])
+        {
+            SmtpUtf8 = m.Envelope.SmtpUtf8, // the sender's address may be UTF-8 (RFC 6531); relaying checks what is needed
+            EightBitMime = !System.Text.Ascii.IsValid(report),
+        };
+        return queue.AcceptAsync(envelope, report, ct);
+    }
+}
