@@ -1,6 +1,6 @@
 // What every session started by one listener shares: policy, where accepted mail goes, the
 // listener's role, TLS certificate and AUTH users, and whether the server is under stress.
-using System.Security.Cryptography.X509Certificates;
+using System.Net.Security;
 using Sluice.Core.Configuration;
 using Sluice.Queue;
 
@@ -13,7 +13,7 @@ public sealed record SessionContext
     public TimeProvider Time { get; init; } = TimeProvider.System;
     public SmtpRole Role { get; init; } = SmtpRole.Smtp;
     /// <summary>STARTTLS is offered (and port 465 works) only with a certificate.</summary>
-    public X509Certificate2? Certificate { get; init; }
+    public SslStreamCertificateContext? Certificate { get; init; }
     /// <summary>AUTH is offered only with users to check, and only under TLS.</summary>
     public ISmtpAuthenticator? Users { get; init; }
     public Action<string> Log { get; init; } = _ => { };

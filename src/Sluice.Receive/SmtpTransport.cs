@@ -2,7 +2,6 @@
 // (RFC 3207), which swaps them for pipes over TLS on the same connection.
 using System.IO.Pipelines;
 using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 
 namespace Sluice.Receive;
 
@@ -33,14 +32,14 @@ public sealed class SmtpTransport : IAsyncDisposable
     /// Completes the plaintext pipes, which drops whatever the client sent after STARTTLS
     /// (CVE-2011-0411: it must not be taken as if it came over TLS), then handshakes as server.
     /// </summary>
-    public async Task StartTlsAsync(X509Certificate2 certificate, CancellationToken ct)
+    public async Task StartTlsAsync(SslStreamCertificateContext certificate, CancellationToken ct)
     {
         if (_connection is null || Tls is not null) throw new InvalidOperationException("TLS cannot be started on this transport");
         await Input.CompleteAsync().ConfigureAwait(false);
         await Output.CompleteAsync().ConfigureAwait(false);
         var tls = new SslStream(_connection, leaveInnerStreamOpen: true);
         Tls = tls;
-        await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, ct).ConfigureAwait(false);
+        await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificateContext = certificate }, ct).ConfigureAwait(false);
         (Input, Output) = PipesOver(tls);
     }
 

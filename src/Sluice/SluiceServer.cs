@@ -82,7 +82,7 @@ internal sealed class SluiceServer : IAsyncDisposable
         Policy = new ReceivePolicy(options, time),
         Acceptor = acceptor,
         Time = time,
-        Certificate = ServerCertificate.LoadOrCreate(options, _log.Write),
+        Certificate = ServerCertificate.LoadContext(options, _log.Write),
         Users = new SmtpUserStore(options.SmtpUsersPath),
         Log = _log.Write,
     };

@@ -1,5 +1,6 @@
 // The certificate STARTTLS and port 465 present: the operator's PEM pair, else a self-signed one
 // made once under DataDir/tls, so TLS (and with it AUTH) works from the first start.
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
@@ -14,6 +15,19 @@ public static class ServerCertificate
     public const string KeyFile = "key.pem";
 
     private static readonly TimeSpan Lifetime = TimeSpan.FromDays(3650);
+
+    /// <summary>
+    /// The certificate with the intermediates that follow it in Smtp:TlsCertificate, so clients are
+    /// sent the whole chain (RFC 8446 §4.4.2), built once for every handshake.
+    /// </summary>
+    public static SslStreamCertificateContext LoadContext(SluiceOptions options, Action<string> log)
+    {
+        var leaf = LoadOrCreate(options, log);
+        var chain = new X509Certificate2Collection();
+        if (options.Smtp.TlsCertificate is { } path) chain.ImportFromPemFile(Path.GetFullPath(path));
+        var intermediates = new X509Certificate2Collection(chain.Where(c => c.Thumbprint != leaf.Thumbprint).ToArray());
+        return SslStreamCertificateContext.Create(leaf, intermediates, offline: true);
+    }
 
     public static X509Certificate2 LoadOrCreate(SluiceOptions options, Action<string> log)
     {
