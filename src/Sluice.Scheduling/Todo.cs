@@ -18,7 +18,8 @@ public sealed class Todo(MailQueue queue, ChannelMap channels, QueueScheduler sc
         await foreach (var m in queue.Announcements.ReadAllAsync(ct).ConfigureAwait(false))
         {
             log.Write($"new msg {m.Id}");
-            log.Write($"info msg {m.Id}: bytes {m.BodyLength} from <{m.Sender}> qp {queue.Number} rcpts {m.Recipients.Count}");
+            log.Write($"info msg {m.Id}: bytes {m.BodyLength} from <{m.Sender}> qp {queue.Number} rcpts {m.Recipients.Count}"
+                + (m.Envelope.AuthenticatedAs is { } user ? $" auth {user}" : ""));
             Split(m);
         }
     }
