@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests drive as real peers (swaks, python3) when missing,
+# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3) when missing,
 # builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -7,6 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# swaks speaks TLS (--tls, --tlsc) through Net::SSLeay, which it only recommends.
+perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test.sh: installing ${need[*]}" >&2

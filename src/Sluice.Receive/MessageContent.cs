@@ -26,7 +26,8 @@ internal sealed class MessageContent(long maxBytes)
     private const int InitialCapacity = 16 * 1024;
     private static readonly SearchValues<byte> LineBytes = SearchValues.Create("\r\n\0"u8);
 
-    private ArrayBufferWriter<byte> _buffer = new(InitialCapacity);
+    // Made at the first message, so an idle session holds no body buffer.
+    private ArrayBufferWriter<byte>? _buffer;
     private long _length;
     private int _lineLength;
     private bool _pendingCr, _inHeaders = true;
@@ -37,14 +38,16 @@ internal sealed class MessageContent(long maxBytes)
 
     public ContentProblem Problem { get; private set; }
     public long Length => _length;
-    public ReadOnlyMemory<byte> Written => _buffer.WrittenMemory;
+    public ReadOnlyMemory<byte> Written => Buffer.WrittenMemory;
+
+    private ArrayBufferWriter<byte> Buffer => _buffer ??= new ArrayBufferWriter<byte>(InitialCapacity);
 
     /// <summary>Starts a new message, keeping (or, after a huge one, dropping) the buffer.</summary>
     public void Reset()
     {
         // A session that took one huge message must not hold its buffer for the small ones after it.
-        if (_buffer.Capacity > 1 << 20) _buffer = new ArrayBufferWriter<byte>(InitialCapacity);
-        else _buffer.ResetWrittenCount();
+        if (_buffer?.Capacity > 1 << 20) _buffer = null;
+        else _buffer?.ResetWrittenCount();
         _length = 0;
         _lineLength = 0;
         _pendingCr = false;
@@ -58,7 +61,7 @@ internal sealed class MessageContent(long maxBytes)
     public void WriteTrace(ReadOnlySpan<byte> header)
     {
         _length += header.Length;
-        _buffer.Write(header);
+        Buffer.Write(header);
     }
 
     /// <summary>Appends message bytes, checking line ends, NUL, line length, hops and size as they pass.</summary>
@@ -66,7 +69,13 @@ internal sealed class MessageContent(long maxBytes)
     {
         _length += bytes.Length;
         if (_length > maxBytes) Fail(ContentProblem.TooBig);
-        if (Problem == ContentProblem.None) _buffer.Write(bytes);
+        Check(bytes);
+        // Written only once checked, so a refused block (an endless line) never grows the buffer.
+        if (Problem == ContentProblem.None) Buffer.Write(bytes);
+    }
+
+    private void Check(ReadOnlySpan<byte> bytes)
+    {
         while (!bytes.IsEmpty)
         {
             if (_pendingCr)
@@ -133,6 +142,6 @@ internal sealed class MessageContent(long maxBytes)
     {
         if (Problem != ContentProblem.None) return;
         Problem = problem;
-        _buffer.ResetWrittenCount();
+        _buffer?.ResetWrittenCount();
     }
 }

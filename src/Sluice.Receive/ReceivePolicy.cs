@@ -39,7 +39,11 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
         if (domain.All(char.IsAscii)) return domain.ToLowerInvariant();
         try
         {
-            return new IdnMapping { UseStd3AsciiRules = true }.GetAscii(domain).ToLowerInvariant();
+            var ascii = new IdnMapping { UseStd3AsciiRules = true }.GetAscii(domain).ToLowerInvariant();
+            // Only a name that already is what it maps to is that name: IDNA's look-alike dots (U+3002,
+            // U+FF0E, U+FF61) and, with ICU, UTS #46 mappings (fullwidth, soft hyphen, zero-width space)
+            // would make another string count as one of our domains while delivery routes the raw one.
+            return string.Equals(new IdnMapping().GetUnicode(ascii), domain, StringComparison.OrdinalIgnoreCase) ? ascii : null;
         }
         catch (ArgumentException)
         {

@@ -64,12 +64,32 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
             {
                 client = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+            {
+                // Out of descriptors (EMFILE): retrying at once would spin; wait for sessions to end.
+                log.Write($"smtp: cannot accept on {listener.LocalEndPoint}: {e.Message}; pausing accepts for a moment");
+                if (!await PauseAsync().ConfigureAwait(false)) return;
+                continue;
+            }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
                 if (_stop.IsCancellationRequested) return;
                 continue;
             }
             _ = RunSessionAsync(client, roleContext);
+        }
+    }
+
+    private async Task<bool> PauseAsync()
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), context.Time, _stop.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 
@@ -80,6 +100,16 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
         var counted = address is not null && !context.Policy.IsRelayClient(address);
         var total = Interlocked.Increment(ref _active);
         var fromClient = counted ? Count(address!, +1) : 0;
+        var released = false;
+        // The slot is given back before the socket closes, so a client that reconnects the moment it
+        // sees the close finds it free.
+        void Release()
+        {
+            if (released) return;
+            released = true;
+            Interlocked.Decrement(ref _active);
+            if (counted) Count(address!, -1);
+        }
         try
         {
             if (total > limits.Total || fromClient > limits.PerClient)
@@ -91,7 +121,14 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
             var id = Interlocked.Increment(ref _sessions);
             await using var transport = new SmtpTransport(new NetworkStream(client, ownsSocket: true));
             var session = new SmtpSession(roleContext, remote, id);
-            await session.RunAsync(transport, _stop.Token).ConfigureAwait(false);
+            try
+            {
+                await session.RunAsync(transport, _stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                Release();
+            }
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
@@ -99,8 +136,7 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
         }
         finally
         {
-            Interlocked.Decrement(ref _active);
-            if (counted) Count(address!, -1);
+            Release();
         }
     }
 

@@ -33,7 +33,7 @@ public sealed partial class SmtpSession
         var ret = DsnReturn.Unspecified;
         string? envid = null;
         if (!_esmtp && parameters.Count > 0) { Error($"555 5.5.4 MAIL parameters need EHLO, not HELO"); return; }
-        if (Repeated(parameters) is { } repeated) { Error($"501 5.5.4 Repeated MAIL parameter {repeated}"); return; }
+        if (Repeated(parameters) is { } repeated) { Error($"501 5.5.4 Repeated MAIL parameter {Quote(repeated)}"); return; }
         foreach (var (key, value) in parameters)
         {
             switch (key)
@@ -59,7 +59,7 @@ public sealed partial class SmtpSession
                     Error($"501 5.5.4 Bad {key} parameter");
                     return;
                 default:
-                    Error($"555 5.5.4 Unsupported MAIL parameter {key}");
+                    Error($"555 5.5.4 Unsupported MAIL parameter {Quote(key)}");
                     return;
             }
         }
@@ -79,13 +79,13 @@ public sealed partial class SmtpSession
         if (!TryParsePath(arg, "TO:", out var rcpt, out var parameters, out var problem)) { Error(problem); return; }
         var dsn = default(RecipientDsn);
         if (!_esmtp && parameters.Count > 0) { Error($"555 5.5.4 RCPT parameters need EHLO, not HELO"); return; }
-        if (Repeated(parameters) is { } repeated) { Error($"501 5.5.4 Repeated RCPT parameter {repeated}"); return; }
+        if (Repeated(parameters) is { } repeated) { Error($"501 5.5.4 Repeated RCPT parameter {Quote(repeated)}"); return; }
         foreach (var (key, value) in parameters)
         {
             if (key == "NOTIFY" && TryParseNotify(value, out var notify)) dsn = dsn with { Notify = notify };
             else if (key == "ORCPT" && TryParseOriginalRecipient(value, out var orcpt)) dsn = dsn with { OriginalRecipient = orcpt };
             else if (key is "NOTIFY" or "ORCPT") { Error($"501 5.5.4 Bad {key} parameter"); return; }
-            else { Error($"555 5.5.4 Unsupported RCPT parameter {key}"); return; }
+            else { Error($"555 5.5.4 Unsupported RCPT parameter {Quote(key)}"); return; }
         }
         // RFC 5321 §4.5.1: the bare "Postmaster" must be accepted.
         if (rcpt.Equals("postmaster", StringComparison.OrdinalIgnoreCase)) rcpt = $"postmaster@{_policy.PostmasterDomain}";
@@ -196,16 +196,26 @@ public sealed partial class SmtpSession
             var literal = domain[1..^1];
             if (literal.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase)) literal = literal[5..];
             if (IPAddress.TryParse(literal, out _)) return true;
-            problem = $"\"{domain}\" is not an address literal";
+            problem = $"\"{Quote(domain)}\" is not an address literal";
             return false;
         }
         if (ReceivePolicy.ToAscii(domain) is not { } ascii || ascii.Length > MaxDomain
             || !Endpoints.TryParseHostPort(ascii + ":1", 1, out _, out _))
         {
-            problem = $"\"{domain}\" is not a domain";
+            problem = $"\"{Quote(domain)}\" is not a domain";
             return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Client text quoted in a reply: at most 64 characters and no control characters, so the reply
+    /// stays one printable line within RFC 5321 §4.5.3.1.5's 512 octets.
+    /// </summary>
+    private static string Quote(string s)
+    {
+        var clean = string.Concat(s.Take(64).Select(c => char.IsControl(c) ? '?' : c));
+        return s.Length > 64 ? clean + "..." : clean;
     }
 
     /// <summary>RFC 3461 §4.1: NEVER alone, or any of SUCCESS, FAILURE, DELAY.</summary>

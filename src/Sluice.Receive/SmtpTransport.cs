@@ -56,7 +56,9 @@ public sealed class SmtpTransport : IAsyncDisposable
     };
 
     private static (PipeReader, PipeWriter) PipesOver(Stream s) =>
-        (PipeReader.Create(s, new StreamPipeReaderOptions(leaveOpen: true)), PipeWriter.Create(s, new StreamPipeWriterOptions(leaveOpen: true)));
+        // Zero-byte reads: an idle session waits without holding a read buffer (4 KiB each, thousands of sessions).
+        (PipeReader.Create(s, new StreamPipeReaderOptions(leaveOpen: true, useZeroByteReads: true)),
+         PipeWriter.Create(s, new StreamPipeWriterOptions(leaveOpen: true)));
 
     public async ValueTask DisposeAsync()
     {

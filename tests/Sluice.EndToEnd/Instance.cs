@@ -1,5 +1,6 @@
 // One Sluice instance under test: a temp data dir, a config routing every remote domain to a
-// sink, and the `sluice serve` process.
+// sink, and the `sluice serve` process; with helpers for its TLS certificate and AUTH users.
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Sluice.Testing;
 
@@ -7,20 +8,26 @@ namespace Sluice.EndToEnd;
 
 internal sealed class Instance : IAsyncDisposable
 {
+    public const string Hostname = "mx.sluice.test";
+    /// <summary>An smtp, a submission and a submissions listener, in that order, each on a free port.</summary>
+    public static readonly string[] AllRoles = ["127.0.0.1:0", "127.0.0.1:0 submission", "127.0.0.1:0 submissions"];
+
     public TempDirectory Dir { get; } = new();
     public SmtpSink Sink { get; } = new();
     public SluiceProcess Process { get; private set; } = null!;
     public string ConfigFile => Dir.File("sluice.json");
     public string Maildirs => Dir.File("var/maildirs");
+    /// <summary>The self-signed certificate the server makes at first start (no Smtp.TlsCertificate configured).</summary>
+    public string CertificateFile => Dir.File("var/tls/cert.pem");
 
     public static async Task<Instance> StartAsync(Action<Dictionary<string, object>>? adjust = null)
     {
         var instance = new Instance();
         var config = new Dictionary<string, object>
         {
-            ["Hostname"] = "mx.sluice.test",
+            ["Hostname"] = Hostname,
             ["DataDir"] = instance.Dir.File("var"),
-            ["Smtp"] = new { Listen = new[] { "127.0.0.1:0" }, LocalDomains = new[] { "localhost", "local.test" } },
+            ["Smtp"] = new Dictionary<string, object> { ["Listen"] = new[] { "127.0.0.1:0" }, ["LocalDomains"] = new[] { "localhost", "local.test" } },
             ["Channels"] = new object[]
             {
                 new { Name = "local", Transport = "maildir", Domains = new[] { "localhost", "local.test" }, Concurrency = 8 },
@@ -35,6 +42,9 @@ internal sealed class Instance : IAsyncDisposable
         return instance;
     }
 
+    /// <summary>The Smtp section of a config being adjusted, to set single keys in it.</summary>
+    public static Dictionary<string, object> Smtp(Dictionary<string, object> config) => (Dictionary<string, object>)config["Smtp"];
+
     public async Task RestartAsync() => Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile);
 
     public Task WaitForLogAsync(string fragment, int seconds = 30) =>
@@ -42,6 +52,23 @@ internal sealed class Instance : IAsyncDisposable
 
     public string[] MaildirFiles(string user) =>
         Directory.Exists(Path.Combine(Maildirs, user, "new")) ? Directory.GetFiles(Path.Combine(Maildirs, user, "new")) : [];
+
+    /// <summary>The server's certificate as a client that trusts only it would pin it.</summary>
+    public X509Certificate2 LoadCertificate() => X509Certificate2.CreateFromPem(File.ReadAllText(CertificateFile));
+
+    /// <summary>Adds an AUTH user as an operator does: `sluice passwd --config F USER`, the password on stdin.</summary>
+    public async Task AddUserAsync(string user, string password)
+    {
+        var (exit, _, stderr) = await SluiceProcess.RunAsync(Dir.Path, password + "\n", "passwd", "--config", ConfigFile, user);
+        Assert.True(exit == 0, $"sluice passwd exited {exit}: {stderr}");
+    }
+
+    /// <summary>Waits until a message for the local <paramref name="user"/> is in its Maildir, and returns its text.</summary>
+    public async Task<string> WaitForMaildirAsync(string user, int seconds = 30)
+    {
+        await Process.WaitForLogAsync(l => l.Contains($"success: 250 2.0.0 delivered to maildir {user}/new/", StringComparison.Ordinal), TimeSpan.FromSeconds(seconds));
+        return await File.ReadAllTextAsync(Assert.Single(MaildirFiles(user)));
+    }
 
     public async ValueTask DisposeAsync()
     {

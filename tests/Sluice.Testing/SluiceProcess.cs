@@ -1,5 +1,5 @@
 // `sluice serve` as a separate process, built by ./sluice into .build/bin, for tests that need a
-// real process: SIGKILL, restart, stdout log. The SMTP port is read from its log line.
+// real process: SIGKILL, restart, stdout log. Each listener's port is read from its log line.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
@@ -10,13 +10,19 @@ public sealed partial class SluiceProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<string, int> _rolePorts = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private readonly List<(Func<string, bool> Match, TaskCompletionSource Done)> _waiters = [];
 
     private SluiceProcess(Process process) => _process = process;
 
     public ConcurrentQueue<string> Log { get; } = new();
-    public int SmtpPort => _port.Task.Result;
+    public int SmtpPort => _port.Task.IsCompleted ? _port.Task.Result : throw new InvalidOperationException("no smtp listener was logged");
+    /// <summary>The first listener of the submission role (STARTTLS, then AUTH: port 587's job).</summary>
+    public int SubmissionPort => PortOf("submission");
+    /// <summary>The first listener of the submissions role (TLS from the first byte: port 465's job).</summary>
+    public int SubmissionsPort => PortOf("submissions");
     public int Pid => _process.Id;
 
     public static string RepositoryRoot
@@ -58,10 +64,14 @@ public sealed partial class SluiceProcess : IAsyncDisposable
         p.BeginErrorReadLine();
         p.StandardInput.Close();
         var exited = p.WaitForExitAsync();
-        var first = await Task.WhenAny(sp._port.Task, exited).WaitAsync(TimeSpan.FromSeconds(60));
+        // Every listener is logged before the "started" line, so all ports are known once it is seen.
+        var first = await Task.WhenAny(sp._started.Task, exited).WaitAsync(TimeSpan.FromSeconds(60));
         if (first == exited) throw new InvalidOperationException("sluice serve exited at start:\n" + string.Join("\n", sp.Log));
         return sp;
     }
+
+    private int PortOf(string role) =>
+        _rolePorts.TryGetValue(role, out var port) ? port : throw new InvalidOperationException($"no {role} listener was logged:\n" + string.Join("\n", Log));
 
     private static ProcessStartInfo StartInfo(string workingDirectory, IEnumerable<string> args)
     {
@@ -77,7 +87,14 @@ public sealed partial class SluiceProcess : IAsyncDisposable
     {
         Log.Enqueue(line);
         var m = ListeningLine().Match(line);
-        if (m.Success) _port.TrySetResult(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        if (m.Success)
+        {
+            var port = int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var role = m.Groups[1].Success ? m.Groups[1].Value : "smtp";
+            _rolePorts.TryAdd(role, port);
+            if (role == "smtp") _port.TrySetResult(port);
+        }
+        if (StartedLine().IsMatch(line)) _started.TrySetResult();
         lock (_lock)
             foreach (var w in _waiters.Where(w => w.Match(line)).ToList())
             {
@@ -123,6 +140,10 @@ public sealed partial class SluiceProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    [GeneratedRegex(@"smtp: listening on .*:(\d+)$")]
+    /// <summary>"smtp: listening on 127.0.0.1:2525" (the smtp role) or "smtp: listening for submission on 127.0.0.1:587".</summary>
+    [GeneratedRegex(@"smtp: listening (?:for (\w+) )?on .*:(\d+)$")]
     private static partial Regex ListeningLine();
+
+    [GeneratedRegex(@"sluice: started ")]
+    private static partial Regex StartedLine();
 }
