@@ -455,6 +455,18 @@ public sealed class HostileInputTests
         Assert.Empty(h.Stored);
     }
 
+    [Fact]
+    public async Task A_channel_listing_a_domain_routes_mail_to_it_but_does_not_open_relaying()
+    {
+        await using var h = await SessionHarness.StartEhloAsync(o =>
+        {
+            RelaySetup(o);
+            o.Channels.Add(new ChannelOptions { Name = "bulk", Transport = ChannelOptions.SmtpTransport, Domains = ["big.example"] });
+        }, Outsider);
+        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<a@b.test>"));
+        Assert.Equal("554 5.7.1 <user@big.example>: Relay access denied", await h.CommandLineAsync("RCPT TO:<user@big.example>"));
+    }
+
     private static void RelaySetup(SluiceOptions o)
     {
         o.Smtp.LocalDomains = ["localhost", "bücher.example"];
