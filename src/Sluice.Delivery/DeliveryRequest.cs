@@ -21,4 +21,10 @@ public interface IDeliveryAgent : IAsyncDisposable
 {
     /// <summary>Returns one result per recipient, in order; never throws for a delivery problem.</summary>
     Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct);
+
+    /// <summary>
+    /// Where mail for <paramref name="domain"/> really goes, the key the scheduler's per-destination
+    /// limits count by: two domains this agent sends to the same place share one destination.
+    /// </summary>
+    string DestinationOf(string domain) => domain;
 }

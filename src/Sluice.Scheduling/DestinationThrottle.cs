@@ -1,38 +1,142 @@
-// Connections in use per destination, shared by every queue's scheduler, so that a receiver
-// never sees more than DestinationConcurrency connections from us whichever queue mail sits in.
+// What every queue's scheduler asks before it sends to a destination (a domain, or a route's
+// host:port), shared across queues so a receiver is protected whichever queue mail sits in.
+using Sluice.Core.Configuration;
+
 namespace Sluice.Scheduling;
 
-public sealed class DestinationThrottle
+public sealed class DestinationThrottle : IDisposable
 {
-    private readonly Dictionary<string, int> _inUse = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Connections a destination gets at first (Postfix's initial_destination_concurrency), if its limit allows.</summary>
+    public const int InitialWindow = 5;
+    /// <summary>Destination failures in a row, with no success between, after which it is suspended.</summary>
+    public const int FailuresBeforeSuspension = 5;
+    public static readonly TimeSpan FirstSuspension = TimeSpan.FromMinutes(1);
+    /// <summary>Each suspension without a success between is twice the last, up to this.</summary>
+    public static readonly TimeSpan LongestSuspension = TimeSpan.FromMinutes(10);
+
+    private readonly Dictionary<string, DestinationState> _destinations = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> _suspended = new(StringComparer.OrdinalIgnoreCase);
     private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
+    private readonly Action<string> _log;
+    private readonly ITimer _wake;
+    private DateTimeOffset _wakeAt = DateTimeOffset.MaxValue;
 
-    /// <summary>Raised after a slot is given back, so schedulers holding work for it can start.</summary>
-    public event Action? SlotFreed;
+    public DestinationThrottle(TimeProvider time, Action<string> log)
+    {
+        _time = time;
+        _log = log;
+        _wake = time.CreateTimer(_ => Wake(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
 
-    public bool TryAcquire(string destination, int limit)
+    /// <summary>Raised (outside any lock) when a destination may take more: a slot given back, a rate turn due, a suspension over.</summary>
+    public event Action? CapacityAvailable;
+
+    public Admission TryAcquire(string destination, ChannelOptions channel)
     {
         lock (_lock)
         {
-            var n = _inUse.GetValueOrDefault(destination);
-            if (n >= limit) return false;
-            _inUse[destination] = n + 1;
-            return true;
+            var now = _time.GetUtcNow();
+            if (!_destinations.TryGetValue(destination, out var state)) _destinations[destination] = state = new();
+            if (state.SuspendedUntil <= now) Resume(destination, state);
+            var admission = state.Admit(now, channel.DestinationConcurrency, channel.DestinationRatePerMinute, out var wait);
+            if (wait > TimeSpan.Zero) WakeAt(now + wait, now);
+            return admission;
         }
     }
 
-    public void Release(string destination)
+    /// <summary>Gives back a slot taken by <see cref="TryAcquire"/>, with what the delivery learned about the destination.</summary>
+    /// <param name="error">For <see cref="DestinationOutcome.Unavailable"/>: the reply or reason, for the log.</param>
+    public void Release(string destination, ChannelOptions channel, DestinationOutcome outcome, string error = "")
     {
         lock (_lock)
         {
-            if (_inUse.TryGetValue(destination, out var n) && n > 1) _inUse[destination] = n - 1;
-            else _inUse.Remove(destination);
+            var now = _time.GetUtcNow();
+            if (!_destinations.TryGetValue(destination, out var state)) throw new InvalidOperationException($"destination {destination}: released but never acquired");
+            if (outcome == DestinationOutcome.Reached && state.Succeeded(channel.DestinationConcurrency))
+            {
+                _suspended.Remove(destination);
+                _log($"destination {destination}: resumed");
+            }
+            else if (outcome == DestinationOutcome.Unavailable && state.Failed(now, channel.DestinationConcurrency, error) is { } suspension)
+            {
+                _suspended.Add(destination);
+                WakeAt(now + suspension, now);
+                _log($"destination {destination}: suspended for {suspension.TotalSeconds:0}s after {state.Failures} failures (last: {error})");
+            }
+            state.Release();
+            if (state.IsForgettable(now)) _destinations.Remove(destination);
         }
-        SlotFreed?.Invoke();
+        CapacityAvailable?.Invoke();
+    }
+
+    /// <summary>Why work for a suspended destination is deferred, as the text of its deferral.</summary>
+    public string SuspensionNotice(string destination)
+    {
+        lock (_lock)
+        {
+            return _destinations.TryGetValue(destination, out var s) && s.SuspendedUntil is { } until
+                ? $"451 4.4.1 delivery to {destination} suspended until {until:HH:mm:ss}Z after {s.Failures} failures (last: {s.LastError})"
+                : $"451 4.4.1 delivery to {destination} suspended";
+        }
+    }
+
+    /// <summary>Ends every suspension now, as `postqueue -f` does for Postfix's dead destinations (`sluice queue flush`).</summary>
+    public void ResumeAll()
+    {
+        lock (_lock)
+            foreach (var destination in _suspended.ToList()) Resume(destination, _destinations[destination]);
+        CapacityAvailable?.Invoke();
     }
 
     public int InUse(string destination)
     {
-        lock (_lock) return _inUse.GetValueOrDefault(destination);
+        lock (_lock) return _destinations.GetValueOrDefault(destination)?.InUse ?? 0;
     }
+
+    /// <summary>The connections <paramref name="destination"/> may have now (slow start and back-off), before its channel's limit.</summary>
+    public int Window(string destination)
+    {
+        lock (_lock) return _destinations.GetValueOrDefault(destination)?.Window ?? InitialWindow;
+    }
+
+    public bool IsSuspended(string destination)
+    {
+        lock (_lock) return _destinations.GetValueOrDefault(destination)?.SuspendedUntil is not null;
+    }
+
+    private void Resume(string destination, DestinationState state)
+    {
+        state.Resume();
+        _suspended.Remove(destination);
+        _log($"destination {destination}: resumed");
+    }
+
+    /// <summary>Arms the one timer for the earliest time anything may change; caller holds the lock.</summary>
+    private void WakeAt(DateTimeOffset at, DateTimeOffset now)
+    {
+        if (at >= _wakeAt) return;
+        _wakeAt = at;
+        // Whole milliseconds, rounded up and at least one: timers never fire early, nor on this stack.
+        var ms = Math.Max(1, (long)Math.Ceiling((at - now).TotalMilliseconds));
+        _wake.Change(TimeSpan.FromMilliseconds(ms), Timeout.InfiniteTimeSpan);
+    }
+
+    private void Wake()
+    {
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            _wakeAt = DateTimeOffset.MaxValue;
+            foreach (var destination in _suspended.ToList())
+            {
+                var state = _destinations[destination];
+                if (state.SuspendedUntil <= now) Resume(destination, state);
+                else WakeAt(state.SuspendedUntil!.Value, now);
+            }
+        }
+        CapacityAvailable?.Invoke();
+    }
+
+    public void Dispose() => _wake.Dispose();
 }

@@ -1,6 +1,6 @@
 // qmail-send for one queue, with the channels patch: per-channel concurrency (per queue),
 // destinations served in turn so one backlog cannot starve another, the cross-queue destination
-// limit, a due-time queue for deferred recipients, retries, expiry and bounces.
+// limits (DestinationThrottle), a due-time queue for deferred recipients, retries, expiry and bounces.
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
 using Sluice.Core.Mail;
@@ -41,7 +41,7 @@ public sealed class QueueScheduler : IAsyncDisposable
         _notices = new DsnNotices(queue, log, hostname);
         _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
         _dueTimer = time.CreateTimer(_ => PromoteDue(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        throttle.SlotFreed += StartJobs;
+        throttle.CapacityAvailable += StartJobs;
         queue.Load = () => Load;
     }
 
@@ -62,41 +62,45 @@ public sealed class QueueScheduler : IAsyncDisposable
             ArmTimer();
             return;
         }
-        lock (_gate) SlotsFor(job.Channel).Add(job);
+        lock (_gate) MakeReady(job);
         StartJobs();
     }
 
-    /// <summary>Makes every deferred recipient due now (`sluice queue flush`).</summary>
+    /// <summary>Makes every deferred recipient due now and lifts destination suspensions (`sluice queue flush`).</summary>
     public void Flush()
     {
+        _throttle.ResumeAll();
         lock (_gate)
-            while (_due.TryDequeue(out var job, out _)) SlotsFor(job.Channel).Add(job with { Due = DateTimeOffset.MinValue });
+            while (_due.TryDequeue(out var job, out _)) MakeReady(job with { Due = DateTimeOffset.MinValue });
         StartJobs();
     }
 
     private void StartJobs()
     {
         if (_stop.IsCancellationRequested) return;
-        var started = new List<DeliveryJob>();
+        var started = new List<(DeliveryJob Job, bool Suspended)>();
         lock (_gate)
         {
             foreach (var slots in _channels)
-                while (slots.TryTake(_throttle, out var job)) started.Add(job);
+                while (slots.TryTake(_throttle, out var job, out var suspended)) started.Add((job, suspended));
         }
-        foreach (var job in started)
+        foreach (var (job, suspended) in started)
         {
-            var task = RunAsync(job);
+            var task = RunAsync(job, suspended);
             lock (_gate) _running.Add(task);
             _ = task.ContinueWith(t => { lock (_gate) _running.Remove(t); }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
         if (started.Count > 0) LogStatus();
     }
 
-    private async Task RunAsync(DeliveryJob job)
+    /// <param name="suspended">The destination is suspended: defer the recipients without trying it.</param>
+    private async Task RunAsync(DeliveryJob job, bool suspended)
     {
         await Task.Yield(); // never deliver on the caller's stack (it holds no lock, but may be the session)
         var m = job.Message;
         var ids = new long[job.Recipients.Length];
+        var outcome = DestinationOutcome.Unknown;
+        var error = "";
         try
         {
             var body = await _queue.Store.ReadBodyAsync(m, _stop.Token).ConfigureAwait(false);
@@ -106,20 +110,29 @@ public sealed class QueueScheduler : IAsyncDisposable
                 ids[i] = Interlocked.Increment(ref _deliveryIds);
                 _log.Write($"starting delivery {ids[i]}: msg {m.Id} to {job.Channel.Name} {recipients[i]}");
             }
-            var agent = _agents[job.Channel.Transport];
             RecipientResult[] results;
-            try
+            if (suspended)
             {
-                var request = new DeliveryRequest(m.Id, m.Sender, recipients, job.Destination, body)
-                {
-                    Envelope = m.Envelope,
-                    Dsn = m.Envelope.Dsn is null ? null : [.. job.Recipients.Select(m.Envelope.DsnOf)],
-                };
-                results = await agent.DeliverAsync(request, _stop.Token).ConfigureAwait(false);
+                var notice = RecipientResult.Deferred(_throttle.SuspensionNotice(job.Destination));
+                results = [.. recipients.Select(_ => notice)];
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            else
             {
-                results = [.. recipients.Select(_ => RecipientResult.Deferred($"451 4.3.0 delivery agent error: {e.Message}"))];
+                try
+                {
+                    var request = new DeliveryRequest(m.Id, m.Sender, recipients, job.Domain, body)
+                    {
+                        Envelope = m.Envelope,
+                        Dsn = m.Envelope.Dsn is null ? null : [.. job.Recipients.Select(m.Envelope.DsnOf)],
+                    };
+                    results = await _agents[job.Channel.Transport].DeliverAsync(request, _stop.Token).ConfigureAwait(false);
+                    (outcome, error) = results.FirstOrDefault(r => r.DestinationUnavailable) is { } failed
+                        ? (DestinationOutcome.Unavailable, failed.Text) : (DestinationOutcome.Reached, "");
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    results = [.. recipients.Select(_ => RecipientResult.Deferred($"451 4.3.0 delivery agent error: {e.Message}"))];
+                }
             }
             for (int i = 0; i < ids.Length; i++)
             {
@@ -140,7 +153,8 @@ public sealed class QueueScheduler : IAsyncDisposable
         finally
         {
             lock (_gate) SlotsFor(job.Channel).InUse--;
-            _throttle.Release(job.Destination);
+            if (suspended) StartJobs(); // no destination slot was taken; the channel slot is free again
+            else _throttle.Release(job.Destination, job.Channel, outcome, error);
             LogStatus();
         }
     }
@@ -203,7 +217,7 @@ public sealed class QueueScheduler : IAsyncDisposable
             while (_due.TryPeek(out var job, out var due) && due <= now)
             {
                 _due.Dequeue();
-                SlotsFor(job.Channel).Add(job);
+                MakeReady(job);
             }
         }
         ArmTimer();
@@ -219,11 +233,18 @@ public sealed class QueueScheduler : IAsyncDisposable
 
     private ChannelSlots SlotsFor(ChannelOptions channel) => _channels.First(c => c.Options.Name == channel.Name);
 
+    /// <summary>Queues a due job under its destination, asked of the agent now (routes decide it); caller holds the lock.</summary>
+    private void MakeReady(DeliveryJob job)
+    {
+        var destination = _agents.TryGetValue(job.Channel.Transport, out var agent) ? agent.DestinationOf(job.Domain) : job.Domain;
+        SlotsFor(job.Channel).Add(job with { Destination = destination });
+    }
+
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     public async ValueTask DisposeAsync()
     {
-        _throttle.SlotFreed -= StartJobs;
+        _throttle.CapacityAvailable -= StartJobs;
         await _stop.CancelAsync().ConfigureAwait(false);
         await _dueTimer.DisposeAsync().ConfigureAwait(false);
         Task[] running;
@@ -251,18 +272,24 @@ public sealed class QueueScheduler : IAsyncDisposable
             q.Enqueue(job);
         }
 
-        /// <summary>Takes the next job whose destination has a free slot; caller holds the scheduler lock.</summary>
-        public bool TryTake(DestinationThrottle throttle, out DeliveryJob job)
+        /// <summary>
+        /// Takes the next job whose destination has a free slot, or is suspended (then the job is to be
+        /// deferred without a try); caller holds the scheduler lock.
+        /// </summary>
+        public bool TryTake(DestinationThrottle throttle, out DeliveryJob job, out bool suspended)
         {
             job = null!;
+            suspended = false;
             for (int tries = _turns.Count; InUse < Options.Concurrency && tries > 0; tries--)
             {
                 var destination = _turns.Dequeue();
-                if (!throttle.TryAcquire(destination, Options.DestinationConcurrency))
+                var admission = throttle.TryAcquire(destination, Options);
+                if (admission == Admission.Busy)
                 {
                     _turns.Enqueue(destination);
                     continue;
                 }
+                suspended = admission == Admission.Suspended;
                 var q = _ready[destination];
                 job = q.Dequeue();
                 if (q.Count > 0) _turns.Enqueue(destination);

@@ -11,6 +11,8 @@ namespace Sluice.Smtp;
 public sealed class SmtpClientConnection : IAsyncDisposable
 {
     private const int MaxReplyLineBytes = 4096;
+    /// <summary>421: service not available, the server is closing the channel (RFC 5321 §3.8).</summary>
+    public const int ClosingCode = 421;
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly PipeReader _reader;
@@ -73,6 +75,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public async Task HelloAsync(string hostname, CancellationToken ct)
     {
         var reply = await CommandAsync($"EHLO {hostname}", ct).ConfigureAwait(false);
+        if (reply.Code == ClosingCode) throw Broken($"EHLO rejected: {reply}");
         if (reply.Code == 250)
         {
             foreach (var line in reply.Lines.Skip(1))
@@ -120,9 +123,11 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             Append("DATA");
             await FlushAsync(ct).ConfigureAwait(false);
             mailReply = await ReadReplyAsync(ct).ConfigureAwait(false);
+            if (mailReply.Code == ClosingCode) return ClosedWith(mailReply, results);
             for (int i = 0; i < recipients.Count; i++)
             {
                 results[i] = await ReadReplyAsync(ct).ConfigureAwait(false);
+                if (results[i].Code == ClosingCode) return ClosedWith(results[i], results);
                 rcptOk[i] = results[i].Code is 250 or 251;
             }
             dataReply = await ReadReplyAsync(ct).ConfigureAwait(false);
@@ -135,11 +140,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 for (int i = 0; i < recipients.Count; i++)
                 {
                     results[i] = await CommandAsync(Rcpt(i), ct).ConfigureAwait(false);
+                    if (results[i].Code == ClosingCode) return ClosedWith(results[i], results);
                     rcptOk[i] = results[i].Code is 250 or 251;
                 }
                 if (rcptOk.Any(ok => ok)) dataReply = await CommandAsync("DATA", ct).ConfigureAwait(false);
             }
         }
+        if (mailReply.Code == ClosingCode) return ClosedWith(mailReply, results);
+        if (dataReply?.Code == ClosingCode) return ClosedWith(dataReply, results);
         if (mailReply.Code != 250)
         {
             Array.Fill(results, mailReply);
@@ -157,7 +165,16 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         await FlushAsync(ct).ConfigureAwait(false);
         var final = await ReadReplyAsync(ct).ConfigureAwait(false);
         for (int i = 0; i < results.Length; i++) if (rcptOk[i]) results[i] = final;
-        MessagesSent++;
+        if (final.Code == ClosingCode) Usable = false;
+        else MessagesSent++;
+        return results;
+    }
+
+    /// <summary>RFC 5321 §3.8: the server is closing the channel; the transaction is over for every recipient.</summary>
+    private SmtpReply[] ClosedWith(SmtpReply reply, SmtpReply[] results)
+    {
+        Usable = false;
+        Array.Fill(results, reply);
         return results;
     }
 

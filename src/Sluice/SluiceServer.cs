@@ -24,6 +24,7 @@ internal sealed class SluiceServer : IAsyncDisposable
     private readonly Dictionary<string, IDeliveryAgent> _agents;
     private readonly DeliveryLog _log;
     private SmtpListener? _listener;
+    private DestinationThrottle? _throttle;
 
     private SluiceServer(SluiceOptions options, DeliveryLog log, TimeProvider time)
     {
@@ -55,7 +56,7 @@ internal sealed class SluiceServer : IAsyncDisposable
     private void StartStages(SluiceOptions options, TimeProvider time)
     {
         var channels = new ChannelMap(options.Channels);
-        var throttle = new DestinationThrottle();
+        var throttle = _throttle = new DestinationThrottle(time, _log.Write);
         var retry = new RetryPolicy(options.Retry);
         var active = Enumerable.Range(options.Queue.Start, options.Queue.Count).ToHashSet();
         foreach (var number in QueueLayout.Numbers(options.QueueBase, active))
@@ -91,6 +92,7 @@ internal sealed class SluiceServer : IAsyncDisposable
     {
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
         foreach (var s in _schedulers) await s.DisposeAsync().ConfigureAwait(false);
+        _throttle?.Dispose();
         await _stop.CancelAsync().ConfigureAwait(false);
         try { await Task.WhenAll(_todos).ConfigureAwait(false); } catch (OperationCanceledException) { }
         long syncs = 0, records = 0;

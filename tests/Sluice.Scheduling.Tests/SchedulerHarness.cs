@@ -1,6 +1,6 @@
-// The parts the scheduler tests drive, shared by each test class: a QueueScheduler on a real
-// spool, real Maildirs and a real SMTP sink (every remote domain routes there), with the clock
-// in the test's hand (FakeTimeProvider) and the delivery log as lines to await.
+// The parts the scheduler tests drive, shared by each test class: one or more QueueSchedulers
+// (one per queue, sharing one DestinationThrottle) on real spools, real Maildirs and a real SMTP
+// sink, with the clock in the test's hand (FakeTimeProvider) and the delivery log as lines to await.
 using Microsoft.Extensions.Time.Testing;
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
@@ -17,42 +17,80 @@ namespace Sluice.Scheduling.Tests;
 public abstract class SchedulerHarness : IAsyncLifetime
 {
     private readonly CancellationTokenSource _stop = new();
+    private readonly List<QueueScheduler> _schedulers = [];
+    private readonly List<Task> _todos = [];
+    private readonly List<SmtpSink> _moreSinks = [];
     private DeliveryLog _log = null!;
-    private QueueScheduler _scheduler = null!;
     private Dictionary<string, IDeliveryAgent> _agents = null!;
-    private Task _todo = Task.CompletedTask;
+    private ChannelMap _channels = null!;
 
     protected TempDirectory Dir { get; } = new();
     protected FakeTimeProvider Time { get; } = new(DateTimeOffset.Parse("2026-11-23T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
     protected SmtpSink Sink { get; } = new();
     protected LogLines Lines { get; } = new();
-    protected MailQueue Queue { get; private set; } = null!;
+    protected MailQueue Queue => Queues[0];
+    protected List<MailQueue> Queues { get; } = [];
+    protected DestinationThrottle Throttle { get; private set; } = null!;
     protected const string Hostname = "mx.sluice.test";
 
-    protected void Start(TimeSpan lifetime)
+    /// <summary>The defaults of these tests: every remote domain routed to <see cref="Sink"/>, a retry every minute.</summary>
+    protected SluiceOptions DefaultOptions(TimeSpan lifetime)
     {
         var options = new SluiceOptions { Hostname = Hostname };
         options.Routes["*"] = $"127.0.0.1:{Sink.Port}";
         options.Retry.Schedule = [TimeSpan.FromMinutes(1)];
         options.Retry.MaxQueueLifetime = lifetime;
+        return options;
+    }
+
+    protected void Start(TimeSpan lifetime) => Start(DefaultOptions(lifetime));
+
+    protected void Start(SluiceOptions options, int queues = 1)
+    {
+        Open(options, queues);
+        Deliver();
+    }
+
+    /// <summary>Opens the queues and their schedulers; mail accepted now waits until <see cref="Deliver"/>.</summary>
+    protected void Open(SluiceOptions options, int queues)
+    {
         _log = new DeliveryLog(Lines, null, Time);
-        Queue = new MailQueue(FileQueueStore.Open(1, Dir.File("queue1"), 64L << 20, Time, _ => { }));
         _agents = new()
         {
             ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, Time),
             ["smtp"] = new SmtpRelayAgent(new SmtpRoutes(options.Routes), options.Hostname, options.Delivery, Time),
         };
-        var channels = new ChannelMap(options.Channels);
-        _scheduler = new QueueScheduler(Queue, channels, _agents, new DestinationThrottle(), new RetryPolicy(options.Retry), _log, Time, options.Hostname);
-        _todo = new Todo(Queue, channels, _scheduler, _log).RunAsync(_stop.Token);
+        Throttle = new DestinationThrottle(Time, _log.Write);
+        _channels = new ChannelMap(options.Channels);
+        for (int n = 1; n <= queues; n++)
+        {
+            var queue = new MailQueue(FileQueueStore.Open(n, Dir.File($"queue{n}"), 64L << 20, Time, _ => { }));
+            Queues.Add(queue);
+            _schedulers.Add(new QueueScheduler(queue, _channels, _agents, Throttle, new RetryPolicy(options.Retry), _log, Time, options.Hostname));
+        }
+    }
+
+    /// <summary>Starts each queue's todo stage: what was accepted is split and handed to the schedulers.</summary>
+    protected void Deliver()
+    {
+        for (int i = 0; i < Queues.Count; i++)
+            _todos.Add(new Todo(Queues[i], _channels, _schedulers[i], _log).RunAsync(_stop.Token));
+    }
+
+    /// <summary>Another sink, disposed with the harness.</summary>
+    protected SmtpSink NewSink(SessionGauge? alsoCountIn = null)
+    {
+        var sink = new SmtpSink(alsoCountIn);
+        _moreSinks.Add(sink);
+        return sink;
     }
 
     protected const string Message = "Subject: scheduled\r\nFrom: <x@y.test>\r\n\r\nbody\r\n";
 
     protected Task<QueuedMessage> Accept(string sender, string rcpt) => Accept(new Envelope(sender, [rcpt]));
 
-    protected Task<QueuedMessage> Accept(Envelope envelope, string message = Message) =>
-        Queue.AcceptAsync(envelope, System.Text.Encoding.UTF8.GetBytes(message), CancellationToken.None);
+    protected Task<QueuedMessage> Accept(Envelope envelope, string message = Message, int queue = 0) =>
+        Queues[queue].AcceptAsync(envelope, System.Text.Encoding.UTF8.GetBytes(message), CancellationToken.None);
 
     /// <summary>The files delivered to a local mailbox so far.</summary>
     protected string[] Mailbox(string user)
@@ -65,13 +103,15 @@ public abstract class SchedulerHarness : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await _scheduler.DisposeAsync();
+        foreach (var s in _schedulers) await s.DisposeAsync();
         await _stop.CancelAsync();
-        try { await _todo; } catch (OperationCanceledException) { }
-        await Queue.DisposeAsync();
+        try { await Task.WhenAll(_todos); } catch (OperationCanceledException) { }
+        foreach (var q in Queues) await q.DisposeAsync();
         foreach (var a in _agents.Values) await a.DisposeAsync();
+        Throttle.Dispose();
         await _log.DisposeAsync();
         await Sink.DisposeAsync();
+        foreach (var s in _moreSinks) await s.DisposeAsync();
         Dir.Dispose();
         _stop.Dispose();
     }
@@ -112,6 +152,24 @@ public abstract class SchedulerHarness : IAsyncLifetime
                 _waiters.Add((fragment, done));
             }
             return done.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        }
+
+        /// <summary>The lines holding <paramref name="fragment"/>, once there are <paramref name="count"/> of them.</summary>
+        public async Task<string[]> WaitForCountAsync(string fragment, int count)
+        {
+            while (true)
+            {
+                Task<string> next;
+                lock (_lock)
+                {
+                    var found = _lines.Where(l => l.Contains(fragment, StringComparison.Ordinal)).ToArray();
+                    if (found.Length >= count) return found;
+                    var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _waiters.Add((fragment, done));
+                    next = done.Task;
+                }
+                await next.WaitAsync(TimeSpan.FromSeconds(15));
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 // A real SMTP server on loopback that accepts every message and remembers it: the far end of
-// relay tests (our own, so a test can await arrivals instead of sleeping).
+// relay tests (our own, so a test can await arrivals instead of sleeping). It counts simultaneous
+// sessions, and can turn clients away (421 greeting, closed port) or hold replies for limit tests.
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -17,19 +18,30 @@ public sealed class SmtpSink : IAsyncDisposable
         public IReadOnlyList<string> RecipientParameters { get; init; } = [];
     }
 
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accepting;
     private readonly Lock _lock = new();
     private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
+    private readonly SessionGauge? _alsoCountIn;
+    private TcpListener _listener;
+    private Task _accepting;
 
-    public SmtpSink()
+    /// <param name="alsoCountIn">A gauge shared by several sinks, to see the sessions at all of them at once.</param>
+    public SmtpSink(SessionGauge? alsoCountIn = null)
     {
+        _alsoCountIn = alsoCountIn;
+        _listener = new TcpListener(IPAddress.Loopback, 0);
         _listener.Start();
-        _accepting = AcceptAsync();
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _accepting = AcceptAsync(_listener);
     }
 
-    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public int Port { get; }
+    /// <summary>Sessions open now, the most at once, and how many there have been.</summary>
+    public SessionGauge Sessions { get; } = new();
+    /// <summary>The first line of each session; anything but a 220 is said and the connection closed (e.g. "421 4.3.2 busy").</summary>
+    public string Greeting { get; set; } = "220 sink.test ESMTP";
+    /// <summary>Awaited after the data of a message and before its reply, to hold transactions open.</summary>
+    public Func<Received, Task>? BeforeDataReply { get; set; }
     public ConcurrentQueue<Received> Messages { get; } = new();
     /// <summary>A reply to give instead of 250 for the data of a message, for failure tests.</summary>
     public Func<Received, string>? DataReply { get; set; }
@@ -54,12 +66,29 @@ public sealed class SmtpSink : IAsyncDisposable
         }
     }
 
-    private async Task AcceptAsync()
+    /// <summary>Closes the port: connections are refused until <see cref="StartListening"/>; sessions open stay.</summary>
+    public void StopListening()
+    {
+        lock (_lock) _listener.Stop();
+    }
+
+    /// <summary>Listens on the same port again.</summary>
+    public void StartListening()
+    {
+        lock (_lock)
+        {
+            _listener = new TcpListener(IPAddress.Loopback, Port);
+            _listener.Start();
+            _accepting = AcceptAsync(_listener);
+        }
+    }
+
+    private async Task AcceptAsync(TcpListener listener)
     {
         while (!_stop.IsCancellationRequested)
         {
             TcpClient client;
-            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
+            try { client = await listener.AcceptTcpClientAsync(_stop.Token); }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException) { return; }
             _ = ServeAsync(client);
         }
@@ -67,14 +96,32 @@ public sealed class SmtpSink : IAsyncDisposable
 
     private async Task ServeAsync(TcpClient client)
     {
-        using var _ = client;
+        Sessions.Enter();
+        _alsoCountIn?.Enter();
+        try
+        {
+            client.NoDelay = true; // one reply per write: Nagle would hold each behind the client's delayed ACK
+            await ConverseAsync(client);
+        }
+        finally
+        {
+            client.Dispose();
+            Sessions.Leave();
+            _alsoCountIn?.Leave();
+        }
+    }
+
+    private async Task ConverseAsync(TcpClient client)
+    {
         try
         {
             var stream = client.GetStream();
             using var reader = new StreamReader(stream, Encoding.Latin1);
             await using var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
             async Task Say(string line) { await writer.WriteLineAsync(line); await writer.FlushAsync(); }
-            await writer.WriteLineAsync("220 sink.test ESMTP"); await writer.FlushAsync();
+            var greeting = Greeting;
+            await Say(greeting);
+            if (!greeting.StartsWith("220", StringComparison.Ordinal)) return;
             string sender = "", mailParameters = "";
             var rcpts = new List<string>();
             var rcptParameters = new List<string>();
@@ -98,6 +145,7 @@ public sealed class SmtpSink : IAsyncDisposable
                         while ((d = await reader.ReadLineAsync(_stop.Token)) is not null && d != ".") data.Append(d.StartsWith('.') ? d[1..] : d).Append("\r\n");
                         if (d is null) return; // cut off before the end of data: not a message
                         var received = new Received(sender, [.. rcpts], data.ToString()) { MailParameters = mailParameters, RecipientParameters = [.. rcptParameters] };
+                        if (BeforeDataReply is { } hold) await hold(received);
                         var reply = DataReply?.Invoke(received) ?? "250 2.0.0 queued";
                         if (reply.StartsWith('2')) Add(received);
                         await Say(reply);
@@ -139,7 +187,12 @@ public sealed class SmtpSink : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        _listener.Stop();
-        try { await _accepting; } catch (OperationCanceledException) { }
+        Task accepting;
+        lock (_lock)
+        {
+            _listener.Stop();
+            accepting = _accepting;
+        }
+        try { await accepting; } catch (OperationCanceledException) { }
     }
 }

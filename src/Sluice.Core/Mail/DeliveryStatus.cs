@@ -29,7 +29,14 @@ public sealed record RecipientResult(DeliveryStatus Status, string Text)
     /// <summary>Meaningful for <see cref="DeliveryStatus.Delivered"/> only.</summary>
     public SuccessAction Action { get; init; }
 
+    /// <summary>
+    /// The destination itself failed (connection refused or timed out, a 421 greeting or reply): a
+    /// deferral that says nothing about this recipient, and makes the scheduler back off the destination.
+    /// </summary>
+    public bool DestinationUnavailable { get; init; }
+
     public static RecipientResult Deferred(string text) => new(DeliveryStatus.Deferred, text);
+    public static RecipientResult Unavailable(string text) => new(DeliveryStatus.Deferred, text) { DestinationUnavailable = true };
     public static RecipientResult Failed(string text) => new(DeliveryStatus.Failed, text);
     public static RecipientResult Delivered(string text, SuccessAction action = SuccessAction.Delivered) => new(DeliveryStatus.Delivered, text) { Action = action };
 }

@@ -1,5 +1,6 @@
 // Delivery over SMTP to the route's host for the recipients' domain. MX resolution is not here
-// yet: a domain with no route is deferred with a clear reason, never dropped.
+// yet: a domain with no route is deferred with a clear reason, never dropped. Refused or timed-out
+// connections and 421s are marked as the destination's failure, so the scheduler can back off.
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Smtp;
@@ -10,15 +11,18 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
 {
     private readonly SmtpConnectionPool _pool = new(options, time);
 
+    public string DestinationOf(string domain) => routes.DestinationOf(domain);
+
     public async Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
     {
         if (routes.Find(request.Destination) is not { } route)
             return Each(request, RecipientResult.Deferred($"451 4.4.3 no route for {request.Destination} (MX delivery is not available yet; add a Routes entry)"));
-        var key = $"{route.Host}:{route.Port}";
+        var key = SmtpRoutes.KeyOf(route);
         // A pooled connection may have been closed by the peer meanwhile: one retry on a fresh one.
         for (int attempt = 0; ; attempt++)
         {
             var reused = _pool.TryTake(key, out var connection);
+            var connecting = !reused;
             try
             {
                 if (!reused)
@@ -26,6 +30,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
                     connection = await SmtpClientConnection.ConnectAsync(route.Host, route.Port, options.ConnectTimeout, options.CommandTimeout, ct).ConfigureAwait(false);
                     await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
                 }
+                connecting = false;
                 if (connection.MaxSize is long max && request.Message.Length > max)
                 {
                     _pool.Return(key, connection);
@@ -49,7 +54,10 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
                 if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
                 if (reused && attempt == 0) continue;
                 var text = $"{key}: {e.Message}";
-                return Each(request, e.Transient ? RecipientResult.Deferred($"451 4.4.1 {text}") : RecipientResult.Failed($"554 5.4.0 {text}"));
+                // Refused, timed out or turned away before a transaction: the destination's trouble, not the recipients'.
+                return Each(request, !e.Transient ? RecipientResult.Failed($"554 5.4.0 {text}")
+                    : connecting ? RecipientResult.Unavailable($"451 4.4.1 {text}")
+                    : RecipientResult.Deferred($"451 4.4.1 {text}"));
             }
         }
     }
@@ -58,6 +66,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
     {
         var text = $"{host} said: {reply}";
         return reply.Code < 400 ? RecipientResult.Delivered(text, action)
+            : reply.Code == SmtpClientConnection.ClosingCode ? RecipientResult.Unavailable(text)
             : reply.Code < 500 ? RecipientResult.Deferred(text)
             : RecipientResult.Failed(text);
     }

@@ -17,4 +17,9 @@ public sealed class SmtpRoutes(IReadOnlyDictionary<string, string> routes)
         }
         return routes.TryGetValue("*", out var all) && Endpoints.TryParseHostPort(all, 25, out var h, out var p) ? (h, p) : null;
     }
+
+    /// <summary>The route's "host:port" for a routed domain (domains routed alike share it), else the domain itself.</summary>
+    public string DestinationOf(string domain) => Find(domain) is { } route ? KeyOf(route) : domain;
+
+    public static string KeyOf((string Host, int Port) route) => $"{route.Host}:{route.Port}";
 }
