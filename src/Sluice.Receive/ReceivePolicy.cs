@@ -2,6 +2,7 @@
 using System.Globalization;
 using System.Net;
 using Sluice.Core.Configuration;
+using Sluice.Core.Mail;
 
 namespace Sluice.Receive;
 
@@ -34,22 +35,7 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
     public bool AcceptsFromAnyone(string domain) => ToAscii(domain) is { } d && (_localDomains.Contains(d) || _relayDomains.Contains(d));
 
     /// <summary>The A-label form of a domain, lower-cased; null if it is not a valid IDN.</summary>
-    public static string? ToAscii(string domain)
-    {
-        if (domain.All(char.IsAscii)) return domain.ToLowerInvariant();
-        try
-        {
-            var ascii = new IdnMapping { UseStd3AsciiRules = true }.GetAscii(domain).ToLowerInvariant();
-            // Only a name that already is what it maps to is that name: IDNA's look-alike dots (U+3002,
-            // U+FF0E, U+FF61) and, with ICU, UTS #46 mappings (fullwidth, soft hyphen, zero-width space)
-            // would make another string count as one of our domains while delivery routes the raw one.
-            return string.Equals(new IdnMapping().GetUnicode(ascii), domain, StringComparison.OrdinalIgnoreCase) ? ascii : null;
-        }
-        catch (ArgumentException)
-        {
-            return null;
-        }
-    }
+    public static string? ToAscii(string domain) => Address.AsciiDomain(domain);
 
     private static HashSet<string> AsciiSet(IEnumerable<string> domains) =>
         new(domains.Select(d => ToAscii(d) ?? d.ToLowerInvariant()), StringComparer.OrdinalIgnoreCase);

@@ -1,4 +1,6 @@
 // Mailbox address helpers for envelope addresses already stripped of their angle brackets.
+using System.Globalization;
+
 namespace Sluice.Core.Mail;
 
 public static class Address
@@ -14,5 +16,24 @@ public static class Address
     {
         var at = address.LastIndexOf('@');
         return at < 0 ? address : address[..at];
+    }
+
+    /// <summary>The A-label form of a domain, lower-cased, so acceptance and routing agree on names (RFC 5890); null if not a valid IDN.</summary>
+    public static string? AsciiDomain(string domain)
+    {
+        domain = domain.ToLowerInvariant();
+        if (domain.All(char.IsAscii)) return domain;
+        try
+        {
+            var ascii = new IdnMapping { UseStd3AsciiRules = true }.GetAscii(domain);
+            // Only a name that already is what it maps to is that name: IDNA's look-alike dots (U+3002,
+            // U+FF0E, U+FF61) and, with ICU, UTS #46 mappings (fullwidth, soft hyphen, zero-width space)
+            // would make another string count as one of our domains while delivery routes the raw one.
+            return new IdnMapping().GetUnicode(ascii) == domain ? ascii : null;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 }
