@@ -51,7 +51,7 @@ public sealed partial class SmtpSession
         _transport = transport;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
         // One timer per session, re-armed per read, on the injected clock.
-        using var timer = _context.Time.CreateTimer(_ => idle.Cancel(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        using var timer = _context.Time.CreateTimer(_ => CancelIdle(idle), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         try
         {
             if (_context.Role == SmtpRole.Submissions)
@@ -94,6 +94,18 @@ public sealed partial class SmtpSession
         {
             await _transport.Input.CompleteAsync().ConfigureAwait(false);
             await _transport.Output.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A timer callback may still run as the session ends; it must not throw on a thread-pool thread.</summary>
+    private static void CancelIdle(CancellationTokenSource idle)
+    {
+        try
+        {
+            idle.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
         }
     }
 
