@@ -24,6 +24,14 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
     private readonly Dictionary<IPAddress, int> _perClient = [];
     private long _sessions;
     private int _active;
+    private ReceivePolicy _policy = context.Policy;
+
+    /// <summary>The policy new sessions get; a reload replaces it, sessions in progress keep theirs.</summary>
+    public ReceivePolicy Policy
+    {
+        get => Volatile.Read(ref _policy);
+        set => Volatile.Write(ref _policy, value);
+    }
 
     public int ActiveSessions => Volatile.Read(ref _active);
 
@@ -97,7 +105,9 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
     {
         var remote = client.RemoteEndPoint as IPEndPoint;
         var address = remote?.Address is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : remote?.Address;
-        var counted = address is not null && !context.Policy.IsRelayClient(address);
+        var policy = Policy;
+        if (!ReferenceEquals(policy, roleContext.Policy)) roleContext = roleContext with { Policy = policy };
+        var counted = address is not null && !policy.IsRelayClient(address);
         var total = Interlocked.Increment(ref _active);
         var fromClient = counted ? Count(address!, +1) : 0;
         var released = false;
@@ -147,7 +157,7 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
             log.Write($"smtp: refused {client.RemoteEndPoint}: {why}");
             // On port 465 nothing can be said before TLS, so the connection is just closed.
             if (roleContext.Role != SmtpRole.Submissions)
-                await client.SendAsync(Encoding.ASCII.GetBytes($"421 4.7.0 {context.Policy.Hostname} Error: {why}; try again later\r\n"), _stop.Token).ConfigureAwait(false);
+                await client.SendAsync(Encoding.ASCII.GetBytes($"421 4.7.0 {roleContext.Policy.Hostname} Error: {why}; try again later\r\n"), _stop.Token).ConfigureAwait(false);
             client.Shutdown(SocketShutdown.Both);
         }
     }

@@ -16,11 +16,14 @@ public sealed class DestinationThrottle : IDisposable
 
     private readonly Dictionary<string, DestinationState> _destinations = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> _suspended = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>The channel priorities that have asked for a destination: the levels capacity is offered at.</summary>
+    private readonly SortedSet<int> _priorities = [];
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly Action<string> _log;
     private readonly ITimer _wake;
     private DateTimeOffset _wakeAt = DateTimeOffset.MaxValue;
+    private int _offers;
 
     public DestinationThrottle(TimeProvider time, Action<string> log)
     {
@@ -29,8 +32,12 @@ public sealed class DestinationThrottle : IDisposable
         _wake = time.CreateTimer(_ => Wake(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>Raised (outside any lock) when a destination may take more: a slot given back, a rate turn due, a suspension over.</summary>
-    public event Action? CapacityAvailable;
+    /// <summary>
+    /// Raised (outside any lock) when a destination may take more: a slot given back, a rate turn due, a
+    /// suspension over. The argument is a priority floor: a listener starts work of channels at or above it.
+    /// See <see cref="Announce"/> for the order.
+    /// </summary>
+    public event Action<int>? CapacityAvailable;
 
     public Admission TryAcquire(string destination, ChannelOptions channel)
     {
@@ -38,6 +45,7 @@ public sealed class DestinationThrottle : IDisposable
         {
             var now = _time.GetUtcNow();
             if (!_destinations.TryGetValue(destination, out var state)) _destinations[destination] = state = new();
+            _priorities.Add(channel.Priority);
             if (state.SuspendedUntil <= now) Resume(destination, state);
             var admission = state.Admit(now, channel.DestinationConcurrency, channel.DestinationRatePerMinute, out var wait);
             if (wait > TimeSpan.Zero) WakeAt(now + wait, now);
@@ -67,7 +75,7 @@ public sealed class DestinationThrottle : IDisposable
             state.Release();
             if (state.IsForgettable(now)) _destinations.Remove(destination);
         }
-        CapacityAvailable?.Invoke();
+        Announce();
     }
 
     /// <summary>Why work for a suspended destination is deferred, as the text of its deferral.</summary>
@@ -86,7 +94,7 @@ public sealed class DestinationThrottle : IDisposable
     {
         lock (_lock)
             foreach (var destination in _suspended.ToList()) Resume(destination, _destinations[destination]);
-        CapacityAvailable?.Invoke();
+        Announce();
     }
 
     public int InUse(string destination)
@@ -103,6 +111,25 @@ public sealed class DestinationThrottle : IDisposable
     public bool IsSuspended(string destination)
     {
         lock (_lock) return _destinations.GetValueOrDefault(destination)?.SuspendedUntil is not null;
+    }
+
+    /// <summary>
+    /// Offers capacity to every listener (one per queue) once per priority level that has asked, highest
+    /// first, so a higher-priority channel in any queue starts before a lower one in another; the last
+    /// offer (int.MinValue) is for all. The listener asked first moves on each time: no queue always wins.
+    /// </summary>
+    private void Announce()
+    {
+        if (CapacityAvailable?.GetInvocationList() is not { } listeners) return;
+        int[] floors;
+        int first;
+        lock (_lock)
+        {
+            floors = [.. _priorities.Reverse().SkipLast(1), int.MinValue];
+            first = _offers = (_offers + 1) % listeners.Length;
+        }
+        foreach (var floor in floors)
+            for (int i = 0; i < listeners.Length; i++) ((Action<int>)listeners[(first + i) % listeners.Length])(floor);
     }
 
     private void Resume(string destination, DestinationState state)
@@ -135,7 +162,7 @@ public sealed class DestinationThrottle : IDisposable
                 else WakeAt(state.SuspendedUntil!.Value, now);
             }
         }
-        CapacityAvailable?.Invoke();
+        Announce();
     }
 
     public void Dispose() => _wake.Dispose();

@@ -1,6 +1,7 @@
 // qmail-send for one queue, with the channels patch: per-channel concurrency (per queue),
 // destinations served in turn so one backlog cannot starve another, the cross-queue destination
 // limits (DestinationThrottle), a due-time queue for deferred recipients, retries, expiry and bounces.
+// Under contention a channel of higher Priority starts first; channels of equal Priority take turns.
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
 using Sluice.Core.Mail;
@@ -10,7 +11,7 @@ using Sluice.Scheduling.Bounces;
 
 namespace Sluice.Scheduling;
 
-public sealed class QueueScheduler : IAsyncDisposable
+public sealed partial class QueueScheduler : IAsyncDisposable
 {
     private static long _deliveryIds;
 
@@ -28,6 +29,7 @@ public sealed class QueueScheduler : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly HashSet<Task> _running = [];
     private DateTimeOffset _timerDue = DateTimeOffset.MaxValue;
+    private long _starts;
 
     public QueueScheduler(MailQueue queue, ChannelMap channels, IReadOnlyDictionary<string, IDeliveryAgent> agentsByTransport,
         DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname)
@@ -39,6 +41,7 @@ public sealed class QueueScheduler : IAsyncDisposable
         _log = log;
         _time = time;
         _notices = new DsnNotices(queue, log, hostname);
+        _map = channels;
         _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
         _dueTimer = time.CreateTimer(_ => PromoteDue(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         throttle.CapacityAvailable += StartJobs;
@@ -75,14 +78,25 @@ public sealed class QueueScheduler : IAsyncDisposable
         StartJobs();
     }
 
-    private void StartJobs()
+    private void StartJobs() => StartJobs(int.MinValue);
+
+    /// <param name="floor">Start only channels of this priority or higher (the throttle offers capacity level by level).</param>
+    private void StartJobs(int floor)
     {
         if (_stop.IsCancellationRequested) return;
         var started = new List<(DeliveryJob Job, bool Suspended)>();
         lock (_gate)
         {
-            foreach (var slots in _channels)
-                while (slots.TryTake(_throttle, out var job, out var suspended)) started.Add((job, suspended));
+            // Highest priority first; among equals, the one that started work least recently, so they take a shared destination in turn.
+            foreach (var slots in _channels.OrderByDescending(c => c.Options.Priority).ThenBy(c => c.LastStart))
+            {
+                if (slots.Options.Priority < floor) break;
+                while (slots.TryTake(_throttle, out var job, out var suspended))
+                {
+                    started.Add((job, suspended));
+                    slots.LastStart = ++_starts;
+                }
+            }
         }
         foreach (var (job, suspended) in started)
         {
@@ -231,11 +245,13 @@ public sealed class QueueScheduler : IAsyncDisposable
         _log.Write($"status: {_queue.Name} {line}");
     }
 
-    private ChannelSlots SlotsFor(ChannelOptions channel) => _channels.First(c => c.Options.Name == channel.Name);
+    private ChannelSlots SlotsFor(ChannelOptions channel) =>
+        _channels.FirstOrDefault(c => c.Options.Name == channel.Name) ?? _retiredChannels.First(c => c.Options.Name == channel.Name);
 
     /// <summary>Queues a due job under its destination, asked of the agent now (routes decide it); caller holds the lock.</summary>
     private void MakeReady(DeliveryJob job)
     {
+        if (ReassignedByReload(job)) return;
         var destination = _agents.TryGetValue(job.Channel.Transport, out var agent) ? agent.DestinationOf(job.Domain) : job.Domain;
         SlotsFor(job.Channel).Add(job with { Destination = destination });
     }
@@ -254,13 +270,15 @@ public sealed class QueueScheduler : IAsyncDisposable
     }
 
     /// <summary>One channel's ready jobs, kept per destination and served in turn (round robin).</summary>
-    private sealed class ChannelSlots(ChannelOptions options)
+    private sealed partial class ChannelSlots(ChannelOptions options)
     {
         private readonly Dictionary<string, Queue<DeliveryJob>> _ready = new(StringComparer.OrdinalIgnoreCase);
         private readonly Queue<string> _turns = new();
 
-        public ChannelOptions Options { get; } = options;
+        public ChannelOptions Options { get; set; } = options;
         public int InUse { get; set; }
+        /// <summary>When this channel last started a job, in the scheduler's count of starts.</summary>
+        public long LastStart { get; set; }
 
         public void Add(DeliveryJob job)
         {

@@ -6,14 +6,20 @@ namespace Sluice.Scheduling;
 
 public sealed class RetryPolicy(RetryOptions options)
 {
+    private volatile RetryOptions _options = options;
+
     /// <param name="attempts">Attempts made so far, this one included (1 after the first).</param>
     public TimeSpan Delay(int attempts)
     {
-        var step = options.Schedule[Math.Clamp(attempts - 1, 0, options.Schedule.Count - 1)];
+        var schedule = _options.Schedule;
+        var step = schedule[Math.Clamp(attempts - 1, 0, schedule.Count - 1)];
         return step * (0.9 + (Random.Shared.NextDouble() * 0.2));
     }
 
-    public bool Expired(DateTimeOffset receivedAt, DateTimeOffset now) => now - receivedAt >= options.MaxQueueLifetime;
+    public bool Expired(DateTimeOffset receivedAt, DateTimeOffset now) => now - receivedAt >= _options.MaxQueueLifetime;
 
-    public TimeSpan MaxQueueLifetime => options.MaxQueueLifetime;
+    public TimeSpan MaxQueueLifetime => _options.MaxQueueLifetime;
+
+    /// <summary>A reloaded configuration's schedule and lifetime, from the next deferral or expiry check on.</summary>
+    public void Replace(RetryOptions reloaded) => _options = reloaded;
 }

@@ -9,7 +9,7 @@ using Sluice.Queue;
 
 namespace Sluice.Scheduling;
 
-public sealed class Todo(MailQueue queue, ChannelMap channels, QueueScheduler scheduler, DeliveryLog log)
+public sealed class Todo(MailQueue queue, QueueScheduler scheduler, DeliveryLog log)
 {
     /// <summary>Hands over the recovered messages, then follows announcements until the queue closes.</summary>
     public async Task RunAsync(CancellationToken ct)
@@ -26,6 +26,7 @@ public sealed class Todo(MailQueue queue, ChannelMap channels, QueueScheduler sc
 
     internal void Split(QueuedMessage m)
     {
+        var channels = scheduler.Channels; // the map in force, which a reload may replace
         var groups = new Dictionary<(ChannelOptions Channel, string Domain, DateTimeOffset Due), List<int>>();
         for (int i = 0; i < m.Recipients.Count; i++)
         {

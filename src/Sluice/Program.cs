@@ -1,4 +1,4 @@
-// The `sluice` command: serve, inject, queue and passwd verbs of the operator contract (design.md §3).
+// The `sluice` command: serve, inject, queue, reload and passwd verbs of the operator contract (design.md §3).
 using System.CommandLine;
 using Sluice.Verbs;
 
@@ -8,5 +8,6 @@ root.Options.Add(config);
 root.Subcommands.Add(ServeVerb.Create(config));
 root.Subcommands.Add(InjectVerb.Create(config));
 root.Subcommands.Add(QueueVerb.Create(config));
+root.Subcommands.Add(ReloadVerb.Create(config));
 root.Subcommands.Add(PasswdVerb.Create(config));
 return await root.Parse(args).InvokeAsync();

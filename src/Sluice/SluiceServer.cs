@@ -1,5 +1,6 @@
 // The composition root of `sluice serve`: Receive → Balancer → Queue[k] → Todo[k] → Scheduler[k]
-// → Deliver, wired in that order and stopped in that order.
+// → Deliver, wired in that order and stopped in that order; and what an operator may ask of it while
+// it runs: re-read the configuration (SIGHUP), retry deferred mail now (SIGALRM).
 using System.Net;
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
@@ -23,27 +24,50 @@ internal sealed class SluiceServer : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, IDeliveryAgent> _agents;
     private readonly DeliveryLog _log;
+    /// <summary>The configuration as started: what restart-only keys are compared with at a reload.</summary>
+    private readonly SluiceOptions _started;
+    private readonly string? _configFile;
+    private readonly SmtpRoutes _routes;
+    private readonly RetryPolicy _retry;
+    /// <summary>One reload or flush at a time, and none once stopping has begun.</summary>
+    private readonly Lock _operate = new();
+    private bool _stopping;
     private SmtpListener? _listener;
     private DestinationThrottle? _throttle;
+    private readonly TimeProvider _time;
 
-    private SluiceServer(SluiceOptions options, DeliveryLog log, TimeProvider time)
+    private SluiceServer(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time)
     {
         _log = log;
+        _time = time;
+        _started = options;
+        _configFile = configFile;
+        _routes = new SmtpRoutes(options.Routes);
+        _retry = new RetryPolicy(options.Retry);
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = new MaildirAgent(options.MailboxRoot, options.Hostname, time),
-            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(new SmtpRoutes(options.Routes), options.Hostname, options.Delivery, time),
+            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, options.Hostname, options.Delivery, time),
         };
     }
 
     public IReadOnlyList<EndPoint> SmtpEndpoints => _listener?.LocalEndpoints ?? [];
 
-    public static SluiceServer Start(SluiceOptions options, DeliveryLog log, TimeProvider time)
+    public int QueueCount => _schedulers.Count;
+
+    /// <summary>The queues that take new mail (Queue.Start/Count); others found on disk only drain.</summary>
+    public int ActiveQueueCount { get; private set; }
+
+    public string QueueBase => _started.QueueBase;
+
+    /// <param name="configFile">Where <paramref name="options"/> came from (null: embedded defaults); a reload reads it again.</param>
+    /// <param name="maxSessions">Inbound sessions the open-files limit allows, when below Smtp.MaxConnections.</param>
+    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, int maxSessions = int.MaxValue)
     {
-        var server = new SluiceServer(options, log, time);
+        var server = new SluiceServer(options, configFile, log, time);
         try
         {
-            server.StartStages(options, time);
+            server.StartStages(options, time, maxSessions);
             return server;
         }
         catch
@@ -53,29 +77,28 @@ internal sealed class SluiceServer : IAsyncDisposable
         }
     }
 
-    private void StartStages(SluiceOptions options, TimeProvider time)
+    private void StartStages(SluiceOptions options, TimeProvider time, int maxSessions)
     {
         var channels = new ChannelMap(options.Channels);
         var throttle = _throttle = new DestinationThrottle(time, _log.Write);
-        var retry = new RetryPolicy(options.Retry);
         var active = Enumerable.Range(options.Queue.Start, options.Queue.Count).ToHashSet();
         foreach (var number in QueueLayout.Numbers(options.QueueBase, active))
         {
             var store = FileQueueStore.Open(number, QueueLayout.PathOf(options.QueueBase, number), options.Queue.SegmentBytes.Bytes, time, _log.Write);
             var queue = new MailQueue(store);
             _queues.Add(queue);
-            var scheduler = new QueueScheduler(queue, channels, _agents, throttle, retry, _log, time, options.Hostname);
+            var scheduler = new QueueScheduler(queue, channels, _agents, throttle, _retry, _log, time, options.Hostname);
             _schedulers.Add(scheduler);
-            _todos.Add(new Todo(queue, channels, scheduler, _log).RunAsync(_stop.Token));
+            _todos.Add(new Todo(queue, scheduler, _log).RunAsync(_stop.Token));
             _log.Write($"{queue.Name}: {store.MessageCount} messages, {store.RecipientCount} recipients recovered"
                 + (active.Contains(number) ? "" : " (outside Queue.Start/Count: draining, takes no new mail)"));
         }
         var balancer = new Balancer([.. _queues.Where(q => active.Contains(q.Number))]);
         _listener = new SmtpListener(ReceiveContext(options, balancer, time),
-            new ConnectionLimits(options.Smtp.MaxConnections, options.Smtp.MaxConnectionsPerClient), _log);
+            new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, maxSessions), options.Smtp.MaxConnectionsPerClient), _log);
         _listener.Start(options.Smtp.Listen.Select(l =>
             Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
-        _log.Write($"sluice: started with {active.Count} queues under {options.QueueBase}");
+        ActiveQueueCount = active.Count;
     }
 
     private SessionContext ReceiveContext(SluiceOptions options, IMessageAcceptor acceptor, TimeProvider time) => new()
@@ -88,8 +111,61 @@ internal sealed class SluiceServer : IAsyncDisposable
         Log = _log.Write,
     };
 
+    /// <summary>
+    /// Reads the configuration file and environment again, as at start. Valid: channels, routes and retry
+    /// take effect at once (work in flight finishes as it is) and the other keys that changed are named
+    /// for a restart. Invalid: nothing changes and the problems say why.
+    /// </summary>
+    public ConfigReload Reload()
+    {
+        lock (_operate)
+        {
+            if (_stopping) return ConfigReload.Refused(["the server is stopping"]);
+            SluiceOptions next;
+            try
+            {
+                next = ConfigLoader.Load(_configFile);
+            }
+            catch (ConfigurationException e)
+            {
+                return ConfigReload.Refused(e.Message.Split(Environment.NewLine));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return ConfigReload.Refused([$"{_configFile}: cannot be read: {e.Message}"]);
+            }
+            // Routes first: jobs handed out again by the new channels get their destination from the new routes.
+            _routes.Replace(next.Routes);
+            _retry.Replace(next.Retry);
+            var channels = new ChannelMap(next.Channels);
+            foreach (var s in _schedulers) s.Reload(channels);
+            if (_listener is not null) _listener.Policy = ReloadedPolicy(next);
+            return new ConfigReload([], [.. RestartOnlyKeys.Changed(_started, next)], next.Channels.Count, next.Routes.Count);
+        }
+    }
+
+    /// <summary>The receiver's policy from a reloaded file; Hostname and the spool's place are restart-only, so they stay.</summary>
+    private ReceivePolicy ReloadedPolicy(SluiceOptions next) => new(new SluiceOptions
+    {
+        Hostname = _started.Hostname,
+        DataDir = _started.DataDir,
+        Smtp = next.Smtp,
+        Queue = new QueueOptions { Base = _started.Queue.Base, MinFreeBytes = next.Queue.MinFreeBytes },
+    }, _time);
+
+    /// <summary>Every queue's deferred recipients become due now and destination suspensions end (qmail-send's SIGALRM).</summary>
+    public void Flush()
+    {
+        lock (_operate)
+        {
+            if (_stopping) return;
+            foreach (var s in _schedulers) s.Flush();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        lock (_operate) _stopping = true;
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
         foreach (var s in _schedulers) await s.DisposeAsync().ConfigureAwait(false);
         _throttle?.Dispose();

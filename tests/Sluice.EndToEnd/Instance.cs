@@ -16,6 +16,8 @@ internal sealed class Instance : IAsyncDisposable
     public SmtpSink Sink { get; } = new();
     public SluiceProcess Process { get; private set; } = null!;
     public string ConfigFile => Dir.File("sluice.json");
+    /// <summary>The configuration as written; change it and <see cref="WriteConfigAsync"/> to test a reload.</summary>
+    public Dictionary<string, object> Config { get; private set; } = [];
     public string Maildirs => Dir.File("var/maildirs");
     /// <summary>The self-signed certificate the server makes at first start (no Smtp.TlsCertificate configured).</summary>
     public string CertificateFile => Dir.File("var/tls/cert.pem");
@@ -37,13 +39,20 @@ internal sealed class Instance : IAsyncDisposable
             ["Retry"] = new { Schedule = new[] { "1s" }, MaxQueueLifetime = "1h" },
         };
         adjust?.Invoke(config);
-        await File.WriteAllTextAsync(instance.ConfigFile, JsonSerializer.Serialize(config));
+        instance.Config = config;
+        await instance.WriteConfigAsync();
         await instance.RestartAsync();
         return instance;
     }
 
     /// <summary>The Smtp section of a config being adjusted, to set single keys in it.</summary>
     public static Dictionary<string, object> Smtp(Dictionary<string, object> config) => (Dictionary<string, object>)config["Smtp"];
+
+    public Task WriteConfigAsync() => File.WriteAllTextAsync(ConfigFile, JsonSerializer.Serialize(Config));
+
+    /// <summary>Runs an operator verb against this instance: `sluice ARGS --config FILE`.</summary>
+    public Task<(int Exit, string Stdout, string Stderr)> RunVerbAsync(params string[] args) =>
+        SluiceProcess.RunAsync(Dir.Path, "", [.. args, "--config", ConfigFile]);
 
     public async Task RestartAsync() => Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile);
 

@@ -64,7 +64,7 @@ public sealed class DestinationThrottleTests : IDisposable
         Assert.Equal(Admission.Suspended, _throttle.TryAcquire(Destination, _channel));
 
         var woken = 0;
-        _throttle.CapacityAvailable += () => woken++;
+        _throttle.CapacityAvailable += _ => woken++;
         _time.Advance(TimeSpan.FromSeconds(59));
         Assert.Equal(Admission.Suspended, _throttle.TryAcquire(Destination, _channel));
         _time.Advance(TimeSpan.FromSeconds(1));
@@ -135,7 +135,7 @@ public sealed class DestinationThrottleTests : IDisposable
         }
         Assert.Equal(10, Deliver());
         var woken = 0;
-        _throttle.CapacityAvailable += () => woken++;
+        _throttle.CapacityAvailable += _ => woken++;
         _time.Advance(TimeSpan.FromMilliseconds(99));
         Assert.Equal(0, woken);
         Assert.Equal(0, Deliver());

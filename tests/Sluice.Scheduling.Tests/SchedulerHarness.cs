@@ -31,6 +31,7 @@ public abstract class SchedulerHarness : IAsyncLifetime
     protected MailQueue Queue => Queues[0];
     protected List<MailQueue> Queues { get; } = [];
     protected DestinationThrottle Throttle { get; private set; } = null!;
+    protected IReadOnlyList<QueueScheduler> Schedulers => _schedulers;
     protected const string Hostname = "mx.sluice.test";
 
     /// <summary>The defaults of these tests: every remote domain routed to <see cref="Sink"/>, a retry every minute.</summary>
@@ -74,7 +75,7 @@ public abstract class SchedulerHarness : IAsyncLifetime
     protected void Deliver()
     {
         for (int i = 0; i < Queues.Count; i++)
-            _todos.Add(new Todo(Queues[i], _channels, _schedulers[i], _log).RunAsync(_stop.Token));
+            _todos.Add(new Todo(Queues[i], _schedulers[i], _log).RunAsync(_stop.Token));
     }
 
     /// <summary>Another sink, disposed with the harness.</summary>

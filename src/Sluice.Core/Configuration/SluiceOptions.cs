@@ -31,6 +31,9 @@ public sealed class SluiceOptions
 
     /// <summary>Where the self-signed certificate made at first start is kept when none is configured.</summary>
     public string TlsDirectory => Path.GetFullPath(Path.Combine(DataDir, "tls"));
+
+    /// <summary>The running server's PID (qmail-send's way), for the verbs that signal it: `queue flush`, `reload`.</summary>
+    public string PidFile => Path.GetFullPath(Path.Combine(DataDir, "sluice.pid"));
 }
 
 public sealed class SmtpOptions
@@ -86,6 +89,8 @@ public sealed class ChannelOptions
     public int DestinationRatePerMinute { get; set; }
     /// <summary>Most recipients of one message sent to one destination in one transaction.</summary>
     public int BatchRecipients { get; set; } = 50;
+    /// <summary>Higher first: under contention for slots and destinations this channel's due work starts before a lower one's.</summary>
+    public int Priority { get; set; }
 }
 
 public sealed class DnsOptions

@@ -10,5 +10,6 @@ internal static class ExitCodes
     public const int Unavailable = 69;
     public const int IoError = 74;
     public const int TempFail = 75;
+    public const int NoPermission = 77;
     public const int Config = 78;
 }

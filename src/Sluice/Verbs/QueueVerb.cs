@@ -1,5 +1,7 @@
-// `sluice queue stat`: what waits in the queues, per queue and channel.
+// `sluice queue stat`: what waits in the queues, per queue and channel; `sluice queue flush`: ask the
+// running server to retry deferred mail now.
 using System.CommandLine;
+using Sluice.Core.IO;
 using Sluice.Operate;
 
 namespace Sluice.Verbs;
@@ -8,7 +10,7 @@ internal static class QueueVerb
 {
     public static Command Create(Option<string?> config)
     {
-        var queue = new Command("queue", "Inspect the queues");
+        var queue = new Command("queue", "Inspect the queues, or have deferred mail retried now");
         var stat = new Command("stat", "Messages and pending recipients per queue and channel (qmail-qstat)");
         stat.SetAction(parse =>
         {
@@ -18,6 +20,14 @@ internal static class QueueVerb
             return ExitCodes.Ok;
         });
         queue.Subcommands.Add(stat);
+        var flush = new Command("flush", "Ask the running server to retry deferred mail now and end destination suspensions (SIGALRM)");
+        flush.SetAction(parse =>
+        {
+            var options = ConfigOption.Load(parse.GetValue(config));
+            if (options is null) return ExitCodes.Config;
+            return RunningServer.Signal(options, UnixSignal.Alarm, "queue flush", "to retry deferred mail now");
+        });
+        queue.Subcommands.Add(flush);
         return queue;
     }
 }

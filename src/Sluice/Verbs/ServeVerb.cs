@@ -1,4 +1,5 @@
-// `sluice serve`: run the MTA until SIGTERM or SIGINT.
+// `sluice serve`: run the MTA until SIGTERM or SIGINT; SIGHUP re-reads the configuration, SIGALRM
+// retries deferred mail now. The PID is in DataDir/sluice.pid while it runs.
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Sluice.Core.Configuration;
@@ -14,23 +15,20 @@ internal static class ServeVerb
         var command = new Command("serve", "Run the MTA: SMTP listener, queues, schedulers and delivery");
         command.SetAction(async (parse, ct) =>
         {
-            var options = ConfigOption.Load(parse.GetValue(config));
+            var configFile = parse.GetValue(config);
+            var options = ConfigOption.Load(configFile);
             if (options is null) return ExitCodes.Config;
             var time = TimeProvider.System;
             await using var log = new DeliveryLog(Console.Out, options.Log.File, time);
             var stop = new TaskCompletionSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-            using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
-            {
-                c.Cancel = true;
-                log.Write("sighup: run-time reload of channels and routes is not implemented yet; restart to apply changes");
-            });
-            ApplyOpenFileLimit(log, options);
+            using var signals = new ServerSignals(log);
+            var maxSessions = ApplyOpenFileLimit(log, options);
             SluiceServer server;
             try
             {
-                server = SluiceServer.Start(options, log, time);
+                server = SluiceServer.Start(options, configFile, log, time, maxSessions);
             }
             catch (ConfigurationException e)
             {
@@ -43,36 +41,69 @@ internal static class ServeVerb
                 Console.Error.WriteLine($"sluice: cannot start: {e.Message}");
                 return ExitCodes.Unavailable;
             }
+            signals.Server = server;
+            WritePidFile(log, options.PidFile);
+            // Logged once signals are handled and the PID file is written: from here the operator verbs work.
+            log.Write($"sluice: started with {server.ActiveQueueCount} queues under {server.QueueBase}");
             await stop.Task.WaitAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
             log.Write("sluice: stopping");
+            signals.Server = null;
+            RemovePidFile(log, options.PidFile);
             await server.DisposeAsync().ConfigureAwait(false);
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    /// <summary>
-    /// Raises the open-files limit (each session is a socket), logs what it allows, and caps inbound
-    /// sessions below it: a process out of descriptors cannot even start a thread, and the runtime aborts.
-    /// </summary>
-    private static void ApplyOpenFileLimit(DeliveryLog log, SluiceOptions options)
+    /// <summary>Overwrites a file left by a killed server; without one, `queue flush` and `reload` cannot find this server.</summary>
+    private static void WritePidFile(DeliveryLog log, string path)
     {
-        if (OpenFileLimit.Raise() is not { } limits) return;
+        try
+        {
+            PidFile.Write(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.Write($"warning: cannot write {path}: {e.Message}; `sluice queue flush` and `sluice reload` will not find this server");
+        }
+    }
+
+    private static void RemovePidFile(DeliveryLog log, string path)
+    {
+        try
+        {
+            PidFile.Remove(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.Write($"warning: cannot remove {path}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Raises the open-files limit (each session is a socket), logs what it allows, and returns the cap on
+    /// inbound sessions below it: a process out of descriptors cannot even start a thread, and the runtime aborts.
+    /// </summary>
+    private static int ApplyOpenFileLimit(DeliveryLog log, SluiceOptions options)
+    {
+        if (OpenFileLimit.Raise() is not { } limits) return int.MaxValue;
         if (limits.Soft == 0 && limits.Error is not null)
         {
             log.Write($"limits: cannot read the open-files limit ({limits.Error}); it caps simultaneous SMTP sessions");
-            return;
+            return int.MaxValue;
         }
         var sessions = limits.SessionEstimate(OpenFileLimit.OpenNow());
         var line = $"limits: open files {OpenFileLimit.Limits.Format(limits.Soft)} (hard {OpenFileLimit.Limits.Format(limits.Hard)}); "
             + $"at most ~{sessions} simultaneous SMTP sessions, fewer while deliveries hold connections";
         if (limits.Error is not null)
             line += $"; cannot raise the soft limit to the hard one ({limits.Error}): the open-files limit caps sessions";
+        var cap = int.MaxValue;
         if (options.Smtp.MaxConnections > sessions)
         {
             line += $"; Smtp.MaxConnections ({options.Smtp.MaxConnections}) is above that, so inbound sessions are capped at {sessions}";
-            options.Smtp.MaxConnections = (int)Math.Max(1, sessions);
+            cap = (int)Math.Max(1, sessions);
         }
         log.Write(line);
+        return cap;
     }
 }
