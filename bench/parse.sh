@@ -69,16 +69,10 @@ table="$(printf '| %-32s | %11s | %-22s | %17s |\n' case "messages/s" "per round
 echo
 echo "$table"
 
-results="$here/RESULTS.md"
-[ -f "$results" ] || printf '# Benchmark results\n\nAppended by the scripts in this directory, newest last. See README.md for what each figure means.\n' >"$results"
-commit="$(git -C "$root" rev-parse --short HEAD)"
-git -C "$root" diff --quiet HEAD -- src 2>/dev/null || commit="$commit (with uncommitted changes under src/)"
+. "$here/results.sh"
+results="$results_file"
 {
-  echo
-  echo "## parse.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
-  echo "- commit: $commit"
+  results_heading parse.sh
   echo "- command: \`JOB=$JOB ROUNDS=$ROUNDS bench/parse.sh${*:+ $*}\`"
   echo "- Session/Recipients=n: a new session per message (greeting, EHLO, MAIL, RCPT × n, DATA with a 4 KiB body, QUIT);"
   echo "  TenMessagesPerSession: ten one-recipient messages in one session, figures per message. In-memory pipes, an acceptor that returns at once."

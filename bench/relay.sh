@@ -254,22 +254,10 @@ echo
 echo "$table"
 
 # ---------------------------------------------------------------- RESULTS.md
-results="$here/RESULTS.md"
-if [ ! -f "$results" ]; then
-  cat >"$results" <<'EOF'
-# Benchmark results
-
-Appended by the scripts in this directory, newest last. See README.md for what each figure means.
-EOF
-fi
-commit="$(git -C "$root" rev-parse --short HEAD)"
-git -C "$root" diff --quiet HEAD -- src 2>/dev/null || commit="$commit (with uncommitted changes under src/)"
+. "$here/results.sh"
+results="$results_file"
 {
-  echo
-  echo "## relay.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r); data dir on $(df -T "$WORKDIR" | awk 'NR==2{print $2" ("$1")"}')"
-  echo "- commit: $commit"
+  results_heading relay.sh "data dir on $(df -T "$WORKDIR" | awk 'NR==2{print $2" ("$1")"}')"
   echo "- command: \`$command_line\`"
   echo "- injection: $JOBS smtp-source jobs over $DOMAINS domains, $PROCS at a time with -s $SESSIONS_PER_PROC -d, $SIZE-byte bodies, one recipient per message"
   echo "- load average at start: $loadavg_start"

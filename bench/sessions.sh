@@ -208,16 +208,10 @@ echo
 echo "$table"
 
 # ---------------------------------------------------------------- RESULTS.md
-results="$here/RESULTS.md"
-[ -f "$results" ] || printf '# Benchmark results\n\nAppended by the scripts in this directory, newest last. See README.md for what each figure means.\n' >"$results"
-commit="$(git -C "$root" rev-parse --short HEAD)"
-git -C "$root" diff --quiet HEAD -- src 2>/dev/null || commit="$commit (with uncommitted changes under src/)"
+. "$here/results.sh"
+results="$results_file"
 {
-  echo
-  echo "## sessions.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r); open files hard limit $(ulimit -Hn)"
-  echo "- commit: $commit"
+  results_heading sessions.sh "open files hard limit $(ulimit -Hn)"
   echo "- command: \`$command_line\`"
   echo "- clients: bench/smtp_hold.py, $PER_PROC sessions per process, from 127.0.0.2 upwards; each session: 220, EHLO, then idle"
   echo "- load average at start: $loadavg_start"
