@@ -22,6 +22,8 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private readonly DeliveryLog _log;
     private readonly TimeProvider _time;
     private readonly DsnNotices _notices;
+    /// <summary>Messages given their delay warning, in memory only: after a restart a message may get one more.</summary>
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<QueuedMessage, object> _delayWarned = new();
     private readonly Lock _gate = new();
     private readonly List<ChannelSlots> _channels;
     private readonly PriorityQueue<DeliveryJob, DateTimeOffset> _due = new();
@@ -31,8 +33,9 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private DateTimeOffset _timerDue = DateTimeOffset.MaxValue;
     private long _starts;
 
+    /// <param name="postmaster">Where double bounces go; postmaster@<paramref name="hostname"/> if not given.</param>
     public QueueScheduler(MailQueue queue, ChannelMap channels, IReadOnlyDictionary<string, IDeliveryAgent> agentsByTransport,
-        DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname)
+        DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname, string? postmaster = null)
     {
         _queue = queue;
         _agents = agentsByTransport;
@@ -40,7 +43,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         _retry = retry;
         _log = log;
         _time = time;
-        _notices = new DsnNotices(queue, log, hostname);
+        _notices = new DsnNotices(queue, log, hostname, postmaster ?? $"postmaster@{hostname}");
         _map = channels;
         _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
         _dueTimer = time.CreateTimer(_ => PromoteDue(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -201,6 +204,22 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         await _notices.FailedAsync(m, body, failures, now, _stop.Token).ConfigureAwait(false);
         foreach (var f in failures)
             await _queue.Store.RecordAsync(m, f.Index, RecipientStatus.Failed, DateTimeOffset.MinValue, f.Text, _stop.Token).ConfigureAwait(false);
+        if (deferred.Count > 0 && m.Sender.Length > 0 && _retry.DueForDelayWarning(m.ReceivedAt, now) && _delayWarned.TryAdd(m, m))
+        {
+            // One warning per message, on the deferrals known now: this job's and the other recipients' last ones.
+            var others = Enumerable.Range(0, m.Recipients.Count)
+                .Where(i => !job.Recipients.Contains(i) && m.States[i] is { Status: RecipientStatus.Pending, LastError: not null })
+                .Select(i => (i, m.States[i].LastError!));
+            try
+            {
+                await _notices.DelayedAsync(m, body, [.. deferred, .. others], now, _stop.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                _delayWarned.Remove(m); // not sent: the next deferral tries again
+                throw;
+            }
+        }
         if (deferred.Count > 0)
         {
             var attempts = deferred.Max(d => m.States[d.Index].Attempts) + 1;

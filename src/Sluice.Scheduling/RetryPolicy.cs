@@ -20,6 +20,10 @@ public sealed class RetryPolicy(RetryOptions options)
 
     public TimeSpan MaxQueueLifetime => _options.MaxQueueLifetime;
 
+    /// <summary>True when a message received at <paramref name="receivedAt"/> is old enough for a delay warning (if they are on).</summary>
+    public bool DueForDelayWarning(DateTimeOffset receivedAt, DateTimeOffset now) =>
+        _options.DelayWarning is { } warning && now - receivedAt >= warning;
+
     /// <summary>A reloaded configuration's schedule and lifetime, from the next deferral or expiry check on.</summary>
     public void Replace(RetryOptions reloaded) => _options = reloaded;
 }

@@ -27,6 +27,7 @@ public sealed class FileQueueStoreTests : IDisposable
             EnvelopeId = "QQ314159",
             SmtpUtf8 = true,
             EightBitMime = true,
+            DoubleBounce = true,
             AuthenticatedAs = "jorg",
             Dsn = [new(DsnNotify.Success | DsnNotify.Failure, "rfc822;b@y.test"), new(DsnNotify.Never, null)],
         };
@@ -36,9 +37,24 @@ public sealed class FileQueueStoreTests : IDisposable
         var e = Assert.Single(again.Recovered).Envelope;
         Assert.Equal("jörg@x.test", e.Sender);
         Assert.Equal((DsnReturn.Headers, "QQ314159", true, true, "jorg"), (e.Return, e.EnvelopeId, e.SmtpUtf8, e.EightBitMime, e.AuthenticatedAs));
+        Assert.True(e.DoubleBounce);
         Assert.Equal(envelope.Dsn, e.Dsn);
         Assert.True(e.DsnOf(0).Wants(DsnNotify.Success));
         Assert.False(e.DsnOf(1).Wants(DsnNotify.Failure));
+    }
+
+    [Fact]
+    public async Task The_double_bounce_flag_survives_reopen_without_other_fields()
+    {
+        await using (var store = Open())
+        {
+            await store.AcceptAsync(new Envelope("", ["postmaster@x.test"]) { DoubleBounce = true }, Body("x\r\n"), None);
+            await store.AcceptAsync(new Envelope("", ["alice@x.test"]) { SmtpUtf8 = true }, Body("y\r\n"), None);
+        }
+        await using var again = Open();
+        var envelopes = again.Recovered.Select(m => m.Envelope).ToArray();
+        Assert.Equal([(true, false), (false, true)], envelopes.Select(e => (e.DoubleBounce, e.SmtpUtf8)));
+        Assert.All(envelopes, e => Assert.Null(e.Dsn));
     }
 
     [Fact]

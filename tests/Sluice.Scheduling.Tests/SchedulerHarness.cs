@@ -67,7 +67,8 @@ public abstract class SchedulerHarness : IAsyncLifetime
         {
             var queue = new MailQueue(FileQueueStore.Open(n, Dir.File($"queue{n}"), 64L << 20, Time, _ => { }));
             Queues.Add(queue);
-            _schedulers.Add(new QueueScheduler(queue, _channels, _agents, Throttle, new RetryPolicy(options.Retry), _log, Time, options.Hostname));
+            _schedulers.Add(new QueueScheduler(queue, _channels, _agents, Throttle, new RetryPolicy(options.Retry), _log, Time, options.Hostname,
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}"));
         }
     }
 

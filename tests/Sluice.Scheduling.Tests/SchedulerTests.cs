@@ -64,13 +64,15 @@ public sealed class SchedulerTests : SchedulerHarness
     }
 
     [Fact]
-    public async Task A_failed_bounce_is_not_bounced_again()
+    public async Task A_failed_bounce_is_not_bounced_again_but_goes_to_the_postmaster()
     {
         Start(TimeSpan.FromDays(1));
         Sink.DataReply = _ => "550 5.7.1 go away";
         var m = await Accept("", "erin@remote.test");
-        await Lines.WaitForAsync($"triple bounce: discarding bounce msg {m.Id}");
+        var line = await Lines.WaitForAsync($"double bounce msg {m.Id} qp");
+        await Lines.WaitForAsync("delivered to maildir postmaster/");
         await Lines.WaitForAsync($"end msg {m.Id}");
+        await Lines.WaitForAsync($"end msg {line.TrimEnd()[(line.TrimEnd().LastIndexOf(' ') + 1)..]}");
         Assert.Equal(0, Queue.Store.MessageCount);
     }
 }

@@ -81,6 +81,7 @@ internal static class ConfigValidator
         for (int i = 0; i < o.Retry.Schedule.Count; i++)
             Check(o.Retry.Schedule[i] > TimeSpan.Zero, $"Retry:Schedule:{i}", "must be longer than zero");
         Check(o.Retry.MaxQueueLifetime > TimeSpan.Zero, "Retry:MaxQueueLifetime", "must be longer than zero");
+        Check(o.Retry.DelayWarning is not { } warning || warning > TimeSpan.Zero, "Retry:DelayWarning", "must be longer than zero");
 
         Check(o.Http.Listen is null || Endpoints.TryParseListen(o.Http.Listen, out _), "Http:Listen", $"\"{o.Http.Listen}\" is not an address:port");
         foreach (var (user, u) in o.Mailboxes.Users)

@@ -125,6 +125,8 @@ public sealed class RetryOptions
     public List<TimeSpan> Schedule { get; set; } =
         [TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), TimeSpan.FromHours(4)];
     public TimeSpan MaxQueueLifetime { get; set; } = TimeSpan.FromDays(5);
+    /// <summary>After this long in the queue a still-deferred message gets one "delayed" DSN to its sender; null: never.</summary>
+    public TimeSpan? DelayWarning { get; set; }
 }
 
 public sealed class HttpOptions

@@ -47,6 +47,11 @@ public sealed class Envelope
     public bool SmtpUtf8 { get; init; }
     /// <summary>RFC 6152 BODY=8BITMIME was declared.</summary>
     public bool EightBitMime { get; init; }
+    /// <summary>
+    /// A double bounce: this MTA's report, to the postmaster, that a null-sender message failed. If it fails
+    /// too, it is discarded ("triple bounce"), never reported again.
+    /// </summary>
+    public bool DoubleBounce { get; init; }
     /// <summary>The RFC 4954 identity of the submitting session, if any.</summary>
     public string? AuthenticatedAs { get; init; }
 
@@ -54,5 +59,5 @@ public sealed class Envelope
 
     /// <summary>True when anything beyond sender and recipients is set, so the spool need not store it otherwise.</summary>
     public bool HasExtensions =>
-        Dsn is not null || Return != DsnReturn.Unspecified || EnvelopeId is not null || SmtpUtf8 || EightBitMime || AuthenticatedAs is not null;
+        Dsn is not null || Return != DsnReturn.Unspecified || EnvelopeId is not null || SmtpUtf8 || EightBitMime || DoubleBounce || AuthenticatedAs is not null;
 }

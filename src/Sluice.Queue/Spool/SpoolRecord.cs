@@ -5,7 +5,7 @@
 //   payload = 'M' seq:u64 receivedMs:i64 sender:str count:7bit rcpt:str* ext bodyLength:i32 body
 //           | 'S' seq:u64 recipient:7bit status:u8 attempts:7bit nextAttemptMs:i64 lastError:str
 //   ext     = flags:u8 [ret:u8 envid:str auth:str (notify:u8 orcpt:str){count}]   (the rest only if flags has 0x80)
-//             flags: 0x01 SMTPUTF8, 0x02 BODY=8BITMIME, 0x80 DSN/AUTH fields follow
+//             flags: 0x01 SMTPUTF8, 0x02 BODY=8BITMIME, 0x04 double bounce, 0x80 DSN/AUTH fields follow
 //   str     = BinaryWriter's 7-bit length + UTF-8 bytes
 using System.Buffers.Binary;
 using System.IO.Hashing;
@@ -49,12 +49,12 @@ internal static class SpoolRecord
         return [head, body];
     }
 
-    private const byte SmtpUtf8Flag = 0x01, EightBitFlag = 0x02, MoreFlag = 0x80;
+    private const byte SmtpUtf8Flag = 0x01, EightBitFlag = 0x02, DoubleBounceFlag = 0x04, MoreFlag = 0x80;
 
     private static void WriteExtensions(BinaryWriter w, Envelope e)
     {
         var more = e.Dsn is not null || e.Return != DsnReturn.Unspecified || e.EnvelopeId is not null || e.AuthenticatedAs is not null;
-        w.Write((byte)((e.SmtpUtf8 ? SmtpUtf8Flag : 0) | (e.EightBitMime ? EightBitFlag : 0) | (more ? MoreFlag : 0)));
+        w.Write((byte)((e.SmtpUtf8 ? SmtpUtf8Flag : 0) | (e.EightBitMime ? EightBitFlag : 0) | (e.DoubleBounce ? DoubleBounceFlag : 0) | (more ? MoreFlag : 0)));
         if (!more) return;
         w.Write((byte)e.Return);
         w.Write(e.EnvelopeId ?? "");
@@ -75,7 +75,12 @@ internal static class SpoolRecord
         for (int i = 0; i < rcpts.Length; i++) rcpts[i] = r.ReadString();
         var flags = r.ReadByte();
         if ((flags & MoreFlag) == 0)
-            return new Envelope(sender, rcpts) { SmtpUtf8 = (flags & SmtpUtf8Flag) != 0, EightBitMime = (flags & EightBitFlag) != 0 };
+            return new Envelope(sender, rcpts)
+            {
+                SmtpUtf8 = (flags & SmtpUtf8Flag) != 0,
+                EightBitMime = (flags & EightBitFlag) != 0,
+                DoubleBounce = (flags & DoubleBounceFlag) != 0,
+            };
         var ret = (DsnReturn)r.ReadByte();
         var envid = r.ReadString();
         var auth = r.ReadString();
@@ -90,6 +95,7 @@ internal static class SpoolRecord
         {
             SmtpUtf8 = (flags & SmtpUtf8Flag) != 0,
             EightBitMime = (flags & EightBitFlag) != 0,
+            DoubleBounce = (flags & DoubleBounceFlag) != 0,
             Return = ret,
             EnvelopeId = envid.Length == 0 ? null : envid,
             AuthenticatedAs = auth.Length == 0 ? null : auth,

@@ -11,29 +11,39 @@ namespace Sluice.Scheduling.Bounces;
 internal static class BounceMessage
 {
     /// <summary>RFC 3464 §2.3.3 Action values this MTA reports.</summary>
-    public enum ReportAction { Failed, Delivered, Relayed }
+    public enum ReportAction { Failed, Delayed, Delivered, Relayed }
 
     /// <param name="OriginalRecipient">The RCPT's ORCPT as the Envelope keeps it ("type;address"), or null.</param>
     /// <param name="Text">The reply or reason; for a failure it becomes the Diagnostic-Code.</param>
     public sealed record ReportedRecipient(string Address, string? OriginalRecipient, ReportAction Action, string Status, string Text);
 
-    /// <summary>A report on <paramref name="recipients"/>, all failed (a bounce) or all delivered or relayed.</summary>
+    /// <summary>
+    /// A report on <paramref name="recipients"/>, all failed (a bounce), all delayed (a warning) or all delivered
+    /// or relayed, to <paramref name="to"/>: the original's sender, or the postmaster when the original had a
+    /// null sender (a double bounce, which carries the failed message whole).
+    /// </summary>
     public static byte[] Build(string hostname, QueuedMessage original, ReadOnlySpan<byte> originalMessage,
-        IReadOnlyList<ReportedRecipient> recipients, DateTimeOffset now)
+        IReadOnlyList<ReportedRecipient> recipients, string to, DateTimeOffset now)
     {
         var failed = recipients.Any(r => r.Action == ReportAction.Failed);
+        var delayed = !failed && recipients.Any(r => r.Action == ReportAction.Delayed);
+        var doubleBounce = failed && original.Sender.Length == 0;
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", $"MAILER-DAEMON@{hostname}"));
-        message.To.Add(MailboxAddress.Parse(original.Sender));
-        message.Subject = failed ? "Undelivered Mail Returned to Sender" : "Successful Mail Delivery Report";
+        message.To.Add(MailboxAddress.Parse(to));
+        message.Subject = doubleBounce ? "Undelivered Mail Delivery Report (double bounce)"
+            : failed ? "Undelivered Mail Returned to Sender"
+            : delayed ? "Delayed Mail (still being retried)"
+            : "Successful Mail Delivery Report";
         message.Date = now;
         message.MessageId = MimeUtils.GenerateMessageId(hostname);
         message.Headers.Add("Auto-Submitted", "auto-replied"); // RFC 3834: no auto-reply loops
 
         // RFC 3461 §4.3: RET chooses what a failure DSN returns; a success DSN returns headers only.
-        var returned = ReturnedContent.For(originalMessage, full: failed && original.Envelope.Return == DsnReturn.Full);
+        // A double bounce returns the failed report whole (up to the cap): the postmaster needs all of it.
+        var returned = ReturnedContent.For(originalMessage, full: doubleBounce || (failed && original.Envelope.Return == DsnReturn.Full));
         var report = new MultipartReport("delivery-status");
-        report.Add(new TextPart("plain") { Text = Explanation(hostname, recipients, failed, returned) });
+        report.Add(new TextPart("plain") { Text = Explanation(hostname, recipients, failed, delayed, doubleBounce, returned) });
         report.Add(Status(hostname, original, recipients, now));
         report.Add(returned.Part);
         message.Body = report;
@@ -43,11 +53,16 @@ internal static class BounceMessage
         return output.ToArray();
     }
 
-    private static string Explanation(string hostname, IReadOnlyList<ReportedRecipient> recipients, bool failed, ReturnedContent returned)
+    private static string Explanation(string hostname, IReadOnlyList<ReportedRecipient> recipients, bool failed, bool delayed,
+        bool doubleBounce, ReturnedContent returned)
     {
         var text = $"This is the mail system at host {hostname}.\n\n";
-        text += failed
+        text += doubleBounce
+            ? "A message with a null sender (a delivery report) could not be delivered\nto one or more recipients, and cannot be returned. It's attached below.\n\n"
+            : failed
             ? "I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n"
+            : delayed
+            ? "This is a warning only: you do not need to resend your message.\nIt has not yet been delivered to the recipients below; delivery\nwill be tried again. Its headers are attached.\n\n"
             : "Your message was delivered to the recipients below, as you asked.\nIts headers are attached.\n\n";
         text += string.Join("\n", recipients.Select(r => $"<{r.Address}>: {LineFor(r)}")) + "\n";
         if (returned.Truncated)
@@ -60,6 +75,7 @@ internal static class BounceMessage
     {
         ReportAction.Delivered => "delivered to the mailbox",
         // RFC 3464 §2.3.3: "relayed" to a system that sends no further notices.
+        ReportAction.Delayed => $"delayed, still trying: {r.Text}",
         ReportAction.Relayed => $"relayed to a mail system that does not send delivery notices ({r.Text})",
         _ => r.Text,
     };
@@ -91,6 +107,9 @@ internal static class BounceMessage
     /// <summary>The RFC 3463 status of a failure text, defaulting to 5.0.0 (or 4.4.7 for an expiry).</summary>
     public static string StatusOf(string text, bool expired) =>
         expired ? "4.4.7" : EnhancedStatus.Find(text) is { } s && s[0] == '5' ? s : "5.0.0";
+
+    /// <summary>The RFC 3463 status of a deferral text, defaulting to 4.0.0.</summary>
+    public static string DelayStatusOf(string text) => EnhancedStatus.Find(text) is { } s && s[0] == '4' ? s : "4.0.0";
 
     public static string FormatAge(TimeSpan age) =>
         age.TotalDays >= 1 ? string.Create(CultureInfo.InvariantCulture, $"{age.TotalDays:0.#} days")

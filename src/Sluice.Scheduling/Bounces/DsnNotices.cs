@@ -8,7 +8,8 @@ using static Sluice.Scheduling.Bounces.BounceMessage;
 
 namespace Sluice.Scheduling.Bounces;
 
-internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostname)
+/// <param name="postmaster">Where a double bounce goes: the failure report of a null-sender message.</param>
+internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostname, string postmaster)
 {
     /// <summary>A failed recipient of the message: its index, the reason and its RFC 3463 status.</summary>
     public readonly record struct Failure(int Index, string Text, string Status);
@@ -17,9 +18,19 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
     public async Task FailedAsync(QueuedMessage m, byte[] body, IReadOnlyList<Failure> failures, DateTimeOffset now, CancellationToken ct)
     {
         if (failures.Count == 0) return;
+        if (m.Envelope.DoubleBounce)
+        {
+            log.Write($"triple bounce: discarding msg {m.Id}");
+            return;
+        }
         if (m.Sender.Length == 0)
         {
-            log.Write($"triple bounce: discarding bounce msg {m.Id}");
+            // Postfix/qmail: a failed bounce cannot go back, so one report goes to the postmaster, marked
+            // so that its own failure ends here. NOTIFY is not asked: it was the sender's wish, and there is none.
+            var all = failures.Select(f => new ReportedRecipient(m.Recipients[f.Index], m.Envelope.DsnOf(f.Index).OriginalRecipient,
+                ReportAction.Failed, f.Status, f.Text)).ToList();
+            var notice = await SendAsync(m, body, all, postmaster, now, ct).ConfigureAwait(false);
+            log.Write($"double bounce msg {m.Id} qp {notice.Id}");
             return;
         }
         var wanted = new List<ReportedRecipient>(failures.Count);
@@ -32,7 +43,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
                 log.Write($"bounce msg {m.Id}: suppressed for {m.Recipients[f.Index]} (NOTIFY={DsnParameters.Notify(dsn.Notify)})");
         }
         if (wanted.Count == 0) return;
-        var bounce = await SendAsync(m, body, wanted, now, ct).ConfigureAwait(false);
+        var bounce = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
         log.Write($"bounce msg {m.Id} qp {bounce.Id}");
     }
 
@@ -53,16 +64,37 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
             wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, action, "2.0.0", result.Text));
         }
         if (wanted.Count == 0) return;
-        var notice = await SendAsync(m, body, wanted, now, ct).ConfigureAwait(false);
+        var notice = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
         log.Write($"success dsn msg {m.Id} qp {notice.Id}");
     }
 
-    /// <summary>RFC 3461 §6.1: to the original sender from the null reverse-path, so a report never causes another.</summary>
-    private Task<QueuedMessage> SendAsync(QueuedMessage m, byte[] body, List<ReportedRecipient> recipients, DateTimeOffset now, CancellationToken ct)
+    /// <summary>
+    /// A delay warning (RFC 3464 Action: delayed) for the deferred recipients whose NOTIFY includes DELAY (as the
+    /// default does: RFC 3461 §4.1 leaves DELAY to the MTA, and warnings are on only if configured); none for a null sender.
+    /// </summary>
+    /// <param name="deferred">Each deferred recipient's index and its last deferral reply.</param>
+    public async Task DelayedAsync(QueuedMessage m, byte[] body, IReadOnlyList<(int Index, string Text)> deferred, DateTimeOffset now, CancellationToken ct)
     {
-        var report = Build(hostname, m, body, recipients, now);
-        var envelope = new Envelope("", [m.Sender])
+        if (m.Sender.Length == 0) return;
+        var wanted = new List<ReportedRecipient>();
+        foreach (var (index, text) in deferred)
         {
+            var dsn = m.Envelope.DsnOf(index);
+            if (dsn.Wants(DsnNotify.Delay))
+                wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, ReportAction.Delayed, DelayStatusOf(text), text));
+        }
+        if (wanted.Count == 0) return;
+        var notice = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
+        log.Write($"delay warning msg {m.Id} qp {notice.Id}");
+    }
+
+    /// <summary>RFC 3461 §6.1: to the original sender (or postmaster) from the null reverse-path, so a report never causes another.</summary>
+    private Task<QueuedMessage> SendAsync(QueuedMessage m, byte[] body, List<ReportedRecipient> recipients, string to, DateTimeOffset now, CancellationToken ct)
+    {
+        var report = Build(hostname, m, body, recipients, to, now);
+        var envelope = new Envelope("", [to])
+        {
+            DoubleBounce = m.Sender.Length == 0, // only a report on a null-sender message is sent for one
             SmtpUtf8 = m.Envelope.SmtpUtf8, // the sender's address may be UTF-8 (RFC 6531); relaying checks what is needed
             EightBitMime = !System.Text.Ascii.IsValid(report),
         };

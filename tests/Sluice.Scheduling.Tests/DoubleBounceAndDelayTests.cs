@@ -1,0 +1,122 @@
+// A failed bounce goes to the postmaster once (a double bounce) and a failed double bounce is
+// discarded (a triple bounce); Retry.DelayWarning sends one "delayed" report per message, as NOTIFY allows.
+using MimeKit;
+using Sluice.Core.Mail;
+using Sluice.Queue;
+
+namespace Sluice.Scheduling.Tests;
+
+public sealed class DoubleBounceAndDelayTests : SchedulerHarness
+{
+    [Fact]
+    public async Task A_bounce_that_fails_reaches_the_postmaster_as_a_double_bounce()
+    {
+        Start(TimeSpan.FromDays(1));
+        Sink.DataReply = _ => "550 5.1.1 no such user"; // bob and then alice (the bounce's recipient) both fail
+        var m = await Accept("alice@remote.test", "bob@remote.test");
+        var bounceLine = await Lines.WaitForAsync($"bounce msg {m.Id} qp");
+        var bounceId = LastWord(bounceLine);
+        var doubleLine = await Lines.WaitForAsync($"double bounce msg {bounceId} qp");
+        var doubleId = LastWord(doubleLine);
+        await Lines.WaitForAsync($"end msg {doubleId}");
+
+        var report = await MimeMessage.LoadAsync(Assert.Single(Mailbox("postmaster")));
+        Assert.Equal("postmaster@localhost", report.To.Mailboxes.Single().Address);
+        Assert.Equal("Undelivered Mail Delivery Report (double bounce)", report.Subject);
+        var parts = Assert.IsType<MultipartReport>(report.Body);
+        var status = Assert.IsType<MessageDeliveryStatus>(parts[1]);
+        var recipient = status.StatusGroups.Skip(1).First(g => g.Count > 0);
+        Assert.Equal("rfc822; alice@remote.test", recipient["Final-Recipient"]);
+        Assert.Equal("failed", recipient["Action"]);
+        Assert.Equal("5.1.1", recipient["Status"]);
+        var returned = Assert.IsType<MessagePart>(parts[2]); // the failed bounce, whole
+        Assert.Equal("Undelivered Mail Returned to Sender", returned.Message?.Subject);
+        Assert.Equal(0, Lines.Count("triple bounce"));
+        Assert.Equal(1, Lines.Count("double bounce msg"));
+    }
+
+    [Fact]
+    public async Task A_double_bounce_that_fails_is_discarded()
+    {
+        var options = DefaultOptions(TimeSpan.FromDays(1));
+        options.Smtp.LocalDomains = ["pm.test"]; // the postmaster's domain goes to the (refusing) sink
+        Start(options);
+        Sink.DataReply = _ => "550 5.7.1 go away";
+        var m = await Accept("", "erin@remote.test");
+        var doubleLine = await Lines.WaitForAsync($"double bounce msg {m.Id} qp");
+        var doubleId = LastWord(doubleLine);
+        await Lines.WaitForAsync($"triple bounce: discarding msg {doubleId}");
+        await Lines.WaitForAsync($"end msg {doubleId}");
+        Assert.Equal(1, Lines.Count("double bounce msg"));
+        Assert.Equal(1, Lines.Count("triple bounce"));
+        Assert.Equal(1, Lines.Count("to remote postmaster@pm.test"));
+        Assert.Equal(0, Queue.Store.MessageCount);
+    }
+
+    [Fact]
+    public async Task A_delay_warning_is_sent_once_after_DelayWarning()
+    {
+        var options = DefaultOptions(TimeSpan.FromDays(1));
+        options.Retry.DelayWarning = TimeSpan.FromMinutes(3);
+        Start(options);
+        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test"]) { Dsn = [new(DsnNotify.Delay | DsnNotify.Failure, null)] });
+        await DeferralsAsync(1);
+        Assert.Equal(0, Lines.Count("delay warning"));
+        var line = await DriveUntilAsync($"delay warning msg {m.Id} qp");
+        Assert.True(Time.GetUtcNow() - m.ReceivedAt >= TimeSpan.FromMinutes(3));
+        await DeferralsAsync(Lines.Count("deferral: 127.0.0.1") + 3);
+        Assert.Equal(1, Lines.Count("delay warning msg"));
+        await Lines.WaitForAsync($"end msg {LastWord(line)}");
+
+        var report = await MimeMessage.LoadAsync(Assert.Single(Mailbox("alice")));
+        Assert.Equal("Delayed Mail (still being retried)", report.Subject);
+        var parts = Assert.IsType<MultipartReport>(report.Body);
+        var recipient = Assert.IsType<MessageDeliveryStatus>(parts[1]).StatusGroups.Skip(1).First(g => g.Count > 0);
+        Assert.Equal("rfc822; bob@remote.test", recipient["Final-Recipient"]);
+        Assert.Equal("delayed", recipient["Action"]);
+        Assert.Equal("4.2.0", recipient["Status"]);
+        Assert.StartsWith("smtp; ", recipient["Diagnostic-Code"], StringComparison.Ordinal);
+        Assert.EndsWith("451 4.2.0 mailbox busy", recipient["Diagnostic-Code"], StringComparison.Ordinal);
+        Assert.Equal("text/rfc822-headers", parts[2].ContentType.MimeType);
+        Assert.Equal(RecipientStatus.Pending, m.States[0].Status);
+    }
+
+    [Theory]
+    [InlineData(DsnNotify.Never)]
+    [InlineData(DsnNotify.Failure)]
+    public async Task No_delay_warning_unless_NOTIFY_allows_DELAY(DsnNotify notify)
+    {
+        var options = DefaultOptions(TimeSpan.FromDays(1));
+        options.Retry.DelayWarning = TimeSpan.FromMinutes(2);
+        Start(options);
+        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test"]) { Dsn = [new(notify, null)] });
+        await DeferralsAsync(6); // the last ones well past DelayWarning, each recorded before the next starts
+        Assert.True(Time.GetUtcNow() - m.ReceivedAt > TimeSpan.FromMinutes(3));
+        Assert.Equal(0, Lines.Count("delay warning"));
+        Assert.Empty(Mailbox("alice"));
+    }
+
+    /// <summary>The queue ID a "... qp ID" log line ends with.</summary>
+    private static string LastWord(string line) => line.TrimEnd()[(line.TrimEnd().LastIndexOf(' ') + 1)..];
+
+    /// <summary>Moves the clock on in small steps until <paramref name="count"/> tries have been deferred.</summary>
+    private async Task DeferralsAsync(int count)
+    {
+        while (Lines.Count("deferral: 127.0.0.1") < count) await StepAsync();
+    }
+
+    private async Task<string> DriveUntilAsync(string fragment)
+    {
+        var found = Lines.WaitForAsync(fragment);
+        while (!found.IsCompleted) await StepAsync();
+        return await found;
+    }
+
+    private async Task StepAsync()
+    {
+        await Task.Delay(20);
+        Time.Advance(TimeSpan.FromSeconds(20));
+    }
+}
