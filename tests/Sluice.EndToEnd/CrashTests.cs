@@ -84,11 +84,14 @@ public sealed partial class CrashTests(ITestOutputHelper output)
         var deadline = DateTime.UtcNow.AddMinutes(3);
         while (true)
         {
-            var seen = sluice.Sink.Messages.Select(m => IdOf(m.Data)).ToHashSet();
+            // One snapshot for both the check and the wait: counting again after the check would miss a
+            // last message that arrived in between, and wait for one more that never comes.
+            var snapshot = sluice.Sink.Messages.ToArray();
+            var seen = snapshot.Select(m => IdOf(m.Data)).ToHashSet();
             if (expected.IsSubsetOf(seen)) return;
             if (DateTime.UtcNow > deadline)
                 Assert.Fail($"{expected.Count(id => !seen.Contains(id))} acknowledged messages never arrived");
-            await sluice.Sink.WaitForCountAsync(sluice.Sink.Messages.Count + 1, TimeSpan.FromSeconds(30));
+            await sluice.Sink.WaitForCountAsync(snapshot.Length + 1, TimeSpan.FromSeconds(30));
         }
     }
 
