@@ -101,22 +101,30 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
     /// <summary>The queue ID a "... qp ID" log line ends with.</summary>
     private static string LastWord(string line) => line.TrimEnd()[(line.TrimEnd().LastIndexOf(' ') + 1)..];
 
-    /// <summary>Moves the clock on in small steps until <paramref name="count"/> tries have been deferred.</summary>
-    private async Task DeferralsAsync(int count)
-    {
-        while (Lines.Count("deferral: 127.0.0.1") < count) await StepAsync();
-    }
+    private const string Deferral = "deferral: 127.0.0.1";
+    /// <summary>Past the next retry: Retry.Schedule is 1m ± 10 %.</summary>
+    private static readonly TimeSpan PastRetry = TimeSpan.FromSeconds(70);
 
+    /// <summary>Drives tries, each to its end, until <paramref name="count"/> have been deferred.</summary>
+    private async Task DeferralsAsync(int count) => await DriveAsync(count, null);
+
+    /// <summary>Drives tries, each to its end, until a line holding <paramref name="fragment"/> is logged.</summary>
     private async Task<string> DriveUntilAsync(string fragment)
     {
         var found = Lines.WaitForAsync(fragment);
-        while (!found.IsCompleted) await StepAsync();
+        await DriveAsync(int.MaxValue, found);
         return await found;
     }
 
-    private async Task StepAsync()
+    private async Task DriveAsync(int count, Task? until)
     {
-        await Task.Delay(20);
-        Time.Advance(TimeSpan.FromSeconds(20));
+        for (var k = Math.Max(Lines.Count(Deferral), 1); ; k++)
+        {
+            // Try k is over once it is deferred and its slot given back: its retry is queued by then,
+            // so moving the clock past it starts try k + 1.
+            await Lines.WaitForAfterAsync(Deferral, k, "remote 0/");
+            if (k >= count || until?.IsCompleted == true) return;
+            Time.Advance(PastRetry);
+        }
     }
 }

@@ -156,6 +156,28 @@ public abstract class SchedulerHarness : IAsyncLifetime
             return done.Task.WaitAsync(TimeSpan.FromSeconds(15));
         }
 
+        /// <summary>The first line holding <paramref name="fragment"/> after the <paramref name="nth"/> line holding <paramref name="marker"/>.</summary>
+        public async Task<string> WaitForAfterAsync(string marker, int nth, string fragment)
+        {
+            while (true)
+            {
+                Task<string> next;
+                lock (_lock)
+                {
+                    var seen = 0;
+                    foreach (var l in _lines)
+                    {
+                        if (seen == nth && l.Contains(fragment, StringComparison.Ordinal)) return l;
+                        if (seen < nth && l.Contains(marker, StringComparison.Ordinal)) seen++;
+                    }
+                    var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _waiters.Add((seen < nth ? marker : fragment, done));
+                    next = done.Task;
+                }
+                await next.WaitAsync(TimeSpan.FromSeconds(15));
+            }
+        }
+
         /// <summary>The lines holding <paramref name="fragment"/>, once there are <paramref name="count"/> of them.</summary>
         public async Task<string[]> WaitForCountAsync(string fragment, int count)
         {
