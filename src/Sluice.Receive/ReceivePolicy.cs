@@ -28,15 +28,12 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
         return _relayNetworks.Any(n => n.Contains(client));
     }
 
-    /// <summary>Compares in ASCII (A-label) form, so an IDN domain matches however it is spelled (RFC 5890).</summary>
-    public bool IsLocalDomain(string domain) => ToAscii(domain) is { } d && _localDomains.Contains(d);
-
-    /// <summary>Local domains and those we relay or back up for: mail to them is taken from anyone.</summary>
-    public bool AcceptsFromAnyone(string domain) => ToAscii(domain) is { } d && (_localDomains.Contains(d) || _relayDomains.Contains(d));
-
-    /// <summary>The A-label form of a domain, lower-cased; null if it is not a valid IDN.</summary>
-    public static string? ToAscii(string domain) => Address.AsciiDomain(domain);
+    /// <summary>
+    /// Local domains and those we relay or back up for: mail to them is taken from anyone. Compared in
+    /// A-label form, so an IDN domain matches however it is spelled (RFC 5890).
+    /// </summary>
+    public bool AcceptsFromAnyone(string domain) => Address.AsciiDomain(domain) is { } d && (_localDomains.Contains(d) || _relayDomains.Contains(d));
 
     private static HashSet<string> AsciiSet(IEnumerable<string> domains) =>
-        new(domains.Select(d => ToAscii(d) ?? d.ToLowerInvariant()), StringComparer.OrdinalIgnoreCase);
+        new(domains.Select(d => Address.AsciiDomain(d) ?? d.ToLowerInvariant()), StringComparer.OrdinalIgnoreCase);
 }

@@ -199,7 +199,7 @@ public sealed partial class SmtpSession
             problem = $"\"{Quote(domain)}\" is not an address literal";
             return false;
         }
-        if (ReceivePolicy.ToAscii(domain) is not { } ascii || ascii.Length > MaxDomain
+        if (Address.AsciiDomain(domain) is not { } ascii || ascii.Length > MaxDomain
             || !Endpoints.TryParseHostPort(ascii + ":1", 1, out _, out _))
         {
             problem = $"\"{Quote(domain)}\" is not a domain";
