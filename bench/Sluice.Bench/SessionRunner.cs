@@ -65,10 +65,10 @@ internal sealed class SessionRunner
     /// <summary>Takes every message at once and keeps nothing: the spool is not what is measured.</summary>
     private sealed class NullAcceptor : IMessageAcceptor
     {
-        // QueuedMessage's constructor is internal to the queue; one instance, made once, serves every reply.
-        private static readonly Task<QueuedMessage> Queued = Task.FromResult((QueuedMessage)Activator.CreateInstance(
-            typeof(QueuedMessage), BindingFlags.Instance | BindingFlags.NonPublic, null,
-            [1, 1UL, new Envelope("bench@client.test", ["user@localhost"]), DateTimeOffset.UnixEpoch, 0], null)!);
+        // SpooledMessage's constructor is internal to the queue; one instance, made once, serves every reply.
+        private static readonly Task<QueuedMessage> Queued = Task.FromResult(new QueuedMessage((SpooledMessage)Activator.CreateInstance(
+            typeof(SpooledMessage), BindingFlags.Instance | BindingFlags.NonPublic, null, [1, 1UL, DateTimeOffset.UnixEpoch, 1, 0], null)!,
+            new Envelope("bench@client.test", ["user@localhost"])));
 
         public int Accepted { get; private set; }
 

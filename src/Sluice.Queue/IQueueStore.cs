@@ -8,8 +8,8 @@ public interface IQueueStore : IAsyncDisposable
 {
     int Number { get; }
 
-    /// <summary>Live messages found at open; the caller announces them to the todo stage.</summary>
-    IReadOnlyCollection<QueuedMessage> Recovered { get; }
+    /// <summary>Live messages found at open, without their envelopes; the caller hands them to the scheduler.</summary>
+    IReadOnlyCollection<SpooledMessage> Recovered { get; }
 
     int MessageCount { get; }
     int RecipientCount { get; }
@@ -19,6 +19,12 @@ public interface IQueueStore : IAsyncDisposable
 
     /// <summary>Records a delivery outcome for one recipient durably; a final one may free the message.</summary>
     Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct);
+
+    /// <summary>Records durably that the message has had its delay warning.</summary>
+    Task RecordDelayWarningAsync(QueuedMessage message, CancellationToken ct);
+
+    /// <summary>Reads a waiting message's envelope back, to work on it.</summary>
+    Task<QueuedMessage> LoadAsync(SpooledMessage message, CancellationToken ct);
 
     /// <summary>The message bytes as accepted (trace header included, CRLF lines, not dot-stuffed).</summary>
     Task<byte[]> ReadBodyAsync(QueuedMessage message, CancellationToken ct);

@@ -1,5 +1,6 @@
-// One accepted message as the queue knows it: envelope, per-recipient delivery state and where
-// its bytes live in the spool. The body itself stays on disk until a delivery reads it.
+// One accepted message in its two forms. SpooledMessage is what the queue keeps of every live message:
+// where its record lies and each recipient's state, but no envelope, so a million waiting messages cost
+// little memory. QueuedMessage is a message being worked on: the same state plus the envelope read back.
 using Sluice.Core.Mail;
 
 namespace Sluice.Queue;
@@ -11,47 +12,107 @@ public enum RecipientStatus : byte
     Failed = 2,
 }
 
-public sealed class RecipientState
+/// <summary>One recipient's delivery state; packed into 24 bytes because a waiting message keeps one per recipient.</summary>
+public readonly struct RecipientState
 {
-    public RecipientStatus Status { get; internal set; }
-    public int Attempts { get; internal set; }
+    private readonly long _nextAttemptMs;
+
+    internal RecipientState(RecipientStatus status, int attempts, DateTimeOffset nextAttempt, string? lastError)
+    {
+        Status = status;
+        Attempts = attempts;
+        _nextAttemptMs = nextAttempt == DateTimeOffset.MinValue ? long.MinValue : nextAttempt.ToUnixTimeMilliseconds();
+        LastError = lastError;
+    }
+
+    public RecipientStatus Status { get; }
+    public int Attempts { get; }
     /// <summary>Not before this time; <see cref="DateTimeOffset.MinValue"/> means at once.</summary>
-    public DateTimeOffset NextAttempt { get; internal set; } = DateTimeOffset.MinValue;
-    public string? LastError { get; internal set; }
+    public DateTimeOffset NextAttempt => _nextAttemptMs == long.MinValue ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(_nextAttemptMs);
+    public string? LastError { get; }
 }
 
-public sealed class QueuedMessage
+public sealed class SpooledMessage
 {
-    internal QueuedMessage(int queue, ulong sequence, Envelope envelope, DateTimeOffset receivedAt, int bodyLength)
+    private readonly RecipientState[] _states;
+    private int _pending;
+
+    internal SpooledMessage(int queue, ulong sequence, DateTimeOffset receivedAt, int recipients, int bodyLength)
     {
         QueueNumber = queue;
         Sequence = sequence;
-        Envelope = envelope;
-        ReceivedAt = receivedAt;
+        _receivedAtMs = receivedAt.ToUnixTimeMilliseconds();
         BodyLength = bodyLength;
-        var states = new RecipientState[envelope.Recipients.Count];
-        for (int i = 0; i < states.Length; i++) states[i] = new RecipientState();
-        States = states;
-        _pending = states.Length;
+        _states = new RecipientState[recipients];
+        _pending = recipients;
     }
+
+    private readonly long _receivedAtMs;
 
     public int QueueNumber { get; }
     internal ulong Sequence { get; }
     /// <summary>"queue.sequence": unique within a Queue.Base, never reused.</summary>
     public string Id => FormatId(QueueNumber, Sequence);
-    /// <summary>Envelope sender; "" is the null reverse-path of a bounce.</summary>
-    public string Sender => Envelope.Sender;
-    public IReadOnlyList<string> Recipients => Envelope.Recipients;
-    public Envelope Envelope { get; }
-    public IReadOnlyList<RecipientState> States { get; }
-    public DateTimeOffset ReceivedAt { get; }
+    public DateTimeOffset ReceivedAt => DateTimeOffset.FromUnixTimeMilliseconds(_receivedAtMs);
     public int BodyLength { get; }
+    public IReadOnlyList<RecipientState> States => _states;
     public int PendingRecipients => Volatile.Read(ref _pending);
+    /// <summary>The message has had its delay warning (Retry.DelayWarning); kept in the spool so a restart does not repeat it.</summary>
+    public bool DelayWarned { get; internal set; }
 
-    internal int _pending;
+    /// <summary>When the earliest pending recipient may be tried; MaxValue when none is pending.</summary>
+    public DateTimeOffset Due
+    {
+        get
+        {
+            var due = DateTimeOffset.MaxValue;
+            foreach (var s in _states)
+                if (s.Status == RecipientStatus.Pending && s.NextAttempt < due) due = s.NextAttempt;
+            return due;
+        }
+    }
+
+    /// <summary>Makes every pending recipient due now (`sluice queue flush`), in memory only, as qmail-send's flush.</summary>
+    public void MakeDue()
+    {
+        for (int i = 0; i < _states.Length; i++)
+            if (_states[i] is { Status: RecipientStatus.Pending } s && s.NextAttempt != DateTimeOffset.MinValue)
+                _states[i] = new RecipientState(s.Status, s.Attempts, DateTimeOffset.MinValue, s.LastError);
+    }
+
     internal int Segment { get; set; }
-    internal long BodyOffset { get; set; }
+    internal long EnvelopeOffset { get; set; }
+    internal int EnvelopeLength { get; set; }
+    /// <summary>The body follows the envelope and its 4-byte length.</summary>
+    internal long BodyOffset => EnvelopeOffset + EnvelopeLength + sizeof(int);
+
+    /// <summary>Sets a recipient's state; true when it just became final (no longer pending).</summary>
+    internal bool Set(int recipient, RecipientStatus status, int attempts, DateTimeOffset nextAttempt, string? lastError)
+    {
+        var wasPending = _states[recipient].Status == RecipientStatus.Pending;
+        // A final outcome is never undone: a late deferral of a recipient already done only counts the attempt.
+        if (!wasPending) status = _states[recipient].Status;
+        _states[recipient] = new RecipientState(status, attempts, nextAttempt, lastError);
+        if (!wasPending || status == RecipientStatus.Pending) return false;
+        Interlocked.Decrement(ref _pending);
+        return true;
+    }
 
     internal static string FormatId(int queue, ulong sequence) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{queue}.{sequence}");
+}
+
+public sealed class QueuedMessage(SpooledMessage spooled, Envelope envelope)
+{
+    public SpooledMessage Spooled { get; } = spooled;
+    public Envelope Envelope { get; } = envelope;
+    public int QueueNumber => Spooled.QueueNumber;
+    public string Id => Spooled.Id;
+    /// <summary>Envelope sender; "" is the null reverse-path of a bounce.</summary>
+    public string Sender => Envelope.Sender;
+    public IReadOnlyList<string> Recipients => Envelope.Recipients;
+    public IReadOnlyList<RecipientState> States => Spooled.States;
+    public DateTimeOffset ReceivedAt => Spooled.ReceivedAt;
+    public int BodyLength => Spooled.BodyLength;
+    public int PendingRecipients => Spooled.PendingRecipients;
 }

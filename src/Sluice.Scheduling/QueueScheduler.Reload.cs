@@ -24,6 +24,7 @@ public sealed partial class QueueScheduler
         lock (_gate)
         {
             var ready = _channels.SelectMany(c => c.TakeAllReady()).ToList();
+            foreach (var job in ready) UncountJob(job);
             var known = _channels.Concat(_retiredChannels).ToList();
             _map = channels;
             _channels.Clear();
@@ -48,7 +49,9 @@ public sealed partial class QueueScheduler
     {
         var channel = _map.For(job.Domain);
         if (ReferenceEquals(channel, job.Channel)) return false;
-        foreach (var batch in job.Recipients.Chunk(channel.BatchRecipients)) MakeReady(job with { Channel = channel, Recipients = batch });
+        var batches = job.Recipients.Chunk(channel.BatchRecipients).ToList();
+        _openJobs[job.Message.Spooled] += batches.Count - 1;
+        foreach (var batch in batches) MakeReady(job with { Channel = channel, Recipients = batch });
         return true;
     }
 

@@ -1,6 +1,6 @@
 // qmail-send for one queue, with the channels patch: per-channel concurrency (per queue),
 // destinations served in turn so one backlog cannot starve another, the cross-queue destination
-// limits (DestinationThrottle), a due-time queue for deferred recipients, retries, expiry and bounces.
+// limits (DestinationThrottle), two tiers of messages (QueueScheduler.Tiers.cs), retries, expiry and bounces.
 // Under contention a channel of higher Priority starts first; channels of equal Priority take turns.
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
@@ -22,11 +22,10 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private readonly DeliveryLog _log;
     private readonly TimeProvider _time;
     private readonly DsnNotices _notices;
-    /// <summary>Messages given their delay warning, in memory only: after a restart a message may get one more.</summary>
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<QueuedMessage, object> _delayWarned = new();
+    /// <summary>Messages whose delay warning is being sent (the spool marks it once sent).</summary>
+    private readonly HashSet<SpooledMessage> _warning = [];
     private readonly Lock _gate = new();
     private readonly List<ChannelSlots> _channels;
-    private readonly PriorityQueue<DeliveryJob, DateTimeOffset> _due = new();
     private readonly ITimer _dueTimer;
     private readonly CancellationTokenSource _stop = new();
     private readonly HashSet<Task> _running = [];
@@ -34,9 +33,13 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private long _starts;
 
     /// <param name="postmaster">Where double bounces go; postmaster@<paramref name="hostname"/> if not given.</param>
+    /// <param name="activeMessages">Messages worked on at once with their envelope in memory (Queue.ActiveMessages).</param>
     public QueueScheduler(MailQueue queue, ChannelMap channels, IReadOnlyDictionary<string, IDeliveryAgent> agentsByTransport,
-        DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname, string? postmaster = null)
+        DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname, string? postmaster = null,
+        int activeMessages = QueueOptions.DefaultActiveMessages)
     {
+        _activeLimit = activeMessages;
+        _destinationShare = Math.Max(1, activeMessages / 4);
         _queue = queue;
         _agents = agentsByTransport;
         _throttle = throttle;
@@ -46,9 +49,10 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         _notices = new DsnNotices(queue, log, hostname, postmaster ?? $"postmaster@{hostname}");
         _map = channels;
         _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
-        _dueTimer = time.CreateTimer(_ => PromoteDue(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _dueTimer = time.CreateTimer(_ => OnTimer(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         throttle.CapacityAvailable += StartJobs;
         queue.Load = () => Load;
+        _promoter = Task.Run(PromoteAsync);
     }
 
     /// <summary>Slots in use over slots configured, across this queue's channels (qmonitor's load).</summary>
@@ -58,27 +62,6 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         {
             lock (_gate) return (double)_channels.Sum(c => c.InUse) / _channels.Sum(c => c.Options.Concurrency);
         }
-    }
-
-    internal void Enqueue(DeliveryJob job)
-    {
-        if (job.Due > _time.GetUtcNow())
-        {
-            lock (_gate) _due.Enqueue(job, job.Due);
-            ArmTimer();
-            return;
-        }
-        lock (_gate) MakeReady(job);
-        StartJobs();
-    }
-
-    /// <summary>Makes every deferred recipient due now and lifts destination suspensions (`sluice queue flush`).</summary>
-    public void Flush()
-    {
-        _throttle.ResumeAll();
-        lock (_gate)
-            while (_due.TryDequeue(out var job, out _)) MakeReady(job with { Due = DateTimeOffset.MinValue });
-        StartJobs();
     }
 
     private void StartJobs() => StartJobs(int.MinValue);
@@ -166,10 +149,15 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         {
             // The outcome could not be recorded; a later start tries these recipients again.
             _log.Write($"warning: msg {m.Id}: cannot record delivery outcome: {e.Message}");
+            lock (_gate) _unrecorded.Add(m.Spooled);
         }
         finally
         {
-            lock (_gate) SlotsFor(job.Channel).InUse--;
+            lock (_gate)
+            {
+                SlotsFor(job.Channel).InUse--;
+                EndJob(job);
+            }
             if (suspended) StartJobs(); // no destination slot was taken; the channel slot is free again
             else _throttle.Release(job.Destination, job.Channel, outcome, error);
             LogStatus();
@@ -204,7 +192,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         await _notices.FailedAsync(m, body, failures, now, _stop.Token).ConfigureAwait(false);
         foreach (var f in failures)
             await _queue.Store.RecordAsync(m, f.Index, RecipientStatus.Failed, DateTimeOffset.MinValue, f.Text, _stop.Token).ConfigureAwait(false);
-        if (deferred.Count > 0 && m.Sender.Length > 0 && _retry.DueForDelayWarning(m.ReceivedAt, now) && _delayWarned.TryAdd(m, m))
+        if (deferred.Count > 0 && m.Sender.Length > 0 && _retry.DueForDelayWarning(m.ReceivedAt, now) && BeginDelayWarning(m.Spooled))
         {
             // One warning per message, on the deferrals known now: this job's and the other recipients' last ones.
             var others = Enumerable.Range(0, m.Recipients.Count)
@@ -212,12 +200,13 @@ public sealed partial class QueueScheduler : IAsyncDisposable
                 .Select(i => (i, m.States[i].LastError!));
             try
             {
+                // Sent, then marked: a crash between the two repeats the warning, never loses it.
                 await _notices.DelayedAsync(m, body, [.. deferred, .. others], now, _stop.Token).ConfigureAwait(false);
+                await _queue.Store.RecordDelayWarningAsync(m, _stop.Token).ConfigureAwait(false);
             }
-            catch
+            finally
             {
-                _delayWarned.Remove(m); // not sent: the next deferral tries again
-                throw;
+                lock (_gate) _warning.Remove(m.Spooled); // if not sent, the next deferral tries again
             }
         }
         if (deferred.Count > 0)
@@ -226,35 +215,13 @@ public sealed partial class QueueScheduler : IAsyncDisposable
             var next = now + _retry.Delay(attempts);
             foreach (var (index, text) in deferred)
                 await _queue.Store.RecordAsync(m, index, RecipientStatus.Pending, next, text, _stop.Token).ConfigureAwait(false);
-            Enqueue(job with { Recipients = [.. deferred.Select(d => d.Index)], Due = next });
         }
         if (m.PendingRecipients == 0) _log.Write($"end msg {m.Id}");
     }
 
-    private void ArmTimer()
+    private bool BeginDelayWarning(SpooledMessage m)
     {
-        lock (_gate)
-        {
-            if (!_due.TryPeek(out _, out var next) || next >= _timerDue) return;
-            _timerDue = next;
-            _dueTimer.Change(Max(next - _time.GetUtcNow(), TimeSpan.Zero), Timeout.InfiniteTimeSpan);
-        }
-    }
-
-    private void PromoteDue()
-    {
-        var now = _time.GetUtcNow();
-        lock (_gate)
-        {
-            _timerDue = DateTimeOffset.MaxValue;
-            while (_due.TryPeek(out var job, out var due) && due <= now)
-            {
-                _due.Dequeue();
-                MakeReady(job);
-            }
-        }
-        ArmTimer();
-        StartJobs();
+        lock (_gate) return !m.DelayWarned && _warning.Add(m);
     }
 
     private void LogStatus()
@@ -267,12 +234,17 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private ChannelSlots SlotsFor(ChannelOptions channel) =>
         _channels.FirstOrDefault(c => c.Options.Name == channel.Name) ?? _retiredChannels.First(c => c.Options.Name == channel.Name);
 
-    /// <summary>Queues a due job under its destination, asked of the agent now (routes decide it); caller holds the lock.</summary>
+    /// <summary>The job with its destination, asked of the agent now (routes decide it).</summary>
+    private DeliveryJob WithDestination(DeliveryJob job) =>
+        job with { Destination = _agents.TryGetValue(job.Channel.Transport, out var agent) ? agent.DestinationOf(job.Domain) : job.Domain };
+
+    /// <summary>Queues a due job under its destination and counts it there; caller holds the lock.</summary>
     private void MakeReady(DeliveryJob job)
     {
         if (ReassignedByReload(job)) return;
-        var destination = _agents.TryGetValue(job.Channel.Transport, out var agent) ? agent.DestinationOf(job.Domain) : job.Domain;
-        SlotsFor(job.Channel).Add(job with { Destination = destination });
+        job = WithDestination(job);
+        CountJob(job);
+        SlotsFor(job.Channel).Add(job);
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
@@ -282,6 +254,14 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         _throttle.CapacityAvailable -= StartJobs;
         await _stop.CancelAsync().ConfigureAwait(false);
         await _dueTimer.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _promoter.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // stopping
+        }
         Task[] running;
         lock (_gate) running = [.. _running];
         await Task.WhenAll(running).ConfigureAwait(false);

@@ -88,7 +88,7 @@ internal sealed class SluiceServer : IAsyncDisposable
             var queue = new MailQueue(store);
             _queues.Add(queue);
             var scheduler = new QueueScheduler(queue, channels, _agents, throttle, _retry, _log, time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}");
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", options.Queue.ActiveMessages);
             _schedulers.Add(scheduler);
             _todos.Add(new Todo(queue, scheduler, _log).RunAsync(_stop.Token));
             _log.Write($"{queue.Name}: {store.MessageCount} messages, {store.RecipientCount} recipients recovered"

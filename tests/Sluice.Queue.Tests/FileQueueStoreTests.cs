@@ -34,7 +34,7 @@ public sealed class FileQueueStoreTests : IDisposable
         await using (var store = Open())
             await store.AcceptAsync(envelope, Body("x\r\n"), None);
         await using var again = Open();
-        var e = Assert.Single(again.Recovered).Envelope;
+        var e = (await again.LoadAsync(Assert.Single(again.Recovered), None)).Envelope;
         Assert.Equal("jörg@x.test", e.Sender);
         Assert.Equal((DsnReturn.Headers, "QQ314159", true, true, "jorg"), (e.Return, e.EnvelopeId, e.SmtpUtf8, e.EightBitMime, e.AuthenticatedAs));
         Assert.True(e.DoubleBounce);
@@ -52,7 +52,7 @@ public sealed class FileQueueStoreTests : IDisposable
             await store.AcceptAsync(new Envelope("", ["alice@x.test"]) { SmtpUtf8 = true }, Body("y\r\n"), None);
         }
         await using var again = Open();
-        var envelopes = again.Recovered.Select(m => m.Envelope).ToArray();
+        var envelopes = await Task.WhenAll(again.Recovered.Select(async m => (await again.LoadAsync(m, None)).Envelope));
         Assert.Equal([(true, false), (false, true)], envelopes.Select(e => (e.DoubleBounce, e.SmtpUtf8)));
         Assert.All(envelopes, e => Assert.Null(e.Dsn));
     }
@@ -64,7 +64,7 @@ public sealed class FileQueueStoreTests : IDisposable
         await using (var store = Open())
             id = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@z.test"]), Body("Subject: s\r\n\r\nbody\r\n"), None)).Id;
         await using var again = Open();
-        var m = Assert.Single(again.Recovered);
+        var m = await again.LoadAsync(Assert.Single(again.Recovered), None);
         Assert.Equal(id, m.Id);
         Assert.Equal("a@x.test", m.Sender);
         Assert.Equal(["b@y.test", "c@z.test"], m.Recipients);
@@ -104,6 +104,40 @@ public sealed class FileQueueStoreTests : IDisposable
         Assert.Equal(next.ToUnixTimeMilliseconds(), m.States[1].NextAttempt.ToUnixTimeMilliseconds());
         Assert.Equal("451 4.4.1 later", m.States[1].LastError);
         Assert.Equal(1, m.PendingRecipients);
+    }
+
+    [Fact]
+    public async Task The_delay_warning_mark_survives_reopen()
+    {
+        await using (var store = Open())
+        {
+            var warned = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None);
+            await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test"]), Body("2\r\n"), None);
+            await store.RecordDelayWarningAsync(warned, None);
+            Assert.True(warned.Spooled.DelayWarned);
+        }
+        await using var again = Open();
+        var recovered = again.Recovered.OrderBy(m => m.Id, StringComparer.Ordinal).ToList();
+        Assert.Equal([true, false], recovered.Select(m => m.DelayWarned));
+    }
+
+    [Fact]
+    public async Task A_recovered_message_is_due_at_its_earliest_pending_recipient()
+    {
+        var soon = DateTimeOffset.UtcNow.AddMinutes(1);
+        await using (var store = Open())
+        {
+            var m = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@y.test", "d@y.test"]), Body("1\r\n"), None);
+            await store.RecordAsync(m, 0, RecipientStatus.Failed, DateTimeOffset.MinValue, "550 5.1.1 no", None);
+            await store.RecordAsync(m, 1, RecipientStatus.Pending, soon.AddMinutes(4), "451 later", None);
+            await store.RecordAsync(m, 2, RecipientStatus.Pending, soon, "451 later", None);
+        }
+        await using var again = Open();
+        var waiting = Assert.Single(again.Recovered);
+        Assert.Equal(soon.ToUnixTimeMilliseconds(), waiting.Due.ToUnixTimeMilliseconds());
+        waiting.MakeDue();
+        Assert.Equal(DateTimeOffset.MinValue, waiting.Due);
+        Assert.Equal(RecipientStatus.Failed, waiting.States[0].Status);
     }
 
     [Fact]
@@ -162,9 +196,9 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         ulong first;
         await using (var store = Open())
-            first = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None)).Sequence;
+            first = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None)).Spooled.Sequence;
         await using var again = Open();
-        Assert.True((await again.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("2\r\n"), None)).Sequence > first);
+        Assert.True((await again.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("2\r\n"), None)).Spooled.Sequence > first);
     }
 
     public void Dispose() => _dir.Dispose();

@@ -16,7 +16,7 @@ namespace Sluice.Scheduling.Tests;
 
 public abstract class SchedulerHarness : IAsyncLifetime
 {
-    private readonly CancellationTokenSource _stop = new();
+    private CancellationTokenSource _stop = new();
     private readonly List<QueueScheduler> _schedulers = [];
     private readonly List<Task> _todos = [];
     private readonly List<SmtpSink> _moreSinks = [];
@@ -55,7 +55,7 @@ public abstract class SchedulerHarness : IAsyncLifetime
     /// <summary>Opens the queues and their schedulers; mail accepted now waits until <see cref="Deliver"/>.</summary>
     protected void Open(SluiceOptions options, int queues)
     {
-        _log = new DeliveryLog(Lines, null, Time);
+        _log ??= new DeliveryLog(Lines, null, Time);
         _agents = new()
         {
             ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, Time),
@@ -68,8 +68,32 @@ public abstract class SchedulerHarness : IAsyncLifetime
             var queue = new MailQueue(FileQueueStore.Open(n, Dir.File($"queue{n}"), 64L << 20, Time, _ => { }));
             Queues.Add(queue);
             _schedulers.Add(new QueueScheduler(queue, _channels, _agents, Throttle, new RetryPolicy(options.Retry), _log, Time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}"));
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", options.Queue.ActiveMessages));
         }
+    }
+
+    /// <summary>Stops every stage as a shutdown does (deliveries in flight are not recorded), then opens them again on the same spools.</summary>
+    protected async Task RestartAsync(SluiceOptions options)
+    {
+        var queues = Queues.Count;
+        await StopStagesAsync();
+        _stop = new CancellationTokenSource();
+        Open(options, queues);
+        Deliver();
+    }
+
+    private async Task StopStagesAsync()
+    {
+        foreach (var s in _schedulers) await s.DisposeAsync();
+        await _stop.CancelAsync();
+        try { await Task.WhenAll(_todos); } catch (OperationCanceledException) { }
+        foreach (var q in Queues) await q.DisposeAsync();
+        foreach (var a in _agents.Values) await a.DisposeAsync();
+        Throttle.Dispose();
+        _schedulers.Clear();
+        _todos.Clear();
+        Queues.Clear();
+        _stop.Dispose();
     }
 
     /// <summary>Starts each queue's todo stage: what was accepted is split and handed to the schedulers.</summary>
@@ -105,17 +129,11 @@ public abstract class SchedulerHarness : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var s in _schedulers) await s.DisposeAsync();
-        await _stop.CancelAsync();
-        try { await Task.WhenAll(_todos); } catch (OperationCanceledException) { }
-        foreach (var q in Queues) await q.DisposeAsync();
-        foreach (var a in _agents.Values) await a.DisposeAsync();
-        Throttle.Dispose();
+        await StopStagesAsync();
         await _log.DisposeAsync();
         await Sink.DisposeAsync();
         foreach (var s in _moreSinks) await s.DisposeAsync();
         Dir.Dispose();
-        _stop.Dispose();
     }
 
     /// <summary>The delivery log as the test sees it: lines to await.</summary>
@@ -125,9 +143,13 @@ public abstract class SchedulerHarness : IAsyncLifetime
         private readonly List<string> _lines = [];
         private readonly List<(string Fragment, TaskCompletionSource<string> Done)> _waiters = [];
 
+        /// <summary>Called with each line as it is written, on the writer's thread.</summary>
+        public Action<string>? Observer { get; set; }
+
         public override void Write(string? value)
         {
             if (value is null) return;
+            Observer?.Invoke(value);
             lock (_lock)
             {
                 _lines.Add(value);

@@ -39,6 +39,7 @@ internal static class ConfigValidator
         Check(o.Queue.Load > 0 && o.Queue.Load <= 1, "Queue:Load", "must be more than 0 and at most 1 (slots in use / slots configured)");
         Check(o.Queue.IdleRetire > TimeSpan.Zero, "Queue:IdleRetire", "must be longer than zero");
         Check(o.Queue.SegmentBytes.Bytes >= 1 << 20, "Queue:SegmentBytes", "must be at least 1MB");
+        Check(o.Queue.ActiveMessages >= 1, "Queue:ActiveMessages", "must be at least 1");
 
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var domainOwner = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

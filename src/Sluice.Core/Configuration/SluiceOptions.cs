@@ -73,6 +73,12 @@ public sealed class QueueOptions
     public ByteSize SegmentBytes { get; set; } = new(64L << 20);
     /// <summary>Free space the spool's file system keeps; below it (plus the declared SIZE) MAIL gets 452 4.3.1.</summary>
     public ByteSize MinFreeBytes { get; set; } = new(100L << 20);
+    public const int DefaultActiveMessages = 20_000;
+    /// <summary>
+    /// Messages each queue works on at once with their envelope in memory (Postfix's qmgr_message_active_limit);
+    /// the rest wait in the spool with only their recipients' state in memory.
+    /// </summary>
+    public int ActiveMessages { get; set; } = DefaultActiveMessages;
 }
 
 public sealed class ChannelOptions

@@ -74,11 +74,21 @@ public sealed class FileQueueStore : IQueueStore
     }
 
     /// <summary>Reads a spool without changing it, for `sluice queue stat` beside a running server.</summary>
-    public static IReadOnlyCollection<QueuedMessage> ReadOnly(int number, string dir, Action<string> warn) =>
-        Directory.Exists(dir) ? SpoolReplay.Run(dir, number, warn).Messages.Values : [];
+    public static IReadOnlyCollection<QueuedMessage> ReadOnly(int number, string dir, Action<string> warn)
+    {
+        if (!Directory.Exists(dir)) return [];
+        var messages = new List<QueuedMessage>();
+        foreach (var segment in SpoolReplay.Run(dir, number, warn).Messages.Values.GroupBy(m => m.Segment))
+        {
+            using var handle = File.OpenHandle(SpoolReplay.SegmentPath(dir, segment.Key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            foreach (var m in segment)
+                messages.Add(new(m, SpoolRecord.ReadEnvelopeAsync(handle, m, CancellationToken.None).AsTask().GetAwaiter().GetResult()));
+        }
+        return messages;
+    }
 
     public int Number { get; }
-    public IReadOnlyCollection<QueuedMessage> Recovered { get; }
+    public IReadOnlyCollection<SpooledMessage> Recovered { get; }
     public int MessageCount => Volatile.Read(ref _messages);
     public int RecipientCount => Volatile.Read(ref _recipients);
     public (long Syncs, long Records) CommitStats => (Interlocked.Read(ref _syncs), Interlocked.Read(ref _records));
@@ -87,40 +97,51 @@ public sealed class FileQueueStore : IQueueStore
     {
         var seq = (ulong)Interlocked.Increment(ref _nextSequence);
         var received = _time.GetUtcNow();
-        var parts = SpoolRecord.EncodeMessage(seq, received, envelope, body, out var envelopeBytes);
+        var parts = SpoolRecord.EncodeMessage(seq, received, envelope, body, out var headBytes);
         var (segment, offset) = await Commit(parts, isMessage: true).ConfigureAwait(false);
-        var message = new QueuedMessage(Number, seq, envelope, received, body.Length)
+        var spooled = new SpooledMessage(Number, seq, received, envelope.Recipients.Count, body.Length)
         {
             Segment = segment,
-            BodyOffset = offset + SpoolRecord.HeaderBytes + envelopeBytes,
+            EnvelopeOffset = offset + SpoolRecord.HeaderBytes + SpoolRecord.EnvelopeStart,
+            EnvelopeLength = headBytes - SpoolRecord.EnvelopeStart - sizeof(int),
         };
         Interlocked.Increment(ref _messages);
         Interlocked.Add(ref _recipients, envelope.Recipients.Count);
-        return message;
+        return new QueuedMessage(spooled, envelope);
     }
 
     public async Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct)
     {
-        var state = message.States[recipient];
-        var attempts = state.Attempts + 1;
-        await Commit([SpoolRecord.EncodeState(message.Sequence, recipient, status, attempts, nextAttempt, lastError)], isMessage: false)
+        var m = message.Spooled;
+        var attempts = m.States[recipient].Attempts + 1;
+        await Commit([SpoolRecord.EncodeState(m.Sequence, recipient, status, attempts, nextAttempt, lastError)], isMessage: false)
             .ConfigureAwait(false);
-        state.Attempts = attempts;
-        state.NextAttempt = nextAttempt;
-        state.LastError = lastError;
-        if (status == RecipientStatus.Pending || state.Status != RecipientStatus.Pending) return;
-        state.Status = status;
+        if (!m.Set(recipient, status, attempts, nextAttempt, lastError)) return;
         Interlocked.Decrement(ref _recipients);
-        if (Interlocked.Decrement(ref message._pending) > 0) return;
+        if (m.PendingRecipients > 0) return;
         Interlocked.Decrement(ref _messages);
-        lock (_segmentsLock) _liveBySegment[message.Segment]--;
+        lock (_segmentsLock) _liveBySegment[m.Segment]--;
         RetireSegments();
     }
 
-    public async Task<byte[]> ReadBodyAsync(QueuedMessage message, CancellationToken ct)
+    public async Task RecordDelayWarningAsync(QueuedMessage message, CancellationToken ct)
     {
-        SafeFileHandle handle;
-        lock (_segmentsLock) handle = _segments[message.Segment];
+        await Commit([SpoolRecord.EncodeWarned(message.Spooled.Sequence)], isMessage: false).ConfigureAwait(false);
+        message.Spooled.DelayWarned = true;
+    }
+
+    public async Task<QueuedMessage> LoadAsync(SpooledMessage message, CancellationToken ct) =>
+        new(message, await SpoolRecord.ReadEnvelopeAsync(SegmentOf(message), message, ct).ConfigureAwait(false));
+
+    private SafeFileHandle SegmentOf(SpooledMessage message)
+    {
+        lock (_segmentsLock) return _segments[message.Segment];
+    }
+
+    public async Task<byte[]> ReadBodyAsync(QueuedMessage queued, CancellationToken ct)
+    {
+        var message = queued.Spooled;
+        var handle = SegmentOf(message);
         var body = new byte[message.BodyLength];
         var read = 0;
         while (read < body.Length)

@@ -4,6 +4,7 @@
 //   frame   = length:u32le crc32:u32le payload[length]     (crc over payload)
 //   payload = 'M' seq:u64 receivedMs:i64 sender:str count:7bit rcpt:str* ext bodyLength:i32 body
 //           | 'S' seq:u64 recipient:7bit status:u8 attempts:7bit nextAttemptMs:i64 lastError:str
+//           | 'W' seq:u64                                        (the message has had its delay warning)
 //   ext     = flags:u8 [ret:u8 envid:str auth:str (notify:u8 orcpt:str){count}]   (the rest only if flags has 0x80)
 //             flags: 0x01 SMTPUTF8, 0x02 BODY=8BITMIME, 0x04 double bounce, 0x80 DSN/AUTH fields follow
 //   str     = BinaryWriter's 7-bit length + UTF-8 bytes
@@ -19,6 +20,9 @@ internal static class SpoolRecord
     public const int HeaderBytes = 8;
     public const byte MessageType = (byte)'M';
     public const byte StateType = (byte)'S';
+    public const byte WarnedType = (byte)'W';
+    /// <summary>Payload bytes before the envelope: type, sequence, receivedMs.</summary>
+    public const int EnvelopeStart = 1 + sizeof(ulong) + sizeof(long);
     /// <summary>Larger frames are corruption: Smtp.MaxMessageBytes is far below this.</summary>
     public const int MaxPayloadBytes = 1 << 30;
 
@@ -103,24 +107,47 @@ internal static class SpoolRecord
         };
     }
 
-    public static byte[] EncodeState(ulong seq, int recipient, RecipientStatus status, int attempts, DateTimeOffset next, string? lastError)
-    {
-        var ms = new MemoryStream(64);
-        ms.Position = HeaderBytes;
-        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+    public static byte[] EncodeState(ulong seq, int recipient, RecipientStatus status, int attempts, DateTimeOffset next, string? lastError) =>
+        Frame(StateType, seq, w =>
         {
-            w.Write(StateType);
-            w.Write(seq);
             w.Write7BitEncodedInt(recipient);
             w.Write((byte)status);
             w.Write7BitEncodedInt(attempts);
             w.Write(next == DateTimeOffset.MinValue ? long.MinValue : next.ToUnixTimeMilliseconds());
             w.Write(lastError ?? "");
+        });
+
+    public static byte[] EncodeWarned(ulong seq) => Frame(WarnedType, seq, _ => { });
+
+    private static byte[] Frame(byte type, ulong seq, Action<BinaryWriter> fields)
+    {
+        var ms = new MemoryStream(64);
+        ms.Position = HeaderBytes;
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(type);
+            w.Write(seq);
+            fields(w);
         }
         var frame = ms.ToArray();
         BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - HeaderBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(4), Crc32.HashToUInt32(frame.AsSpan(HeaderBytes)));
         return frame;
+    }
+
+    /// <summary>Reads a waiting message's envelope back from its segment (the bytes were checked at replay or written by us).</summary>
+    public static async ValueTask<Envelope> ReadEnvelopeAsync(Microsoft.Win32.SafeHandles.SafeFileHandle segment, SpooledMessage m, CancellationToken ct)
+    {
+        var bytes = new byte[m.EnvelopeLength];
+        var read = 0;
+        while (read < bytes.Length)
+        {
+            var n = await RandomAccess.ReadAsync(segment, bytes.AsMemory(read), m.EnvelopeOffset + read, ct).ConfigureAwait(false);
+            if (n == 0) throw new IOException($"queue{m.QueueNumber}: the envelope of {m.Id} is cut short in segment {m.Segment}");
+            read += n;
+        }
+        using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
+        return ReadEnvelope(r);
     }
 
     /// <summary>Checks a frame's payload against its header checksum.</summary>

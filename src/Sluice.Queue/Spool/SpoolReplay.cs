@@ -8,7 +8,9 @@ namespace Sluice.Queue.Spool;
 
 internal sealed class SpoolReplay
 {
-    public Dictionary<ulong, QueuedMessage> Messages { get; } = [];
+    public Dictionary<ulong, SpooledMessage> Messages { get; } = [];
+    /// <summary>One string per distinct error text: a deferred destination repeats the same text for many recipients.</summary>
+    private readonly Dictionary<string, string> _errors = [];
     public SortedDictionary<int, int> LiveBySegment { get; } = [];
     public ulong MaxSequence { get; private set; }
     public int LastSegment { get; private set; }
@@ -73,12 +75,15 @@ internal sealed class SpoolReplay
         if (type == SpoolRecord.MessageType)
         {
             var received = DateTimeOffset.FromUnixTimeMilliseconds(r.ReadInt64());
+            // Only the recipient count is kept: the envelope is read back when the message is worked on.
             var envelope = SpoolRecord.ReadEnvelope(r);
+            var envelopeEnd = r.BaseStream.Position;
             var bodyLength = r.ReadInt32();
-            Messages[seq] = new QueuedMessage(queue, seq, envelope, received, bodyLength)
+            Messages[seq] = new SpooledMessage(queue, seq, received, envelope.Recipients.Count, bodyLength)
             {
                 Segment = seg,
-                BodyOffset = payloadOffset + r.BaseStream.Position,
+                EnvelopeOffset = payloadOffset + SpoolRecord.EnvelopeStart,
+                EnvelopeLength = (int)(envelopeEnd - SpoolRecord.EnvelopeStart),
             };
         }
         else if (type == SpoolRecord.StateType && Messages.TryGetValue(seq, out var m))
@@ -89,13 +94,20 @@ internal sealed class SpoolReplay
             var nextMs = r.ReadInt64();
             var error = r.ReadString();
             if (index >= m.States.Count) return;
-            var state = m.States[index];
-            if (state.Status == RecipientStatus.Pending && status != RecipientStatus.Pending) m._pending--;
-            state.Status = status;
-            state.Attempts = attempts;
-            state.NextAttempt = nextMs == long.MinValue ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(nextMs);
-            state.LastError = error.Length == 0 ? null : error;
-            if (m._pending == 0) Messages.Remove(seq);
+            var next = nextMs == long.MinValue ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(nextMs);
+            m.Set(index, status, attempts, next, error.Length == 0 ? null : Shared(error));
+            if (m.PendingRecipients == 0) Messages.Remove(seq);
         }
+        else if (type == SpoolRecord.WarnedType && Messages.TryGetValue(seq, out var warned))
+        {
+            warned.DelayWarned = true;
+        }
+    }
+
+    private string Shared(string error)
+    {
+        if (_errors.TryGetValue(error, out var known)) return known;
+        if (_errors.Count < 100_000) _errors[error] = error;
+        return error;
     }
 }
