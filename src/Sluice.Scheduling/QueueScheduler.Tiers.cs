@@ -43,8 +43,18 @@ public sealed partial class QueueScheduler
     public void Wait(IEnumerable<SpooledMessage> messages)
     {
         lock (_gate)
-            foreach (var m in messages) _waiting.Enqueue(m, m.Due);
+            foreach (var m in messages) Wait(m);
         _promote.Writer.TryWrite(true);
+    }
+
+    /// <summary>
+    /// Queues a message in the first tier by when it may go: its earliest next attempt, but not before it
+    /// was received, so retries that came due and new mail take turns in time order. Caller holds the lock.
+    /// </summary>
+    private void Wait(SpooledMessage m)
+    {
+        var due = m.Due;
+        _waiting.Enqueue(m, due > m.ReceivedAt ? due : m.ReceivedAt);
     }
 
     /// <summary>Takes a newly accepted message: active at once if there is room, else it waits, due now.</summary>
@@ -54,7 +64,7 @@ public sealed partial class QueueScheduler
         {
             if (_active >= _activeLimit)
             {
-                _waiting.Enqueue(m.Spooled, m.Spooled.Due);
+                Wait(m.Spooled);
                 return;
             }
             _active++;
@@ -88,7 +98,7 @@ public sealed partial class QueueScheduler
                 {
                     loaded = await _queue.Store.LoadAsync(next, ct).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
                     _log.Write($"warning: msg {next.Id}: cannot read its envelope back, left for the next start: {e.Message}");
                     lock (_gate) _active--;
@@ -109,7 +119,7 @@ public sealed partial class QueueScheduler
             if (jobs.Count == 0 || jobs.TrueForAll(j => _jobsByDestination.GetValueOrDefault(j.Destination) >= _destinationShare))
             {
                 _active--;
-                if (jobs.Count == 0) _waiting.Enqueue(m.Spooled, m.Spooled.Due);
+                if (jobs.Count == 0) Wait(m.Spooled);
                 else Park(jobs[0].Destination, m.Spooled);
                 return;
             }
@@ -133,9 +143,10 @@ public sealed partial class QueueScheduler
     {
         var destination = job.Destination;
         var left = UncountJob(job);
-        if (left < _destinationShare / 2 && _parked.TryGetValue(destination, out var parked))
+        var resume = Math.Max(1, _destinationShare / 2);
+        if (left < resume && _parked.TryGetValue(destination, out var parked))
         {
-            for (int n = _destinationShare / 2; n > 0 && parked.TryDequeue(out var m); n--) _waiting.Enqueue(m, m.Due);
+            for (int n = resume; n > 0 && parked.TryDequeue(out var m); n--) Wait(m);
             if (parked.Count == 0) _parked.Remove(destination);
         }
         var message = job.Message.Spooled;
@@ -147,7 +158,7 @@ public sealed partial class QueueScheduler
         }
         _openJobs.Remove(message);
         _active--;
-        if (!_unrecorded.Remove(message) && message.PendingRecipients > 0) _waiting.Enqueue(message, message.Due);
+        if (!_unrecorded.Remove(message) && message.PendingRecipients > 0) Wait(message);
         _promote.Writer.TryWrite(true);
     }
 
@@ -174,7 +185,7 @@ public sealed partial class QueueScheduler
             _waiting.Clear();
             _parked.Clear();
             foreach (var m in waiting.Concat(_openJobs.Keys)) m.MakeDue();
-            foreach (var m in waiting) _waiting.Enqueue(m, m.Due);
+            foreach (var m in waiting) Wait(m);
         }
         _promote.Writer.TryWrite(true);
     }

@@ -145,9 +145,9 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         {
             // Stopping: nothing recorded, so the recipients are tried again after restart.
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        catch (Exception e) when (e is not OperationCanceledException || !_stop.IsCancellationRequested)
         {
-            // The outcome could not be recorded; a later start tries these recipients again.
+            // The outcome could not be recorded; a later start tries these recipients again (not now: that could loop).
             _log.Write($"warning: msg {m.Id}: cannot record delivery outcome: {e.Message}");
             lock (_gate) _unrecorded.Add(m.Spooled);
         }
