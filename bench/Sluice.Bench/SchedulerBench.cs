@@ -45,7 +45,7 @@ internal static class SchedulerBench
         return 0;
     }
 
-    private static async Task WriteAsync(string dir, int messages, int rcpts, int domains)
+    internal static async Task WriteAsync(string dir, int messages, int rcpts, int domains)
     {
         await using var store = FileQueueStore.Open(1, dir, 64L << 20, TimeProvider.System, Console.Error.WriteLine);
         var next = -1;
@@ -66,8 +66,7 @@ internal static class SchedulerBench
     {
         if (args.Length != 3) { Console.Error.WriteLine("usage: scheduler DIR WINDOWS WINDOW"); return 2; }
         var (dir, windows, window) = (args[0], Int(args[1]), Int(args[2]));
-        var channel = new SluiceOptions().Channels.First(c => c.Name == ChannelOptions.RemoteChannelName);
-        channel.Transport = Transport;
+        var channel = RemoteChannel();
         Console.WriteLine($"channel: Concurrency {channel.Concurrency}, DestinationConcurrency {channel.DestinationConcurrency}, BatchRecipients {channel.BatchRecipients}");
 
         // A small queue through the whole path first, so JIT and first-use costs are in the baseline.
@@ -127,6 +126,14 @@ internal static class SchedulerBench
         return 0;
     }
 
+    /// <summary>The default remote channel (Concurrency 2000, DestinationConcurrency 20) on the instant agent.</summary>
+    internal static ChannelOptions RemoteChannel()
+    {
+        var channel = new SluiceOptions().Channels.First(c => c.Name == ChannelOptions.RemoteChannelName);
+        channel.Transport = Transport;
+        return channel;
+    }
+
     private static void Kv(string key, double value) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"kv {key} {value:0.###}"));
 
     private static string Mb(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
@@ -139,7 +146,7 @@ internal static class SchedulerBench
     }
 
     /// <summary>One queue with its scheduler and todo stage, built as the server builds them.</summary>
-    private sealed class Rig : IAsyncDisposable
+    internal sealed class Rig : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
         private MailQueue _queue = null!;
@@ -182,7 +189,7 @@ internal static class SchedulerBench
     }
 
     /// <summary>Success for every recipient at once; while gated, deliveries wait for <see cref="Open"/>.</summary>
-    private sealed class InstantAgent(bool gated) : IDeliveryAgent
+    internal sealed class InstantAgent(bool gated) : IDeliveryAgent
     {
         private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private long _calls, _waiting;
