@@ -8,6 +8,7 @@ namespace Sluice.Queue;
 
 public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
 {
+    private long _accepted;
     private readonly Channel<QueuedMessage> _announcements = Channel.CreateUnbounded<QueuedMessage>(new() { SingleReader = true });
 
     public int Number => store.Number;
@@ -17,6 +18,9 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
     /// <summary>Messages committed since start; the todo stage reads them (recovered ones it is handed at start).</summary>
     public ChannelReader<QueuedMessage> Announcements => _announcements.Reader;
 
+    /// <summary>Messages accepted into this queue since start.</summary>
+    public long Accepted => Interlocked.Read(ref _accepted);
+
     /// <summary>Slots in use over slots configured, as the scheduler reports it (indimail's qmonitor load).</summary>
     public Func<double> Load { get; set; } = () => 0;
 
@@ -24,6 +28,7 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
     public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         var message = await store.AcceptAsync(envelope, body, ct).ConfigureAwait(false);
+        Interlocked.Increment(ref _accepted);
         _announcements.Writer.TryWrite(message);
         return message;
     }

@@ -165,5 +165,13 @@ public sealed class DestinationThrottle : IDisposable
         Announce();
     }
 
+    /// <summary>The destinations with the most connections in use, then the most failures: what `sluice top` lists.</summary>
+    public IReadOnlyList<Status.DestinationStatus> Busiest(int count)
+    {
+        lock (_lock)
+            return [.. _destinations.OrderByDescending(d => d.Value.InUse).ThenByDescending(d => d.Value.Failures).ThenBy(d => d.Key, StringComparer.Ordinal)
+                .Take(count).Select(d => new Status.DestinationStatus(d.Key, d.Value.InUse, d.Value.Window, d.Value.Failures, d.Value.SuspendedUntil is not null, d.Value.LastError))];
+    }
+
     public void Dispose() => _wake.Dispose();
 }

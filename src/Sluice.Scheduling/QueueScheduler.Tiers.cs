@@ -28,16 +28,10 @@ public sealed partial class QueueScheduler
     private int _active;
 
     /// <summary>Messages waiting for their next try, not in memory beyond their state.</summary>
-    public int WaitingCount
-    {
-        get { lock (_gate) return _waiting.Count + _parked.Values.Sum(q => q.Count); }
-    }
+    public int WaitingCount => Status().Waiting;
 
     /// <summary>Messages worked on now, envelope in memory (at most Queue.ActiveMessages).</summary>
-    public int ActiveCount
-    {
-        get { lock (_gate) return _active; }
-    }
+    public int ActiveCount => Status().Active;
 
     /// <summary>Takes messages found in the spool at start: they wait in the first tier until due and admitted.</summary>
     public void Wait(IEnumerable<SpooledMessage> messages)

@@ -31,6 +31,8 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private readonly HashSet<Task> _running = [];
     private DateTimeOffset _timerDue = DateTimeOffset.MaxValue;
     private long _starts;
+    /// <summary>Delivery tries by outcome since start, indexed by <see cref="DeliveryStatus"/>.</summary>
+    private readonly long[] _outcomes = new long[3];
 
     /// <param name="postmaster">Where double bounces go; postmaster@<paramref name="hostname"/> if not given.</param>
     /// <param name="activeMessages">Messages worked on at once with their envelope in memory (Queue.ActiveMessages).</param>
@@ -137,6 +139,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
             for (int i = 0; i < ids.Length; i++)
             {
                 var word = results[i].Status switch { DeliveryStatus.Delivered => "success", DeliveryStatus.Deferred => "deferral", _ => "failure" };
+                Interlocked.Increment(ref _outcomes[(int)results[i].Status]);
                 _log.Write($"delivery {ids[i]}: {word}: {results[i].Text}");
             }
             await RecordAsync(job, results, body).ConfigureAwait(false);

@@ -8,6 +8,7 @@ root.Options.Add(config);
 root.Subcommands.Add(ServeVerb.Create(config));
 root.Subcommands.Add(InjectVerb.Create(config));
 root.Subcommands.Add(QueueVerb.Create(config));
+root.Subcommands.Add(TopVerb.Create(config));
 root.Subcommands.Add(ReloadVerb.Create(config));
 root.Subcommands.Add(PasswdVerb.Create(config));
 return await root.Parse(args).InvokeAsync();

@@ -7,6 +7,7 @@ using Sluice.Core.Logging;
 using Sluice.Delivery;
 using Sluice.Delivery.Maildir;
 using Sluice.Delivery.Smtp;
+using Sluice.Operate;
 using Sluice.Queue;
 using Sluice.Queue.Spool;
 using Sluice.Receive;
@@ -33,6 +34,8 @@ internal sealed class SluiceServer : IAsyncDisposable
     private readonly Lock _operate = new();
     private bool _stopping;
     private SmtpListener? _listener;
+    private AdminApi? _admin;
+    private readonly HashSet<string> _draining = [];
     private DestinationThrottle? _throttle;
     private readonly TimeProvider _time;
 
@@ -93,6 +96,7 @@ internal sealed class SluiceServer : IAsyncDisposable
             _todos.Add(new Todo(queue, scheduler, _log).RunAsync(_stop.Token));
             _log.Write($"{queue.Name}: {store.MessageCount} messages, {store.RecipientCount} recipients recovered"
                 + (active.Contains(number) ? "" : " (outside Queue.Start/Count: draining, takes no new mail)"));
+            if (!active.Contains(number)) _draining.Add(queue.Name);
         }
         var balancer = new Balancer([.. _queues.Where(q => active.Contains(q.Number))]);
         _listener = new SmtpListener(ReceiveContext(options, balancer, time),
@@ -100,7 +104,13 @@ internal sealed class SluiceServer : IAsyncDisposable
         _listener.Start(options.Smtp.Listen.Select(l =>
             Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
         ActiveQueueCount = active.Count;
+        _admin = AdminApi.StartAsync(options, Status, Flush).GetAwaiter().GetResult();
+        _log.Write($"admin: listening on {options.AdminSocket}" + (options.Http.Listen is { } http ? $" and http://{http}" : ""));
     }
+
+    /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
+    public ServerStatus Status() =>
+        new(_time.GetUtcNow(), [.. _schedulers.Select(s => s.Status())], [.. _draining], _throttle?.Busiest(10) ?? []);
 
     private SessionContext ReceiveContext(SluiceOptions options, IMessageAcceptor acceptor, TimeProvider time) => new()
     {
@@ -167,6 +177,7 @@ internal sealed class SluiceServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         lock (_operate) _stopping = true;
+        if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
         foreach (var s in _schedulers) await s.DisposeAsync().ConfigureAwait(false);
         _throttle?.Dispose();

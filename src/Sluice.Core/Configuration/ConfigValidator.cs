@@ -85,6 +85,9 @@ internal static class ConfigValidator
         Check(o.Retry.DelayWarning is not { } warning || warning > TimeSpan.Zero, "Retry:DelayWarning", "must be longer than zero");
 
         Check(o.Http.Listen is null || Endpoints.TryParseListen(o.Http.Listen, out _), "Http:Listen", $"\"{o.Http.Listen}\" is not an address:port");
+        // The admin API can flush and will change the queue: until bearer tokens exist it listens on loopback only.
+        Check(o.Http.Listen is null || !Endpoints.TryParseListen(o.Http.Listen, out var http) || System.Net.IPAddress.IsLoopback(http.Address),
+            "Http:Listen", $"\"{o.Http.Listen}\" is not a loopback address; the admin API has no bearer-token access yet, so it listens on loopback only");
         foreach (var (user, u) in o.Mailboxes.Users)
             Check(user.Contains('@', StringComparison.Ordinal) && (u.Quota is null || u.Quota.Value.Bytes > 0), $"Mailboxes:Users:{user}", "must be user@domain with a positive quota");
         return e;

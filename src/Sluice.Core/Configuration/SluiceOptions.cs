@@ -32,6 +32,9 @@ public sealed class SluiceOptions
     /// <summary>Where the self-signed certificate made at first start is kept when none is configured.</summary>
     public string TlsDirectory => Path.GetFullPath(Path.Combine(DataDir, "tls"));
 
+    /// <summary>The admin API's Unix socket, where the local verbs (`top`, `queue flush`) reach the running server.</summary>
+    public string AdminSocket => Path.GetFullPath(Path.Combine(DataDir, "admin.sock"));
+
     /// <summary>The running server's PID (qmail-send's way), for the verbs that signal it: `queue flush`, `reload`.</summary>
     public string PidFile => Path.GetFullPath(Path.Combine(DataDir, "sluice.pid"));
 }

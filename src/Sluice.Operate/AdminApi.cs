@@ -1,0 +1,52 @@
+// The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
+// verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
+// GET /api/v1/status (JSON), POST /api/v1/queue/flush, GET /metrics (Prometheus text format).
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+using Sluice.Core.Configuration;
+
+namespace Sluice.Operate;
+
+public sealed class AdminApi : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private AdminApi(WebApplication app) => _app = app;
+
+    public static async Task<AdminApi> StartAsync(SluiceOptions options, Func<ServerStatus> status, Action flush)
+    {
+        var socket = options.AdminSocket;
+        if (File.Exists(socket)) File.Delete(socket); // left by a server that did not stop cleanly; the PID file guards against two servers
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJson.Default));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.ListenUnixSocket(socket);
+            if (options.Http.Listen is { } listen && Endpoints.TryParseListen(listen, out var endpoint)) k.Listen(endpoint);
+        });
+        var app = builder.Build();
+        var metrics = new ServerMetrics(status);
+        app.MapGet("/api/v1/status", () => Results.Ok(status()));
+        app.MapPost("/api/v1/queue/flush", () =>
+        {
+            flush();
+            return Results.Ok(new FlushReply("deferred mail is due now"));
+        });
+        app.MapMetrics("/metrics", metrics.Registry);
+        await app.StartAsync().ConfigureAwait(false);
+        return new AdminApi(app);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+public sealed record FlushReply(string Result);

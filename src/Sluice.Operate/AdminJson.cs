@@ -1,0 +1,10 @@
+// Source-generated JSON for the admin API's replies, shared by the server and the verbs that read them.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Sluice.Operate;
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(ServerStatus))]
+[JsonSerializable(typeof(FlushReply))]
+public sealed partial class AdminJson : JsonSerializerContext;

@@ -1,0 +1,55 @@
+// /metrics in Prometheus text format (prometheus-net): the status snapshot taken at each scrape.
+// Totals are counters, levels are gauges; destinations are limited to the busiest few, so label
+// cardinality stays bounded however many domains the queue holds.
+using Prometheus;
+
+namespace Sluice.Operate;
+
+internal sealed class ServerMetrics
+{
+    public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
+
+    public ServerMetrics(Func<ServerStatus> status)
+    {
+        var f = Metrics.WithCustomRegistry(Registry);
+        var accepted = f.CreateCounter("sluice_messages_accepted_total", "Messages accepted (durable) since start.", "queue");
+        var outcomes = f.CreateCounter("sluice_delivery_attempts_total", "Delivery attempts per recipient by outcome since start.", "queue", "outcome");
+        var messages = f.CreateGauge("sluice_queue_messages", "Messages in the queue.", "queue");
+        var recipients = f.CreateGauge("sluice_queue_recipients", "Recipients not yet delivered or failed.", "queue");
+        var active = f.CreateGauge("sluice_queue_active_messages", "Messages worked on with their envelope in memory.", "queue");
+        var load = f.CreateGauge("sluice_queue_load", "Slots in use over slots configured.", "queue");
+        var inUse = f.CreateGauge("sluice_channel_slots_in_use", "Deliveries in progress.", "queue", "channel");
+        var limit = f.CreateGauge("sluice_channel_slots", "Concurrency configured.", "queue", "channel");
+        var connections = f.CreateGauge("sluice_destination_connections", "Connections in use to the busiest destinations.", "destination");
+        var window = f.CreateGauge("sluice_destination_window", "Connections a busy destination may have now (slow start, back-off).", "destination");
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            var s = status();
+            foreach (var q in s.Queues)
+            {
+                accepted.WithLabels(q.Name).IncTo(q.Accepted);
+                outcomes.WithLabels(q.Name, "delivered").IncTo(q.Delivered);
+                outcomes.WithLabels(q.Name, "deferred").IncTo(q.Deferred);
+                outcomes.WithLabels(q.Name, "failed").IncTo(q.Failed);
+                messages.WithLabels(q.Name).Set(q.Messages);
+                recipients.WithLabels(q.Name).Set(q.Recipients);
+                active.WithLabels(q.Name).Set(q.Active);
+                load.WithLabels(q.Name).Set(q.Load);
+                foreach (var c in q.Channels)
+                {
+                    inUse.WithLabels(q.Name, c.Name).Set(c.InUse);
+                    limit.WithLabels(q.Name, c.Name).Set(c.Concurrency);
+                }
+            }
+            // Only the destinations in this snapshot are reported: series of quieter ones are removed.
+            var busy = s.Destinations.Select(d => d.Name).ToHashSet();
+            foreach (var gauge in new[] { connections, window })
+                foreach (var labels in gauge.GetAllLabelValues().Where(l => !busy.Contains(l[0])).ToList()) gauge.RemoveLabelled(labels);
+            foreach (var d in s.Destinations)
+            {
+                connections.WithLabels(d.Name).Set(d.InUse);
+                window.WithLabels(d.Name).Set(d.Window);
+            }
+        });
+    }
+}

@@ -1,0 +1,32 @@
+// `sluice top`'s live screen (Spectre.Console): the same figures as TopText, as two tables.
+using System.Globalization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Sluice.Operate;
+
+public static class TopTable
+{
+    public static IRenderable Render(ServerStatus now, ServerStatus before)
+    {
+        var seconds = Math.Max((now.At - before.At).TotalSeconds, 0.001);
+        var queues = new Table().Title($"sluice top — {now.At:yyyy-MM-dd HH:mm:ss}Z");
+        foreach (var column in new[] { "queue", "slots", "load", "messages", "recipients", "active", "accepted/s", "delivered/s", "deferred/s", "bounced/s" })
+            queues.AddColumn(column);
+        foreach (var q in now.Queues)
+        {
+            var was = before.Queues.FirstOrDefault(b => b.Name == q.Name) ?? q;
+            string Rate(Func<Sluice.Scheduling.Status.QueueStatus, long> f) => ((f(q) - f(was)) / seconds).ToString("0.#", CultureInfo.InvariantCulture);
+            queues.AddRow(
+                Markup.Escape(now.Draining.Contains(q.Name) ? $"{q.Name} (draining)" : q.Name),
+                Markup.Escape(string.Join(" ", q.Channels.Select(c => $"{c.Name} {c.InUse}/{c.Concurrency}"))),
+                q.Load.ToString("0.00", CultureInfo.InvariantCulture), $"{q.Messages}", $"{q.Recipients}", $"{q.Active}",
+                Rate(s => s.Accepted), Rate(s => s.Delivered), Rate(s => s.Deferred), Rate(s => s.Failed));
+        }
+        var destinations = new Table().Title("busiest destinations");
+        foreach (var column in new[] { "destination", "connections", "window", "failures", "last error" }) destinations.AddColumn(column);
+        foreach (var d in now.Destinations)
+            destinations.AddRow(Markup.Escape(d.Name), $"{d.InUse}", $"{d.Window}", d.Suspended ? $"{d.Failures} (suspended)" : $"{d.Failures}", Markup.Escape(d.LastError));
+        return new Rows(queues, destinations);
+    }
+}

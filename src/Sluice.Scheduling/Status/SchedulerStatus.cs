@@ -1,0 +1,13 @@
+// What a running queue and the destination throttle report to the operator's tools (`sluice top`,
+// /metrics): plain values, taken under each component's own lock, totals since start.
+namespace Sluice.Scheduling.Status;
+
+public sealed record ChannelUsage(string Name, int InUse, int Concurrency);
+
+public sealed record QueueStatus(
+    string Name, double Load, int Messages, int Recipients, int Active, int Waiting,
+    long Accepted, long Delivered, long Deferred, long Failed, IReadOnlyList<ChannelUsage> Channels);
+
+/// <param name="Window">Connections allowed now by slow start and back-off (the channel's limit caps it).</param>
+/// <param name="Failures">Destination failures since its last success.</param>
+public sealed record DestinationStatus(string Name, int InUse, int Window, int Failures, bool Suspended, string LastError);

@@ -1,0 +1,93 @@
+// The operator's view of a running server: `sluice top --once` (one line per active queue beginning
+// queueN, then the destinations), /metrics in Prometheus text format and the JSON status, both from
+// the admin API on the Unix socket in DataDir; and a clear refusal when nothing runs.
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Sluice.Testing;
+
+namespace Sluice.EndToEnd;
+
+public sealed partial class TopAndMetricsTests
+{
+    [Fact]
+    public async Task Top_once_prints_a_line_per_active_queue_then_the_destinations_with_their_trouble()
+    {
+        await using var sluice = await Instance.StartAsync(c =>
+        {
+            c["Queue"] = new { Count = 3 };
+            c["Routes"] = new Dictionary<string, string> { ["*"] = "127.0.0.1:1" }; // refused: deferred, counted against the destination
+        });
+        await TestMail.SendAsync(sluice.Process.SmtpPort, "u@remote.test");
+        await sluice.WaitForLogAsync("deferral: 451 4.4.1 127.0.0.1:1");
+
+        var (exit, stdout, stderr) = await sluice.RunVerbAsync("top", "--once");
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["queue1", "queue2", "queue3"], lines.Take(3).Select(l => l.Split(' ')[0]));
+        Assert.All(lines.Take(3), l => Assert.Matches(QueueLine(), l));
+        Assert.Contains(lines, l => l.Contains("messages 1 recipients 1", StringComparison.Ordinal));
+        var destination = Assert.Single(lines, l => l.StartsWith("destination 127.0.0.1:1 ", StringComparison.Ordinal));
+        Assert.Matches(@"failures [1-9]\d* .*last-error "".*connect to 127\.0\.0\.1:1 failed", destination);
+    }
+
+    [Fact]
+    public async Task Metrics_and_status_count_what_was_accepted_and_delivered()
+    {
+        await using var sluice = await Instance.StartAsync(c => c["Queue"] = new { Count = 2 });
+        for (int i = 0; i < 3; i++) await TestMail.SendAsync(sluice.Process.SmtpPort, $"u{i}@remote.test");
+        await sluice.Sink.WaitForCountAsync(3, TimeSpan.FromSeconds(30));
+        // Each outcome is counted before its message's "end msg" line is written.
+        await sluice.Process.WaitForLogAsync(_ => sluice.Process.Log.Count(l => l.Contains("end msg", StringComparison.Ordinal)) >= 3, TimeSpan.FromSeconds(30));
+
+        using var http = AdminSocketClient(sluice.Dir.File("var/admin.sock"));
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Equal(3, Sum(metrics, "sluice_messages_accepted_total"));
+        Assert.Contains("sluice_channel_slots{queue=\"queue1\",channel=\"remote\"} 20", metrics, StringComparison.Ordinal);
+        var status = await http.GetStringAsync("/api/v1/status");
+        Assert.Contains("\"queues\":[{\"name\":\"queue1\"", status, StringComparison.Ordinal);
+        var delivered = metrics.Split('\n').Where(l => l.StartsWith("sluice_delivery_attempts_total{", StringComparison.Ordinal) && l.Contains("outcome=\"delivered\"", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(3, delivered);
+    }
+
+    [Fact]
+    public async Task Top_without_a_running_server_says_so_and_exits_69()
+    {
+        using var dir = new TempDirectory();
+        var config = dir.File("sluice.json");
+        await File.WriteAllTextAsync(config, $$"""{ "DataDir": "{{dir.File("var")}}" }""");
+        var (exit, _, stderr) = await SluiceProcess.RunAsync(dir.Path, "", "top", "--once", "--config", config);
+        Assert.Equal(69, exit);
+        Assert.Contains("top: no sluice serve answers on ", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_admin_API_on_a_public_address_is_refused_at_start()
+    {
+        using var dir = new TempDirectory();
+        var config = dir.File("sluice.json");
+        await File.WriteAllTextAsync(config, """{ "Http": { "Listen": "0.0.0.0:8025" } }""");
+        var (exit, _, stderr) = await SluiceProcess.RunAsync(dir.Path, "", "serve", "--config", config);
+        Assert.Equal(78, exit);
+        Assert.Contains($"{config}: key 'Http:Listen': \"0.0.0.0:8025\" is not a loopback address", stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>The sum of every sample of a metric (all its label sets) in Prometheus text.</summary>
+    private static double Sum(string metrics, string name) =>
+        metrics.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Length > name.Length && l[name.Length] is '{' or ' ')
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
+    private static HttpClient AdminSocketClient(string socket) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(socket), ct);
+            return new NetworkStream(s, ownsSocket: true);
+        },
+    })
+    { BaseAddress = new Uri("http://sluice.admin") };
+
+    [GeneratedRegex(@"^queue\d+ load \d+\.\d\d local \d+/8 remote \d+/20 messages \d+ recipients \d+ active \d+ waiting \d+ accepted/s [\d.]+ delivered/s [\d.]+ deferred/s [\d.]+ bounced/s [\d.]+$")]
+    private static partial Regex QueueLine();
+}
