@@ -82,7 +82,9 @@ public sealed partial class QueueScheduler
                     if (due > _time.GetUtcNow())
                     {
                         ArmTimer(due);
-                        break;
+                        // The clock may have passed `due` while the timer was set (a timer set in the past may never fire).
+                        if (due > _time.GetUtcNow()) break;
+                        continue;
                     }
                     _waiting.Dequeue();
                     _active++;

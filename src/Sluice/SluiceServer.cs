@@ -104,8 +104,16 @@ internal sealed class SluiceServer : IAsyncDisposable
         _listener.Start(options.Smtp.Listen.Select(l =>
             Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
         ActiveQueueCount = active.Count;
-        _admin = AdminApi.StartAsync(options, Status, Flush).GetAwaiter().GetResult();
-        _log.Write($"admin: listening on {options.AdminSocket}" + (options.Http.Listen is { } http ? $" and http://{http}" : ""));
+        try
+        {
+            _admin = AdminApi.StartAsync(options, Status, Flush).GetAwaiter().GetResult();
+            _log.Write($"admin: listening on {options.AdminSocket}" + (options.Http.Listen is { } http ? $" and http://{http}" : ""));
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException or InvalidOperationException)
+        {
+            // Mail keeps flowing without the operator's API (a socket path too long, a port taken): say so once.
+            _log.Write($"warning: admin API not started, so top and /metrics are unavailable: {e.Message}");
+        }
     }
 
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
