@@ -19,14 +19,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     private readonly TimeSpan _commandTimeout;
     private readonly ArrayBufferWriter<byte> _out = new(8192);
 
-    private SmtpClientConnection(Socket socket, TimeSpan commandTimeout)
+    private SmtpClientConnection(Socket socket, TimeSpan commandTimeout, string peer)
     {
+        Peer = peer;
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = PipeReader.Create(_stream);
         _commandTimeout = commandTimeout;
     }
 
+    /// <summary>Who this connection is with, for logs and bounces: "mx.example[192.0.2.1]:25" or "host:port".</summary>
+    public string Peer { get; }
     public bool Pipelining { get; private set; }
     public long? MaxSize { get; private set; }
     /// <summary>The server takes RFC 3461 NOTIFY, ORCPT, RET and ENVID.</summary>
@@ -40,7 +43,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public bool Usable { get; private set; } = true;
 
     /// <summary>Connects and reads the greeting; throws <see cref="SmtpException"/> on a non-220 greeting.</summary>
-    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan connectTimeout, TimeSpan commandTimeout, CancellationToken ct)
+    /// <param name="peer">How to name the peer (e.g. the MX host's name with its address); null: "host:port".</param>
+    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan connectTimeout, TimeSpan commandTimeout, CancellationToken ct, string? peer = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using (var connect = CancellationTokenSource.CreateLinkedTokenSource(ct))
@@ -61,7 +65,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 throw new SmtpException($"connect to {host}:{port} failed: {e.Message}", transient: true);
             }
         }
-        var conn = new SmtpClientConnection(socket, commandTimeout);
+        var conn = new SmtpClientConnection(socket, commandTimeout, peer ?? $"{host}:{port}");
         var greeting = await conn.ReadReplyAsync(ct).ConfigureAwait(false);
         if (greeting.Code != 220)
         {

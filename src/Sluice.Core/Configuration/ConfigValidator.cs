@@ -70,6 +70,7 @@ internal static class ConfigValidator
                 $"Routes:{domain}", $"route \"{domain}\" → \"{target}\" must map a domain or * to host:port");
         for (int i = 0; i < o.Dns.Servers.Count; i++)
             Check(Endpoints.TryParseHostPort(o.Dns.Servers[i], 53, out _, out _), $"Dns:Servers:{i}", $"\"{o.Dns.Servers[i]}\" is not host[:port]");
+        Check(o.Dns.Timeout > TimeSpan.Zero, "Dns:Timeout", "must be longer than zero");
 
         Check(o.Delivery.Port is >= 1 and <= 65535, "Delivery:Port", "must be a TCP port, 1 to 65535");
         Check(o.Delivery.ConnectTimeout > TimeSpan.Zero, "Delivery:ConnectTimeout", "must be longer than zero");

@@ -95,7 +95,10 @@ public sealed class ChannelOptions
 
 public sealed class DnsOptions
 {
+    /// <summary>"host[:port]" of the resolvers to ask, in order; none: the system's (/etc/resolv.conf).</summary>
     public List<string> Servers { get; set; } = [];
+    /// <summary>How long one query waits for an answer; a timeout defers the mail (4.4.3) like SERVFAIL.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 public sealed class DeliveryOptions
