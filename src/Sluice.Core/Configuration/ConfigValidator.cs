@@ -77,6 +77,9 @@ internal static class ConfigValidator
         Check(o.Delivery.CommandTimeout > TimeSpan.Zero, "Delivery:CommandTimeout", "must be longer than zero");
         Check(o.Delivery.IdleTimeout >= TimeSpan.Zero, "Delivery:IdleTimeout", "must not be negative");
         Check(o.Delivery.MessagesPerConnection >= 1, "Delivery:MessagesPerConnection", "must be at least 1");
+        foreach (var (domain, level) in o.Delivery.TlsPolicy)
+            Check((domain == "*" || IsHostname(domain)) && OutboundTlsNames.TryParse(level, out _), $"Delivery:TlsPolicy:{domain}",
+                $"\"{domain}\" → \"{level}\" must map a domain or * to required, opportunistic or none");
 
         Check(o.Retry.Schedule.Count > 0, "Retry:Schedule", "needs at least one interval");
         for (int i = 0; i < o.Retry.Schedule.Count; i++)

@@ -109,6 +109,13 @@ public sealed class DeliveryOptions
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public int MessagesPerConnection { get; set; } = 1000;
+    /// <summary>Recipient domain (or "*" for the others) to "required", "opportunistic" (the default) or "none".</summary>
+    public Dictionary<string, string> TlsPolicy { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The level for mail to <paramref name="domain"/>: its own entry, else "*", else opportunistic. Config is validated at load.</summary>
+    public OutboundTls TlsFor(string domain) =>
+        (TlsPolicy.TryGetValue(domain, out var level) || TlsPolicy.TryGetValue("*", out level)) && OutboundTlsNames.TryParse(level, out var tls)
+            ? tls : OutboundTls.Opportunistic;
 }
 
 public sealed class MailboxesOptions

@@ -1,7 +1,9 @@
 // Delivery over SMTP: to the route's host when Routes covers the domain, else to its MX hosts in
 // turn (RFC 5321 §5.1), trying the next host or address when one refuses, times out or greets with
 // anything but 220. Trouble reaching every one of them, and a DNS lookup that failed for now, are the
-// destination's failure (Unavailable), so the scheduler backs off the destination.
+// destination's failure (Unavailable), so the scheduler backs off the destination. STARTTLS follows
+// Delivery.TlsPolicy for the recipients' domain: opportunistic by default, and a "required" domain's
+// mail is deferred rather than ever sent in plaintext or to an unverified certificate.
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Smtp;
@@ -25,7 +27,9 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
 
     public async Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
     {
-        var key = DestinationOf(request.Destination);
+        var tls = options.TlsFor(request.Destination);
+        // Connections are pooled per TLS level too: a plaintext one made for another domain must not carry a "required" domain's mail.
+        var key = $"{DestinationOf(request.Destination)}/{tls}";
         // A pooled connection may have been closed by the peer meanwhile: then a fresh one is opened.
         if (_pool.TryTake(key, out var pooled))
         {
@@ -48,7 +52,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
             SmtpClientConnection connection;
             try
             {
-                connection = await OpenAsync(target, ct).ConfigureAwait(false);
+                connection = await OpenAsync(target, tls, ct).ConfigureAwait(false);
             }
             catch (SmtpException e)
             {
@@ -81,12 +85,30 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         return ([.. lookup.Hosts.SelectMany(h => h.Addresses.Select(a => new SmtpTarget(h.Name, a.ToString(), options.Port))).Take(MaxAddressesTried)], null);
     }
 
-    /// <summary>Connects, reads the greeting and says EHLO; throws <see cref="SmtpException"/> for anything short of a session ready for mail.</summary>
-    private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, CancellationToken ct)
+    /// <summary>
+    /// Connects, reads the greeting, says EHLO and starts TLS as <paramref name="tls"/> asks; throws
+    /// <see cref="SmtpException"/> for anything short of a session ready for mail.
+    /// </summary>
+    private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
     {
         var connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, options.ConnectTimeout, options.CommandTimeout, ct, target.ToString()).ConfigureAwait(false);
         try
         {
+            await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
+            if (tls == OutboundTls.None || !connection.StartTls && tls == OutboundTls.Opportunistic) return connection;
+            if (!connection.StartTls) throw new SmtpException("TLS is required for this domain (Delivery.TlsPolicy) but the server does not offer STARTTLS", transient: true);
+            try
+            {
+                await connection.StartTlsAsync(target.Name, verify: tls == OutboundTls.Required, ct).ConfigureAwait(false);
+            }
+            catch (SmtpException) when (tls == OutboundTls.Opportunistic)
+            {
+                // Opportunistic TLS never costs the delivery: STARTTLS refused (RFC 3207 §4, 454) carries on in
+                // plaintext; a failed handshake leaves nothing to talk on, so start again without TLS (Postfix's "may").
+                if (connection.Usable) return connection;
+                await connection.DisposeAsync().ConfigureAwait(false);
+                return await OpenAsync(target, OutboundTls.None, ct).ConfigureAwait(false);
+            }
             await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
             return connection;
         }
