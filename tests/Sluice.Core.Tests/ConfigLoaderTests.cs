@@ -96,6 +96,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("""{ "Delivery": { "TlsPolicy": { "*": "1" } } }""", "key 'Delivery:TlsPolicy:*'")]
     [InlineData("""{ "Dns": { "Servers": ["127.0.0.1:99999"] } }""", "key 'Dns:Servers:0': \"127.0.0.1:99999\" is not host[:port]")]
     [InlineData("""{ "Dns": { "Timeout": "0s" } }""", "key 'Dns:Timeout': must be longer than zero")]
+    [InlineData("""{ "Delivery": { "Dkim": { "sign.test": { "Selector": "s1", "KeyFile": "/nonexistent/dkim.pem" } } } }""", "key 'Delivery:Dkim:sign.test:KeyFile': \"/nonexistent/dkim.pem\" is not a file")]
+    [InlineData("""{ "Delivery": { "Dkim": { "sign.test": { "KeyFile": "/nonexistent/dkim.pem" } } } }""", "key 'Delivery:Dkim:sign.test:Selector'")]
     public void An_impossible_value_is_named_with_the_reason(string json, string expected)
     {
         var e = Fails(json);

@@ -80,6 +80,12 @@ internal static class ConfigValidator
         foreach (var (domain, level) in o.Delivery.TlsPolicy)
             Check((domain == "*" || IsHostname(domain)) && OutboundTlsNames.TryParse(level, out _), $"Delivery:TlsPolicy:{domain}",
                 $"\"{domain}\" → \"{level}\" must map a domain or * to required, opportunistic or none");
+        foreach (var (domain, key) in o.Delivery.Dkim)
+        {
+            Check(IsHostname(domain), $"Delivery:Dkim:{domain}", $"\"{domain}\" is not a domain");
+            Check(IsHostname(key.Selector), $"Delivery:Dkim:{domain}:Selector", $"\"{key.Selector}\" is not a selector (DNS labels such as s2026)");
+            Check(File.Exists(key.KeyFile), $"Delivery:Dkim:{domain}:KeyFile", $"\"{key.KeyFile}\" is not a file (a PEM private key)");
+        }
 
         Check(o.Retry.Schedule.Count > 0, "Retry:Schedule", "needs at least one interval");
         for (int i = 0; i < o.Retry.Schedule.Count; i++)

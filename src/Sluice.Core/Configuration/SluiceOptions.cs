@@ -112,10 +112,21 @@ public sealed class DeliveryOptions
     /// <summary>Recipient domain (or "*" for the others) to "required", "opportunistic" (the default) or "none".</summary>
     public Dictionary<string, string> TlsPolicy { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>Sender domain (the From: header's) to the key its outgoing mail is DKIM-signed with.</summary>
+    public Dictionary<string, DkimKeyOptions> Dkim { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
     /// <summary>The level for mail to <paramref name="domain"/>: its own entry, else "*", else opportunistic. Config is validated at load.</summary>
     public OutboundTls TlsFor(string domain) =>
         (TlsPolicy.TryGetValue(domain, out var level) || TlsPolicy.TryGetValue("*", out level)) && OutboundTlsNames.TryParse(level, out var tls)
             ? tls : OutboundTls.Opportunistic;
+}
+
+public sealed class DkimKeyOptions
+{
+    /// <summary>The selector: the public key is published as TXT at &lt;Selector&gt;._domainkey.&lt;domain&gt; (RFC 6376 §3.6.2.1).</summary>
+    public string Selector { get; set; } = "";
+    /// <summary>PEM file holding the RSA private key.</summary>
+    public string KeyFile { get; set; } = "";
 }
 
 public sealed class MailboxesOptions

@@ -16,6 +16,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     private const int MaxAddressesTried = 5;
 
     private readonly SmtpConnectionPool _pool = new(options, time);
+    private readonly DkimSigning _dkim = new(options.Dkim);
 
     /// <summary>An agent that asks the system's resolver; for callers that route every domain.</summary>
     public SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryOptions options, TimeProvider time)
@@ -30,6 +31,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         var tls = options.TlsFor(request.Destination);
         // Connections are pooled per TLS level too: a plaintext one made for another domain must not carry a "required" domain's mail.
         var key = $"{DestinationOf(request.Destination)}/{tls}";
+        request = request with { Message = _dkim.Sign(request.Message) };
         // A pooled connection may have been closed by the peer meanwhile: then a fresh one is opened.
         if (_pool.TryTake(key, out var pooled))
         {
