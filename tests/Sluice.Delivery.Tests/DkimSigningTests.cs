@@ -37,7 +37,7 @@ public sealed class DkimSigningTests : IAsyncLifetime
     }
 
     private SmtpRelayAgent Agent() => new(new SmtpRoutes(new Dictionary<string, string> { ["*"] = $"127.0.0.1:{_sink.Port}" }),
-        new MxResolver(new DnsOptions()), "client.test", new DeliveryOptions
+        new MxResolver(new DnsOptions { Servers = [_dns.Address] }), "client.test", new DeliveryOptions
         {
             Dkim = new() { ["sign.test"] = new DkimKeyOptions { Selector = Selector, KeyFile = _dir.File("sign.test.pem") } },
         }, TimeProvider.System);

@@ -18,12 +18,6 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     private readonly SmtpConnectionPool _pool = new(options, time);
     private readonly DkimSigning _dkim = new(options.Dkim);
 
-    /// <summary>An agent that asks the system's resolver; for callers that route every domain.</summary>
-    public SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryOptions options, TimeProvider time)
-        : this(routes, new MxResolver(new DnsOptions()), hostname, options, time)
-    {
-    }
-
     public string DestinationOf(string domain) => routes.DestinationOf(domain);
 
     public async Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
