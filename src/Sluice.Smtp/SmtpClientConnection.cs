@@ -3,7 +3,9 @@
 // with pipelining and per-recipient replies, on the hot delivery path.
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 
 namespace Sluice.Smtp;
@@ -14,20 +16,27 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// <summary>421: service not available, the server is closing the channel (RFC 5321 §3.8).</summary>
     public const int ClosingCode = 421;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
+    private Stream _stream;
+    private PipeReader _reader;
     private readonly TimeSpan _commandTimeout;
     private readonly ArrayBufferWriter<byte> _out = new(8192);
 
-    private SmtpClientConnection(Socket socket, TimeSpan commandTimeout)
+    private SmtpClientConnection(Socket socket, TimeSpan commandTimeout, string peer)
     {
+        Peer = peer;
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        _reader = PipeReader.Create(_stream);
+        _reader = ReaderOver(_stream);
         _commandTimeout = commandTimeout;
     }
 
+    /// <summary>Who this connection is with, for logs and bounces: "mx.example[192.0.2.1]:25" or "host:port".</summary>
+    public string Peer { get; }
     public bool Pipelining { get; private set; }
+    /// <summary>The server offers RFC 3207 STARTTLS (never true once the session is encrypted).</summary>
+    public bool StartTls { get; private set; }
+    /// <summary>The session runs over TLS since a successful <see cref="StartTlsAsync"/>.</summary>
+    public bool Secure => _stream is SslStream;
     public long? MaxSize { get; private set; }
     /// <summary>The server takes RFC 3461 NOTIFY, ORCPT, RET and ENVID.</summary>
     public bool Dsn { get; private set; }
@@ -40,7 +49,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public bool Usable { get; private set; } = true;
 
     /// <summary>Connects and reads the greeting; throws <see cref="SmtpException"/> on a non-220 greeting.</summary>
-    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan connectTimeout, TimeSpan commandTimeout, CancellationToken ct)
+    /// <param name="peer">How to name the peer (e.g. the MX host's name with its address); null: "host:port".</param>
+    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan connectTimeout, TimeSpan commandTimeout, CancellationToken ct, string? peer = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using (var connect = CancellationTokenSource.CreateLinkedTokenSource(ct))
@@ -61,7 +71,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 throw new SmtpException($"connect to {host}:{port} failed: {e.Message}", transient: true);
             }
         }
-        var conn = new SmtpClientConnection(socket, commandTimeout);
+        var conn = new SmtpClientConnection(socket, commandTimeout, peer ?? $"{host}:{port}");
         var greeting = await conn.ReadReplyAsync(ct).ConfigureAwait(false);
         if (greeting.Code != 220)
         {
@@ -74,6 +84,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// <summary>EHLO, falling back to HELO for a server that does not know it (RFC 5321 §3.2).</summary>
     public async Task HelloAsync(string hostname, CancellationToken ct)
     {
+        (Pipelining, StartTls, Dsn, SmtpUtf8, EightBitMime, MaxSize) = (false, false, false, false, false, null);
         var reply = await CommandAsync($"EHLO {hostname}", ct).ConfigureAwait(false);
         if (reply.Code == ClosingCode) throw Broken($"EHLO rejected: {reply}");
         if (reply.Code == 250)
@@ -84,6 +95,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 switch (word[0].ToUpperInvariant())
                 {
                     case "PIPELINING": Pipelining = true; break;
+                    case "STARTTLS": StartTls = !Secure; break;
                     case "DSN": Dsn = true; break;
                     case "SMTPUTF8": SmtpUtf8 = true; break;
                     case "8BITMIME": EightBitMime = true; break;
@@ -94,6 +106,43 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
         reply = await CommandAsync($"HELO {hostname}", ct).ConfigureAwait(false);
         if (reply.Code != 250) throw new SmtpException($"HELO rejected: {reply}", reply.IsTransient);
+    }
+
+    /// <summary>
+    /// RFC 3207: STARTTLS and the TLS handshake; the caller says EHLO again after (§4.2: what the server
+    /// offered before is forgotten). A refusal leaves the plaintext session usable; a failed handshake does not.
+    /// </summary>
+    /// <param name="targetHost">The name the certificate must hold (SNI too), e.g. the MX host's name.</param>
+    /// <param name="verify">Check the certificate's chain and name; false takes any certificate (opportunistic TLS).</param>
+    public async Task StartTlsAsync(string targetHost, bool verify, CancellationToken ct)
+    {
+        var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
+        if (reply.Code != 220) throw new SmtpException($"STARTTLS refused: {reply}", transient: true);
+        // Bytes already after the 220 were sent in plaintext before the handshake: a command-injection attempt (CVE-2011-0411).
+        if (_reader.TryRead(out var early))
+        {
+            _reader.AdvanceTo(early.Buffer.Start);
+            if (!early.Buffer.IsEmpty) throw Broken("the server sent data after its STARTTLS reply, before the handshake");
+        }
+        await _reader.CompleteAsync().ConfigureAwait(false);
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: true);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_commandTimeout);
+        try
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = targetHost,
+                RemoteCertificateValidationCallback = verify ? null : static (_, _, _, _) => true,
+            }, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            await tls.DisposeAsync().ConfigureAwait(false);
+            throw Broken($"TLS handshake with {targetHost} failed: {(e is OperationCanceledException ? "timed out" : e.Message)}");
+        }
+        // From here on every byte goes through TLS; the socket itself is closed by DisposeAsync.
+        (_stream, _reader, StartTls) = (tls, ReaderOver(tls), false);
     }
 
     /// <summary>One mail transaction without extra MAIL or RCPT parameters (SIZE is added when offered).</summary>
@@ -270,6 +319,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         Usable = false;
         return new SmtpException(why, transient: true);
     }
+
+    /// <summary>Replies are read through a pipe that leaves the stream open: STARTTLS swaps the stream under it.</summary>
+    private static PipeReader ReaderOver(Stream stream) => PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
 
     private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out string line)
     {

@@ -50,7 +50,7 @@ internal sealed class SluiceServer : IAsyncDisposable
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = new MaildirAgent(options.MailboxRoot, options.Hostname, time),
-            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, options.Hostname, options.Delivery, time),
+            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time),
         };
     }
 

@@ -92,6 +92,12 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("""{ "Routes": { "*": "host:99999" } }""", "key 'Routes:*'")]
     [InlineData("""{ "Retry": { "Schedule": [] } }""", "key 'Retry:Schedule': needs at least one interval")]
     [InlineData("""{ "Delivery": { "Port": 0 } }""", "key 'Delivery:Port': must be a TCP port")]
+    [InlineData("""{ "Delivery": { "TlsPolicy": { "bank.test": "mandatory" } } }""", "key 'Delivery:TlsPolicy:bank.test': \"bank.test\" → \"mandatory\" must map a domain or * to required, opportunistic or none")]
+    [InlineData("""{ "Delivery": { "TlsPolicy": { "*": "1" } } }""", "key 'Delivery:TlsPolicy:*'")]
+    [InlineData("""{ "Dns": { "Servers": ["127.0.0.1:99999"] } }""", "key 'Dns:Servers:0': \"127.0.0.1:99999\" is not host[:port]")]
+    [InlineData("""{ "Dns": { "Timeout": "0s" } }""", "key 'Dns:Timeout': must be longer than zero")]
+    [InlineData("""{ "Delivery": { "Dkim": { "sign.test": { "Selector": "s1", "KeyFile": "/nonexistent/dkim.pem" } } } }""", "key 'Delivery:Dkim:sign.test:KeyFile': \"/nonexistent/dkim.pem\" is not a file")]
+    [InlineData("""{ "Delivery": { "Dkim": { "sign.test": { "KeyFile": "/nonexistent/dkim.pem" } } } }""", "key 'Delivery:Dkim:sign.test:Selector'")]
     public void An_impossible_value_is_named_with_the_reason(string json, string expected)
     {
         var e = Fails(json);

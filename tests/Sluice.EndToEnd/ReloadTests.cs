@@ -12,13 +12,16 @@ public sealed partial class ReloadTests
     [Fact]
     public async Task A_route_added_by_reload_and_a_queue_flush_deliver_mail_deferred_for_want_of_a_route()
     {
+        // No route: MX lookup, which the loopback DNS server answers with SERVFAIL, so the mail waits.
+        await using var dns = await UnboundServer.StartAsync([], ["remote.test"]);
         await using var sluice = await Instance.StartAsync(c =>
         {
             c["Routes"] = new Dictionary<string, string>();
+            c["Dns"] = new { Servers = new[] { dns.Address } };
             c["Retry"] = new { Schedule = new[] { "1h" }, MaxQueueLifetime = "1d" };
         });
         await TestMail.SendAsync(sluice.Process.SmtpPort, "u@remote.test");
-        await sluice.WaitForLogAsync("deferral: 451 4.4.3 no route for remote.test");
+        await sluice.WaitForLogAsync("deferral: 451 4.4.3 DNS MX lookup of remote.test failed: ServerFailure");
 
         sluice.Config["Routes"] = new Dictionary<string, string> { ["remote.test"] = $"127.0.0.1:{sluice.Sink.Port}" };
         await sluice.WriteConfigAsync();

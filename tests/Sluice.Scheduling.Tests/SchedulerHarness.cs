@@ -59,7 +59,8 @@ public abstract class SchedulerHarness : IAsyncLifetime
         _agents = new()
         {
             ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, Time),
-            ["smtp"] = new SmtpRelayAgent(new SmtpRoutes(options.Routes), options.Hostname, options.Delivery, Time),
+            // A domain no route covers is looked up on loopback only (port 9: nothing answers), never the system's resolver.
+            ["smtp"] = new SmtpRelayAgent(new SmtpRoutes(options.Routes), new MxResolver(new DnsOptions { Servers = ["127.0.0.1:9"] }), options.Hostname, options.Delivery, Time),
         };
         Throttle = new DestinationThrottle(Time, _log.Write);
         _channels = new ChannelMap(options.Channels);

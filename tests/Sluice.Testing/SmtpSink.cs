@@ -1,9 +1,12 @@
 // A real SMTP server on loopback that accepts every message and remembers it: the far end of
 // relay tests (our own, so a test can await arrivals instead of sleeping). It counts simultaneous
 // sessions, and can turn clients away (421 greeting, closed port) or hold replies for limit tests.
+// With a certificate it offers STARTTLS (RFC 3207) and says which messages came over TLS.
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace Sluice.Testing;
@@ -16,6 +19,8 @@ public sealed class SmtpSink : IAsyncDisposable
         public string MailParameters { get; init; } = "";
         /// <summary>What followed each forward-path on RCPT, in the order of <see cref="Recipients"/>.</summary>
         public IReadOnlyList<string> RecipientParameters { get; init; } = [];
+        /// <summary>The message came after a STARTTLS handshake.</summary>
+        public bool Tls { get; init; }
     }
 
     private readonly CancellationTokenSource _stop = new();
@@ -26,16 +31,25 @@ public sealed class SmtpSink : IAsyncDisposable
     private Task _accepting;
 
     /// <param name="alsoCountIn">A gauge shared by several sinks, to see the sessions at all of them at once.</param>
-    public SmtpSink(SessionGauge? alsoCountIn = null)
+    public SmtpSink(SessionGauge? alsoCountIn = null) : this(IPAddress.Loopback, 0, alsoCountIn)
+    {
+    }
+
+    /// <summary>A sink on <paramref name="address"/>:<paramref name="port"/> (0: any free port), e.g. one MX host of several sharing a port.</summary>
+    public SmtpSink(IPAddress address, int port, SessionGauge? alsoCountIn = null)
     {
         _alsoCountIn = alsoCountIn;
-        _listener = new TcpListener(IPAddress.Loopback, 0);
+        Address = address;
+        _listener = new TcpListener(address, port);
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _accepting = AcceptAsync(_listener);
     }
 
+    public IPAddress Address { get; }
     public int Port { get; }
+    /// <summary>When set, STARTTLS is offered and this certificate is presented.</summary>
+    public X509Certificate2? Certificate { get; set; }
     /// <summary>Sessions open now, the most at once, and how many there have been.</summary>
     public SessionGauge Sessions { get; } = new();
     /// <summary>The first line of each session; anything but a 220 is said and the connection closed (e.g. "421 4.3.2 busy").</summary>
@@ -77,7 +91,7 @@ public sealed class SmtpSink : IAsyncDisposable
     {
         lock (_lock)
         {
-            _listener = new TcpListener(IPAddress.Loopback, Port);
+            _listener = new TcpListener(Address, Port);
             _listener.Start();
             _accepting = AcceptAsync(_listener);
         }
@@ -115,10 +129,11 @@ public sealed class SmtpSink : IAsyncDisposable
     {
         try
         {
-            var stream = client.GetStream();
-            using var reader = new StreamReader(stream, Encoding.Latin1);
-            await using var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
+            Stream stream = client.GetStream();
+            var reader = new StreamReader(stream, Encoding.Latin1);
+            var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
             async Task Say(string line) { await writer.WriteLineAsync(line); await writer.FlushAsync(); }
+            var tls = false;
             var greeting = Greeting;
             await Say(greeting);
             if (!greeting.StartsWith("220", StringComparison.Ordinal)) return;
@@ -131,10 +146,20 @@ public sealed class SmtpSink : IAsyncDisposable
                 switch (verb)
                 {
                     case "EHLO":
-                        var offered = Extensions.Count > 0 ? Extensions : ["HELP"];
+                        IReadOnlyList<string> offered = [.. Extensions, .. Certificate is not null && !tls ? ["STARTTLS"] : Array.Empty<string>()];
+                        if (offered.Count == 0) offered = ["HELP"];
                         await writer.WriteLineAsync("250-sink.test");
                         for (int i = 0; i < offered.Count; i++) await writer.WriteLineAsync((i < offered.Count - 1 ? "250-" : "250 ") + offered[i]);
                         await writer.FlushAsync();
+                        break;
+                    case "STAR" when Certificate is { } certificate && !tls:
+                        await Say("220 2.0.0 go ahead");
+                        var ssl = new SslStream(stream);
+                        await ssl.AuthenticateAsServerAsync(certificate);
+                        // RFC 3207 §4.2: what was said before the handshake is forgotten, the client starts again with EHLO.
+                        (stream, tls) = (ssl, true);
+                        reader = new StreamReader(stream, Encoding.Latin1);
+                        writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
                         break;
                     case "MAIL": sender = Between(line); mailParameters = After(line); rcpts.Clear(); rcptParameters.Clear(); await Say("250 2.1.0 ok"); break;
                     case "RCPT": rcpts.Add(Between(line)); rcptParameters.Add(After(line)); await Say("250 2.1.5 ok"); break;
@@ -144,7 +169,7 @@ public sealed class SmtpSink : IAsyncDisposable
                         string? d;
                         while ((d = await reader.ReadLineAsync(_stop.Token)) is not null && d != ".") data.Append(d.StartsWith('.') ? d[1..] : d).Append("\r\n");
                         if (d is null) return; // cut off before the end of data: not a message
-                        var received = new Received(sender, [.. rcpts], data.ToString()) { MailParameters = mailParameters, RecipientParameters = [.. rcptParameters] };
+                        var received = new Received(sender, [.. rcpts], data.ToString()) { MailParameters = mailParameters, RecipientParameters = [.. rcptParameters], Tls = tls };
                         if (BeforeDataReply is { } hold) await hold(received);
                         var reply = DataReply?.Invoke(received) ?? "250 2.0.0 queued";
                         if (reply.StartsWith('2')) Add(received);
@@ -155,7 +180,7 @@ public sealed class SmtpSink : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException) { }
     }
 
     private void Add(Received message)

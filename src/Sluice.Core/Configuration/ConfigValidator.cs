@@ -71,12 +71,22 @@ internal static class ConfigValidator
                 $"Routes:{domain}", $"route \"{domain}\" → \"{target}\" must map a domain or * to host:port");
         for (int i = 0; i < o.Dns.Servers.Count; i++)
             Check(Endpoints.TryParseHostPort(o.Dns.Servers[i], 53, out _, out _), $"Dns:Servers:{i}", $"\"{o.Dns.Servers[i]}\" is not host[:port]");
+        Check(o.Dns.Timeout > TimeSpan.Zero, "Dns:Timeout", "must be longer than zero");
 
         Check(o.Delivery.Port is >= 1 and <= 65535, "Delivery:Port", "must be a TCP port, 1 to 65535");
         Check(o.Delivery.ConnectTimeout > TimeSpan.Zero, "Delivery:ConnectTimeout", "must be longer than zero");
         Check(o.Delivery.CommandTimeout > TimeSpan.Zero, "Delivery:CommandTimeout", "must be longer than zero");
         Check(o.Delivery.IdleTimeout >= TimeSpan.Zero, "Delivery:IdleTimeout", "must not be negative");
         Check(o.Delivery.MessagesPerConnection >= 1, "Delivery:MessagesPerConnection", "must be at least 1");
+        foreach (var (domain, level) in o.Delivery.TlsPolicy)
+            Check((domain == "*" || IsHostname(domain)) && OutboundTlsNames.TryParse(level, out _), $"Delivery:TlsPolicy:{domain}",
+                $"\"{domain}\" → \"{level}\" must map a domain or * to required, opportunistic or none");
+        foreach (var (domain, key) in o.Delivery.Dkim)
+        {
+            Check(IsHostname(domain), $"Delivery:Dkim:{domain}", $"\"{domain}\" is not a domain");
+            Check(IsHostname(key.Selector), $"Delivery:Dkim:{domain}:Selector", $"\"{key.Selector}\" is not a selector (DNS labels such as s2026)");
+            Check(File.Exists(key.KeyFile), $"Delivery:Dkim:{domain}:KeyFile", $"\"{key.KeyFile}\" is not a file (a PEM private key)");
+        }
 
         Check(o.Retry.Schedule.Count > 0, "Retry:Schedule", "needs at least one interval");
         for (int i = 0; i < o.Retry.Schedule.Count; i++)

@@ -104,7 +104,10 @@ public sealed class ChannelOptions
 
 public sealed class DnsOptions
 {
+    /// <summary>"host[:port]" of the resolvers to ask, in order; none: the system's (/etc/resolv.conf).</summary>
     public List<string> Servers { get; set; } = [];
+    /// <summary>How long one query waits for an answer; a timeout defers the mail (4.4.3) like SERVFAIL.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 public sealed class DeliveryOptions
@@ -115,6 +118,24 @@ public sealed class DeliveryOptions
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public int MessagesPerConnection { get; set; } = 1000;
+    /// <summary>Recipient domain (or "*" for the others) to "required", "opportunistic" (the default) or "none".</summary>
+    public Dictionary<string, string> TlsPolicy { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Sender domain (the From: header's) to the key its outgoing mail is DKIM-signed with.</summary>
+    public Dictionary<string, DkimKeyOptions> Dkim { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The level for mail to <paramref name="domain"/>: its own entry, else "*", else opportunistic. Config is validated at load.</summary>
+    public OutboundTls TlsFor(string domain) =>
+        (TlsPolicy.TryGetValue(domain, out var level) || TlsPolicy.TryGetValue("*", out level)) && OutboundTlsNames.TryParse(level, out var tls)
+            ? tls : OutboundTls.Opportunistic;
+}
+
+public sealed class DkimKeyOptions
+{
+    /// <summary>The selector: the public key is published as TXT at &lt;Selector&gt;._domainkey.&lt;domain&gt; (RFC 6376 §3.6.2.1).</summary>
+    public string Selector { get; set; } = "";
+    /// <summary>PEM file holding the RSA private key.</summary>
+    public string KeyFile { get; set; } = "";
 }
 
 public sealed class MailboxesOptions

@@ -1,65 +1,140 @@
-// Delivery over SMTP to the route's host for the recipients' domain. MX resolution is not here
-// yet: a domain with no route is deferred with a clear reason, never dropped. Refused or timed-out
-// connections and 421s are marked as the destination's failure, so the scheduler can back off.
+// Delivery over SMTP: to the route's host when Routes covers the domain, else to its MX hosts in
+// turn (RFC 5321 §5.1), trying the next host or address when one refuses, times out or greets with
+// anything but 220. Trouble reaching every one of them, and a DNS lookup that failed for now, are the
+// destination's failure (Unavailable), so the scheduler backs off the destination. STARTTLS follows
+// Delivery.TlsPolicy for the recipients' domain: opportunistic by default, and a "required" domain's
+// mail is deferred rather than ever sent in plaintext or to an unverified certificate.
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Smtp;
 
 namespace Sluice.Delivery.Smtp;
 
-public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryOptions options, TimeProvider time) : IDeliveryAgent
+public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time) : IDeliveryAgent
 {
+    /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
+    private const int MaxAddressesTried = 5;
+
     private readonly SmtpConnectionPool _pool = new(options, time);
+    private readonly DkimSigning _dkim = new(options.Dkim);
 
     public string DestinationOf(string domain) => routes.DestinationOf(domain);
 
     public async Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
     {
-        if (routes.Find(request.Destination) is not { } route)
-            return Each(request, RecipientResult.Deferred($"451 4.4.3 no route for {request.Destination} (MX delivery is not available yet; add a Routes entry)"));
-        var key = SmtpRoutes.KeyOf(route);
-        // A pooled connection may have been closed by the peer meanwhile: one retry on a fresh one.
-        for (int attempt = 0; ; attempt++)
+        var tls = options.TlsFor(request.Destination);
+        // Connections are pooled per TLS level too: a plaintext one made for another domain must not carry a "required" domain's mail.
+        var key = $"{DestinationOf(request.Destination)}/{tls}";
+        request = request with { Message = _dkim.Sign(request.Message) };
+        // A pooled connection may have been closed by the peer meanwhile: then a fresh one is opened.
+        if (_pool.TryTake(key, out var pooled))
         {
-            var reused = _pool.TryTake(key, out var connection);
-            var connecting = !reused;
             try
             {
-                if (!reused)
-                {
-                    connection = await SmtpClientConnection.ConnectAsync(route.Host, route.Port, options.ConnectTimeout, options.CommandTimeout, ct).ConfigureAwait(false);
-                    await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
-                }
-                connecting = false;
-                if (connection.MaxSize is long max && request.Message.Length > max)
-                {
-                    _pool.Return(key, connection);
-                    return Each(request, RecipientResult.Failed($"552 5.3.4 message of {request.Message.Length} bytes exceeds {key}'s limit of {max}"));
-                }
-                if (!connection.SmtpUtf8 && SmtpParameters.NeedsSmtpUtf8(request))
-                {
-                    // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
-                    _pool.Return(key, connection);
-                    return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {key}"));
-                }
-                var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
-                    SmtpParameters.ForRecipients(request, connection), request.Message, ct).ConfigureAwait(false);
-                _pool.Return(key, connection);
-                // RFC 3461 §5.2.1/§5.2.2: a next hop with DSN took the notices over; without it, accepted means "relayed".
-                var action = connection.Dsn ? SuccessAction.PassedOn : SuccessAction.Relayed;
-                return [.. replies.Select(r => ToResult(key, r, action))];
+                return await TransactAsync(key, pooled, request, ct).ConfigureAwait(false);
+            }
+            catch (SmtpException)
+            {
+                await pooled.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        var (targets, failure) = await TargetsAsync(request.Destination, ct).ConfigureAwait(false);
+        if (failure is not null)
+            return Each(request, failure.Permanent ? RecipientResult.Failed(failure.Reply) : RecipientResult.Unavailable(failure.Reply));
+        var errors = new List<string>(targets.Count);
+        var allPermanent = true;
+        foreach (var target in targets)
+        {
+            SmtpClientConnection connection;
+            try
+            {
+                connection = await OpenAsync(target, tls, ct).ConfigureAwait(false);
             }
             catch (SmtpException e)
             {
-                if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
-                if (reused && attempt == 0) continue;
-                var text = $"{key}: {e.Message}";
-                // Refused, timed out or turned away before a transaction: the destination's trouble, not the recipients'.
-                return Each(request, !e.Transient ? RecipientResult.Failed($"554 5.4.0 {text}")
-                    : connecting ? RecipientResult.Unavailable($"451 4.4.1 {text}")
-                    : RecipientResult.Deferred($"451 4.4.1 {text}"));
+                errors.Add($"{target}: {e.Message}");
+                allPermanent &= !e.Transient;
+                continue;
+            }
+            try
+            {
+                return await TransactAsync(key, connection, request, ct).ConfigureAwait(false);
+            }
+            catch (SmtpException e)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                var text = $"{connection.Peer}: {e.Message}";
+                return Each(request, e.Transient ? RecipientResult.Deferred($"451 4.4.1 {text}") : RecipientResult.Failed($"554 5.4.0 {text}"));
             }
         }
+        // Refused, timed out or turned away before a transaction: the destination's trouble, not the recipients'.
+        var reason = string.Join("; ", errors);
+        return Each(request, allPermanent ? RecipientResult.Failed($"554 5.4.0 {reason}") : RecipientResult.Unavailable($"451 4.4.1 {reason}"));
+    }
+
+    /// <summary>The route's host, or every address of every MX host in order (at most <see cref="MaxAddressesTried"/>); or why there is none.</summary>
+    private async Task<(List<SmtpTarget> Targets, MxLookup? Failure)> TargetsAsync(string domain, CancellationToken ct)
+    {
+        if (routes.Find(domain) is { } route) return ([new SmtpTarget(route.Host, route.Host, route.Port)], null);
+        var lookup = await mx.ResolveAsync(domain, ct).ConfigureAwait(false);
+        if (lookup.Hosts.Count == 0) return ([], lookup);
+        return ([.. lookup.Hosts.SelectMany(h => h.Addresses.Select(a => new SmtpTarget(h.Name, a.ToString(), options.Port))).Take(MaxAddressesTried)], null);
+    }
+
+    /// <summary>
+    /// Connects, reads the greeting, says EHLO and starts TLS as <paramref name="tls"/> asks; throws
+    /// <see cref="SmtpException"/> for anything short of a session ready for mail.
+    /// </summary>
+    private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
+    {
+        var connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, options.ConnectTimeout, options.CommandTimeout, ct, target.ToString()).ConfigureAwait(false);
+        try
+        {
+            await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
+            if (tls == OutboundTls.None || !connection.StartTls && tls == OutboundTls.Opportunistic) return connection;
+            if (!connection.StartTls) throw new SmtpException("TLS is required for this domain (Delivery.TlsPolicy) but the server does not offer STARTTLS", transient: true);
+            try
+            {
+                await connection.StartTlsAsync(target.Name, verify: tls == OutboundTls.Required, ct).ConfigureAwait(false);
+            }
+            catch (SmtpException) when (tls == OutboundTls.Opportunistic)
+            {
+                // Opportunistic TLS never costs the delivery: STARTTLS refused (RFC 3207 §4, 454) carries on in
+                // plaintext; a failed handshake leaves nothing to talk on, so start again without TLS (Postfix's "may").
+                if (connection.Usable) return connection;
+                await connection.DisposeAsync().ConfigureAwait(false);
+                return await OpenAsync(target, OutboundTls.None, ct).ConfigureAwait(false);
+            }
+            await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>One transaction on an open connection, which goes back to the pool after; throws <see cref="SmtpException"/> when the connection failed.</summary>
+    private async Task<RecipientResult[]> TransactAsync(string key, SmtpClientConnection connection, DeliveryRequest request, CancellationToken ct)
+    {
+        if (connection.MaxSize is long max && request.Message.Length > max)
+        {
+            _pool.Return(key, connection);
+            return Each(request, RecipientResult.Failed($"552 5.3.4 message of {request.Message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
+        }
+        if (!connection.SmtpUtf8 && SmtpParameters.NeedsSmtpUtf8(request))
+        {
+            // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
+            _pool.Return(key, connection);
+            return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
+        }
+        var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
+            SmtpParameters.ForRecipients(request, connection), request.Message, ct).ConfigureAwait(false);
+        _pool.Return(key, connection);
+        // RFC 3461 §5.2.1/§5.2.2: a next hop with DSN took the notices over; without it, accepted means "relayed".
+        var action = connection.Dsn ? SuccessAction.PassedOn : SuccessAction.Relayed;
+        return [.. replies.Select(r => ToResult(connection.Peer, r, action))];
     }
 
     private static RecipientResult ToResult(string host, SmtpReply reply, SuccessAction action)
@@ -75,4 +150,10 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, string hostname, DeliveryO
         [.. Enumerable.Repeat(result, request.Recipients.Count)];
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();
+
+    /// <summary>One place to connect to: <paramref name="Host"/> is the address (or the route's host name), <paramref name="Name"/> the MX host's name.</summary>
+    private readonly record struct SmtpTarget(string Name, string Host, int Port)
+    {
+        public override string ToString() => Name == Host ? $"{Host}:{Port}" : $"{Name}[{Host}]:{Port}";
+    }
 }

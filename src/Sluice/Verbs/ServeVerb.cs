@@ -103,6 +103,12 @@ internal static class ServeVerb
             line += $"; Smtp.MaxConnections ({options.Smtp.MaxConnections}) is above that, so inbound sessions are capped at {sessions}";
             cap = (int)Math.Max(1, sessions);
         }
+        // Outbound sessions need descriptors too (the seeds' per-process fd warning): say when the channels ask for more.
+        var queues = options.Queue.Dynamic ? options.Queue.Max : options.Queue.Count;
+        var outbound = options.Channels.Where(c => c.Transport == ChannelOptions.SmtpTransport).Sum(c => (long)c.Concurrency) * queues;
+        if (outbound > sessions)
+            line += $"; remote delivery is configured for {outbound} simultaneous sessions (smtp Channels[].Concurrency × {queues} queues), "
+                + $"so the open-files limit caps outbound concurrency at ~{sessions}: connections past it fail and are deferred";
         log.Write(line);
         return cap;
     }
