@@ -58,7 +58,7 @@ public abstract class SchedulerHarness : IAsyncLifetime
         _log = new DeliveryLog(Lines, null, Time);
         _agents = new()
         {
-            ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, Time),
+            ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, new Sluice.Core.Mailboxes.MailboxMap(options), Time),
             ["smtp"] = new SmtpRelayAgent(new SmtpRoutes(options.Routes), options.Hostname, options.Delivery, Time),
         };
         Throttle = new DestinationThrottle(Time, _log.Write);
