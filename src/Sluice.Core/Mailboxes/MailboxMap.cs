@@ -59,7 +59,7 @@ public sealed class MailboxMap
             _aliases[Key(alias)] = [.. targets];
             mailboxDomains.Add(Address.DomainOf(Key(alias)));
         }
-        MailboxDomains = [.. mailboxDomains];
+        MailboxDomains = [.. mailboxDomains.Order(StringComparer.Ordinal)];
         _domains.UnionWith(mailboxDomains);
         foreach (var d in options.Smtp.LocalDomains) _domains.Add(Ascii(d));
     }
