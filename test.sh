@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3) when missing,
+# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, Dovecot's IMAP
+# server, which the tests start privately and never as a service) when missing,
 # builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -7,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+[ -x /usr/sbin/dovecot ] && [ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 # swaks speaks TLS (--tls, --tlsc) through Net::SSLeay, which it only recommends.
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
 if [ ${#need[@]} -gt 0 ]; then
