@@ -1,6 +1,7 @@
 // Local delivery through the real process: an alias forwarded to a remote address through the queue
 // with the original sender, the same mail coming back refused as a loop, a virtual domain's Maildirs,
-// and a mailbox over quota deferred at delivery, then bounced when the message expires.
+// a mailbox over quota deferred at delivery, then bounced when the message expires, and users added
+// by a reload.
 using System.Text;
 
 namespace Sluice.EndToEnd;
@@ -88,5 +89,34 @@ public sealed class LocalDeliveryTests
         Assert.StartsWith("250", await again.CommandAsync("EHLO client.test"));
         Assert.Equal("250 2.1.0 Ok", await again.CommandAsync("MAIL FROM:<sender@client.test> SIZE=4000"));
         Assert.Equal("452 4.2.2 <alice@local.test>: Mailbox full", await again.CommandAsync("RCPT TO:<alice@local.test>"));
+    }
+
+    [Fact]
+    public async Task A_user_added_by_SIGHUP_is_accepted_by_the_next_session_and_delivered()
+    {
+        await using var sluice = await Instance.StartAsync(c => c["Mailboxes"] = new { Users = new Dictionary<string, object> { ["alice@local.test"] = new { } } });
+        async Task<string> RcptAsync(string rcpt)
+        {
+            await using var wire = await SmtpWire.OpenAsync(sluice.Process.SmtpPort);
+            Assert.StartsWith("250", await wire.CommandAsync("EHLO client.test"));
+            Assert.Equal("250 2.1.0 Ok", await wire.CommandAsync("MAIL FROM:<sender@client.test>"));
+            return await wire.CommandAsync($"RCPT TO:<{rcpt}>");
+        }
+        Assert.StartsWith("550 5.1.1", await RcptAsync("frank@local.test"), StringComparison.Ordinal);
+
+        sluice.Config["Mailboxes"] = new
+        {
+            Users = new Dictionary<string, object> { ["alice@local.test"] = new { }, ["frank@local.test"] = new { } },
+            Aliases = new Dictionary<string, string[]> { ["sales@local.test"] = ["frank@local.test"] },
+        };
+        await sluice.WriteConfigAsync();
+        var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
+        Assert.True(exit == 0, stderr);
+        await sluice.WaitForLogAsync("sighup: configuration reloaded");
+        Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("Mailboxes.", StringComparison.Ordinal) && l.Contains("takes effect at restart", StringComparison.Ordinal));
+
+        Assert.Equal("250 2.1.5 Ok", await RcptAsync("frank@local.test"));
+        await TestMail.SendAsync(sluice.Process.SmtpPort, "sales@local.test");
+        Assert.Contains("Delivered-To: frank@local.test\nDelivered-To: sales@local.test\n", await sluice.WaitForMaildirAsync("frank"), StringComparison.Ordinal);
     }
 }
