@@ -14,7 +14,11 @@ public sealed partial class SmtpSession
     /// <summary>The RCPTs that are aliases, with what they expand to; null while there are none (the common case).</summary>
     private Dictionary<string, AliasExpansion>? _aliases;
 
-    /// <summary>Spools the message: once as it came, or split into the direct recipients and one message per alias.</summary>
+    /// <summary>
+    /// Spools the message: once as it came, or split into the direct recipients and one message per alias.
+    /// The parts are not one commit: if a later one fails the client is told 451 and its retry may
+    /// duplicate the earlier parts (at least once, never lost).
+    /// </summary>
     private async Task<IReadOnlyList<QueuedMessage>> AcceptAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
     {
         if (_aliases is null) return [await _context.Acceptor.AcceptAsync(BuildEnvelope([.. _recipients], _dsn is null ? null : [.. _dsn]), message, ct).ConfigureAwait(false)];
