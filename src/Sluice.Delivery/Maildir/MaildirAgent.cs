@@ -1,5 +1,7 @@
 // Local delivery into Maildir (https://cr.yp.to/proto/maildir.html): write into tmp/, fsync,
 // rename into new/, fsync new/ so the name survives a crash. A file in new/ is always complete.
+// The mailbox map says which Maildir and Maildir++ folder an address reaches and its quota,
+// kept in maildirsize as Maildir++ readers (Dovecot, Courier) expect.
 using System.Globalization;
 using System.Text;
 using Sluice.Core.IO;
