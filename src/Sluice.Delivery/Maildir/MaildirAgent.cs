@@ -53,8 +53,8 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         var tmp = Path.Combine(target, "tmp", name);
         try
         {
-            EnsureMaildir(maildir, null);
-            if (folder is not null) EnsureMaildir(target, maildir);
+            EnsureMaildir(maildir, isFolder: false);
+            if (folder is not null) EnsureMaildir(target, isFolder: true);
             if (mailbox.QuotaBytes is { } quota && MaildirSize.Usage(maildir, quota) is var used && used + size > quota)
                 return RecipientResult.Deferred($"452 4.2.2 <{recipient}>: mailbox full ({used} of {quota} bytes used, message {size})");
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -80,14 +80,18 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         }
     }
 
-    /// <param name="parent">For a Maildir++ folder, its Maildir: the folder is marked with "maildirfolder" as Courier and Dovecot expect.</param>
-    private void EnsureMaildir(string dir, string? parent)
+    /// <param name="isFolder">A Maildir++ folder is marked with "maildirfolder", as Courier and Dovecot expect.</param>
+    private void EnsureMaildir(string dir, bool isFolder)
     {
         lock (_createdLock) if (_created.Contains(dir)) return;
         foreach (var sub in new[] { "tmp", "new", "cur" }) Directory.CreateDirectory(Path.Combine(dir, sub));
-        if (parent is not null) File.WriteAllBytes(Path.Combine(dir, "maildirfolder"), []);
-        DurableFile.SyncDirectory(dir);
-        DurableFile.SyncDirectory(Path.GetDirectoryName(dir)!);
+        if (isFolder) File.WriteAllBytes(Path.Combine(dir, "maildirfolder"), []);
+        // Each directory up to the root may be new (a virtual domain's, a folder's Maildir): fsync them all so their names survive a crash.
+        for (var d = dir; ; d = Path.GetDirectoryName(d)!)
+        {
+            DurableFile.SyncDirectory(d);
+            if (d.Length <= root.Length) break;
+        }
         lock (_createdLock) _created.Add(dir);
     }
 
