@@ -1,7 +1,7 @@
 // Local delivery through the real process: an alias forwarded to a remote address through the queue
 // with the original sender, the same mail coming back refused as a loop, a virtual domain's Maildirs,
-// a mailbox over quota deferred at delivery, then bounced when the message expires, and users added
-// by a reload.
+// extensions with and without their folder, a mailbox over quota deferred at delivery, then bounced
+// when the message expires, and users added by a reload.
 using System.Text;
 
 namespace Sluice.EndToEnd;
@@ -54,6 +54,24 @@ public sealed class LocalDeliveryTests
         Assert.StartsWith("250", await wire.CommandAsync("EHLO client.test"));
         Assert.Equal("250 2.1.0 Ok", await wire.CommandAsync("MAIL FROM:<sender@client.test>"));
         Assert.Equal("550 5.1.1 <erin@virtual.test>: Recipient address rejected: no such user here", await wire.CommandAsync("RCPT TO:<erin@virtual.test>"));
+    }
+
+    [Fact]
+    public async Task An_extension_without_its_folder_reaches_the_inbox_and_a_dash_extension_works_when_configured()
+    {
+        await using var sluice = await Instance.StartAsync(c => c["Mailboxes"] = new
+        {
+            Users = new Dictionary<string, object> { ["alice@local.test"] = new { } },
+            ExtensionSeparators = "+-",
+        });
+        await TestMail.SendAsync(sluice.Process.SmtpPort, "alice+nofolder@local.test");
+        Assert.Contains("\nDelivered-To: alice+nofolder@local.test\n", await sluice.WaitForMaildirAsync("alice"), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(sluice.Maildirs, "alice", ".nofolder")));
+
+        Directory.CreateDirectory(Path.Combine(sluice.Maildirs, "alice", ".lists"));
+        await TestMail.SendAsync(sluice.Process.SmtpPort, "alice-lists@local.test");
+        await sluice.WaitForLogAsync("delivered to maildir alice/.lists/new/");
+        Assert.Single(Directory.GetFiles(Path.Combine(sluice.Maildirs, "alice", ".lists", "new")));
     }
 
     [Fact]
