@@ -3,15 +3,17 @@ using System.Globalization;
 using System.Net;
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
+using Sluice.Core.Mailboxes;
 
 namespace Sluice.Receive;
 
 public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = null)
 {
     private readonly IPNetwork[] _relayNetworks = [.. options.Smtp.RelayNetworks.Select(n => IPNetwork.Parse(n))];
-    private readonly HashSet<string> _localDomains = AsciiSet(options.Smtp.LocalDomains);
+    private readonly string _mailboxRoot = options.MailboxRoot;
     private readonly HashSet<string> _relayDomains = AsciiSet(options.Smtp.RelayDomains);
 
+    public MailboxMap Mailboxes { get; } = new(options);
     public string Hostname { get; } = options.Hostname;
     public long MaxMessageBytes { get; } = options.Smtp.MaxMessageBytes;
     public int MaxRecipients { get; } = options.Smtp.MaxRecipients;
@@ -29,10 +31,31 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
     }
 
     /// <summary>
-    /// Local domains and those we relay or back up for: mail to them is taken from anyone. Compared in
-    /// A-label form, so an IDN domain matches however it is spelled (RFC 5890).
+    /// Local domains (those the Mailboxes section names too) and those we relay or back up for: mail to them
+    /// is taken from anyone. Compared in A-label form, so an IDN domain matches however it is spelled (RFC 5890).
     /// </summary>
-    public bool AcceptsFromAnyone(string domain) => Address.AsciiDomain(domain) is { } d && (_localDomains.Contains(d) || _relayDomains.Contains(d));
+    public bool AcceptsFromAnyone(string domain) => Address.AsciiDomain(domain) is { } d && (Mailboxes.IsLocal(d) || _relayDomains.Contains(d));
+
+    /// <summary>
+    /// RCPT to a local domain: null when accepted (with its expansion when it is an alias), else the reply.
+    /// Unknown users are refused now, never accepted and bounced later (no backscatter); a mailbox whose
+    /// maildirsize says it is full, or would be with the declared SIZE, is deferred (RFC 3463 4.2.2).
+    /// </summary>
+    public string? CheckLocalRecipient(string rcpt, long declaredSize, out AliasExpansion? alias)
+    {
+        alias = null;
+        if (!Mailboxes.IsLocal(Address.DomainOf(rcpt))) return null;
+        if (Mailboxes.Expand(rcpt) is not { } expansion) return $"550 5.1.1 <{rcpt}>: Recipient address rejected: no such user here";
+        if (expansion.Aliases.Count > 0)
+        {
+            alias = expansion;
+            return null;
+        }
+        if (Mailboxes.Find(rcpt).Mailbox is { QuotaBytes: { } quota } box
+            && MaildirSize.ReadUsage(Path.Combine(_mailboxRoot, box.Directory)) is { } used && (used >= quota || used + declaredSize > quota))
+            return $"452 4.2.2 <{rcpt}>: Mailbox full";
+        return null;
+    }
 
     private static HashSet<string> AsciiSet(IEnumerable<string> domains) =>
         new(domains.Select(d => Address.AsciiDomain(d) ?? d.ToLowerInvariant()), StringComparer.OrdinalIgnoreCase);

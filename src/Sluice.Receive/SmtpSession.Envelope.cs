@@ -20,6 +20,8 @@ public sealed partial class SmtpSession
     private DsnReturn _return;
     private string? _envelopeId;
     private bool _smtpUtf8, _eightBit;
+    /// <summary>RFC 1870 SIZE as declared at MAIL (0 when not), weighed against a recipient's quota at RCPT.</summary>
+    private long _declaredSize;
 
     private void Mail(string arg)
     {
@@ -70,6 +72,7 @@ public sealed partial class SmtpSession
         _eightBit = eightBit;
         _return = ret;
         _envelopeId = envid;
+        _declaredSize = size;
         Reply("250 2.1.0 Ok");
     }
 
@@ -99,12 +102,18 @@ public sealed partial class SmtpSession
             return;
         }
         // The same recipient twice is delivered once (Postfix's cleanup does the same).
-        if (_recipientSet.Add(rcpt))
+        if (_recipientSet.Contains(rcpt)) { Reply("250 2.1.5 Ok"); return; }
+        if (_policy.CheckLocalRecipient(rcpt, _declaredSize, out var alias) is { } refusal)
         {
-            if (dsn != default && _dsn is null) _dsn = [.. Enumerable.Repeat(default(RecipientDsn), _recipients.Count)];
-            _dsn?.Add(dsn);
-            _recipients.Add(rcpt);
+            if (refusal[0] == '5') Error(refusal);
+            else Reply(refusal);
+            return;
         }
+        if (alias is not null) (_aliases ??= new(StringComparer.OrdinalIgnoreCase))[rcpt] = alias;
+        _recipientSet.Add(rcpt);
+        if (dsn != default && _dsn is null) _dsn = [.. Enumerable.Repeat(default(RecipientDsn), _recipients.Count)];
+        _dsn?.Add(dsn);
+        _recipients.Add(rcpt);
         Reply("250 2.1.5 Ok");
     }
 
@@ -122,9 +131,9 @@ public sealed partial class SmtpSession
         return _policy.AcceptsFromAnyone(Address.DomainOf(rcpt)) && local.IndexOfAny(['%', '!', '@']) < 0;
     }
 
-    private Envelope BuildEnvelope() => new(_sender!, [.. _recipients])
+    private Envelope BuildEnvelope(IReadOnlyList<string> recipients, IReadOnlyList<RecipientDsn>? dsn) => new(_sender!, recipients)
     {
-        Dsn = _dsn is null ? null : [.. _dsn],
+        Dsn = dsn,
         Return = _return,
         EnvelopeId = _envelopeId,
         SmtpUtf8 = _smtpUtf8,
@@ -141,6 +150,8 @@ public sealed partial class SmtpSession
         _return = DsnReturn.Unspecified;
         _envelopeId = null;
         _smtpUtf8 = _eightBit = false;
+        _declaredSize = 0;
+        _aliases = null;
         _overshoot = 0;
         ResetMessage();
     }

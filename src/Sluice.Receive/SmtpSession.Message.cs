@@ -160,10 +160,15 @@ public sealed partial class SmtpSession
             Error(RefusalFor(_content.Problem));
             return;
         }
+        if (LoopRefusal(_content.Written.Span) is { } loop)
+        {
+            Error(loop);
+            return;
+        }
         try
         {
-            var message = await _context.Acceptor.AcceptAsync(BuildEnvelope(), _content.Written, ct).ConfigureAwait(false);
-            Reply($"250 2.0.0 Ok: queued as {message.Id}");
+            var queued = await AcceptAsync(_content.Written, ct).ConfigureAwait(false);
+            Reply($"250 2.0.0 Ok: queued as {string.Join(' ', queued.Select(m => m.Id))}");
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {

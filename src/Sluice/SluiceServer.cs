@@ -4,6 +4,7 @@
 using System.Net;
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
+using Sluice.Core.Mailboxes;
 using Sluice.Delivery;
 using Sluice.Delivery.Maildir;
 using Sluice.Delivery.Smtp;
@@ -24,6 +25,7 @@ internal sealed class SluiceServer : IAsyncDisposable
     private readonly List<Task> _todos = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, IDeliveryAgent> _agents;
+    private readonly MaildirAgent _maildir;
     private readonly DeliveryLog _log;
     /// <summary>The configuration as started: what restart-only keys are compared with at a reload.</summary>
     private readonly SluiceOptions _started;
@@ -47,9 +49,10 @@ internal sealed class SluiceServer : IAsyncDisposable
         _configFile = configFile;
         _routes = new SmtpRoutes(options.Routes);
         _retry = new RetryPolicy(options.Retry);
+        _maildir = new MaildirAgent(options.MailboxRoot, options.Hostname, new MailboxMap(options), time);
         _agents = new()
         {
-            [ChannelOptions.MaildirTransport] = new MaildirAgent(options.MailboxRoot, options.Hostname, time),
+            [ChannelOptions.MaildirTransport] = _maildir,
             [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time),
         };
     }
@@ -158,17 +161,28 @@ internal sealed class SluiceServer : IAsyncDisposable
             _retry.Replace(next.Retry);
             var channels = new ChannelMap(next.Channels);
             foreach (var s in _schedulers) s.Reload(channels);
+            _maildir.Mailboxes = new MailboxMap(next);
             if (_listener is not null) _listener.Policy = ReloadedPolicy(next);
             return new ConfigReload([], [.. RestartOnlyKeys.Changed(_started, next)], next.Channels.Count, next.Routes.Count);
         }
     }
 
-    /// <summary>The receiver's policy from a reloaded file; Hostname and the spool's place are restart-only, so they stay.</summary>
+    /// <summary>The receiver's policy from a reloaded file; Hostname, the spool's and the Maildirs' places are restart-only, so they stay.</summary>
     private ReceivePolicy ReloadedPolicy(SluiceOptions next) => new(new SluiceOptions
     {
         Hostname = _started.Hostname,
         DataDir = _started.DataDir,
         Smtp = next.Smtp,
+        Mailboxes = new MailboxesOptions
+        {
+            Root = _started.Mailboxes.Root, // where quotas are read stays where the agent delivers until a restart
+            Users = next.Mailboxes.Users,
+            Aliases = next.Mailboxes.Aliases,
+            Domains = next.Mailboxes.Domains,
+            ExtensionSeparators = next.Mailboxes.ExtensionSeparators,
+            CreateExtensionFolders = next.Mailboxes.CreateExtensionFolders,
+            RoleAccounts = next.Mailboxes.RoleAccounts,
+        },
         Queue = new QueueOptions { Base = _started.Queue.Base, MinFreeBytes = next.Queue.MinFreeBytes },
     }, _time);
 

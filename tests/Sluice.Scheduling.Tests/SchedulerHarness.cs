@@ -58,7 +58,7 @@ public abstract class SchedulerHarness : IAsyncLifetime
         _log ??= new DeliveryLog(Lines, null, Time);
         _agents = new()
         {
-            ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, Time),
+            ["maildir"] = new MaildirAgent(Dir.File("maildirs"), options.Hostname, new Sluice.Core.Mailboxes.MailboxMap(options), Time),
             // A domain no route covers is looked up on loopback only (port 9: nothing answers), never the system's resolver.
             ["smtp"] = new SmtpRelayAgent(new SmtpRoutes(options.Routes), new MxResolver(new DnsOptions { Servers = ["127.0.0.1:9"] }), options.Hostname, options.Delivery, Time),
         };

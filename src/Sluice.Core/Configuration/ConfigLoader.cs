@@ -62,7 +62,19 @@ public static class ConfigLoader
         if (errors.Count > 0)
             throw new ConfigurationException(string.Join(Environment.NewLine,
                 errors.Select(e => $"{SourceOf(e.Key)}: key '{e.Key}': {e.Reason}")));
+        RouteMailboxDomains(options);
         return options;
+    }
+
+    /// <summary>
+    /// A domain the Mailboxes section names is local: when no channel lists it, the first maildir channel
+    /// takes it, so listing users or aliases is enough to have their mail delivered (the validator checks there is one).
+    /// </summary>
+    private static void RouteMailboxDomains(SluiceOptions options)
+    {
+        var listed = options.Channels.SelectMany(c => c.Domains).Select(d => Mail.Address.AsciiDomain(d) ?? d).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var unrouted = new Mailboxes.MailboxMap(options).MailboxDomains.Where(d => !listed.Contains(d)).ToList();
+        if (unrouted.Count > 0) options.Channels.First(c => c.Transport == ChannelOptions.MaildirTransport).Domains.AddRange(unrouted);
     }
 
     private static Dictionary<string, string?> ReadEnvironment()

@@ -1,5 +1,7 @@
 // Values that bind but cannot run: each is reported with its key and why it is impossible.
 using System.Net;
+using Sluice.Core.Mail;
+using Sluice.Core.Mailboxes;
 
 namespace Sluice.Core.Configuration;
 
@@ -98,9 +100,44 @@ internal static class ConfigValidator
         // The admin API can flush and will change the queue: until bearer tokens exist it listens on loopback only.
         Check(o.Http.Listen is null || !Endpoints.TryParseListen(o.Http.Listen, out var http) || System.Net.IPAddress.IsLoopback(http.Address),
             "Http:Listen", $"\"{o.Http.Listen}\" is not a loopback address; the admin API has no bearer-token access yet, so it listens on loopback only");
-        foreach (var (user, u) in o.Mailboxes.Users)
-            Check(user.Contains('@', StringComparison.Ordinal) && (u.Quota is null || u.Quota.Value.Bytes > 0), $"Mailboxes:Users:{user}", "must be user@domain with a positive quota");
+        ValidateMailboxes(o, Check, domainOwner);
         return e;
+    }
+
+    /// <summary>Users, aliases and virtual domains: each address well formed, each alias leading somewhere, each domain delivered to Maildirs.</summary>
+    private static void ValidateMailboxes(SluiceOptions o, Action<bool, string, string> check, Dictionary<string, string> domainOwner)
+    {
+        var m = o.Mailboxes;
+        static bool IsAddress(string a) => Address.LocalPartOf(a).Length > 0 && a.Contains('@', StringComparison.Ordinal) && IsHostname(Address.DomainOf(a));
+        foreach (var (user, u) in m.Users)
+            check(IsAddress(user) && MailboxMap.IsDirectoryName(Address.LocalPartOf(user)) && (u.Quota is null || u.Quota.Value.Bytes > 0),
+                $"Mailboxes:Users:{user}", "must be user@domain (the user a Maildir name: no slash, not starting with a dot) with a positive quota");
+        var map = new MailboxMap(o);
+        foreach (var (alias, targets) in m.Aliases)
+        {
+            var k = $"Mailboxes:Aliases:{alias}";
+            var catchAll = alias.StartsWith('@');
+            if (!(catchAll ? IsHostname(alias[1..]) : IsAddress(alias))) { check(false, k, "must be name@domain, or @domain for the domain's catch-all"); continue; }
+            check(targets.Count > 0, k, "needs at least one target address");
+            for (int i = 0; i < targets.Count; i++)
+                check(IsAddress(targets[i]), $"{k}:{i}", $"\"{targets[i]}\" is not an address");
+            if (targets.All(IsAddress) && (catchAll ? targets.Any(t => map.Expand(t) is null) : map.Expand(alias) is null))
+                check(false, k, "leads to a local address that is no user or alias, or loops back to itself");
+        }
+        foreach (var (domain, dir) in m.Domains)
+            check(IsHostname(domain) && MailboxMap.IsDirectoryName(dir), $"Mailboxes:Domains:{domain}", "must map a domain to one directory name under Mailboxes:Root");
+        check(m.ExtensionSeparators.All(c => "+-_=~#".Contains(c, StringComparison.Ordinal)), "Mailboxes:ExtensionSeparators",
+            $"\"{m.ExtensionSeparators}\" may hold only the characters + - _ = ~ #");
+        for (int i = 0; i < m.RoleAccounts.Count; i++)
+            check(MailboxMap.IsDirectoryName(m.RoleAccounts[i]) && !m.RoleAccounts[i].Contains('@', StringComparison.Ordinal), $"Mailboxes:RoleAccounts:{i}", "must be a local part without @ that can name a Maildir");
+        var maildirChannels = o.Channels.Where(c => c.Transport == ChannelOptions.MaildirTransport).Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var d in map.MailboxDomains)
+        {
+            if (domainOwner.TryGetValue(d, out var owner))
+                check(maildirChannels.Contains(owner), "Mailboxes", $"\"{d}\" has mailboxes, but channel \"{owner}\" is not a maildir channel");
+            else
+                check(maildirChannels.Count > 0, "Mailboxes", $"\"{d}\" has mailboxes, but no channel has Transport maildir to deliver them");
+        }
     }
 
     /// <summary>RFC 1035 §2.3.1 letters, digits, hyphens and dots; UTF-8 labels are allowed for IDN (RFC 6531).</summary>

@@ -141,8 +141,18 @@ public sealed class DkimKeyOptions
 public sealed class MailboxesOptions
 {
     public string? Root { get; set; }
+    /// <summary>"user@domain": once a domain has one, only its users, aliases and role accounts are accepted.</summary>
     public Dictionary<string, MailboxUserOptions> Users { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>"name@domain" (or "@domain", the domain's catch-all) to one or more local or remote addresses.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Virtual domains (qmail's virtualdomains): a domain's Maildirs under Root/DIRECTORY/user instead of Root/user.</summary>
+    public Dictionary<string, string> Domains { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Characters that start an address extension: "user+tag" reaches user ("+-" takes qmail's "user-tag" too).</summary>
+    public string ExtensionSeparators { get; set; } = "+";
+    /// <summary>Mail to user+tag goes into the Maildir++ folder .tag when it exists; true creates it when it does not.</summary>
+    public bool CreateExtensionFolders { get; set; }
+    /// <summary>Local parts every local domain accepts besides postmaster (RFC 5321 §4.5.1), per RFC 2142.</summary>
+    public List<string> RoleAccounts { get; set; } = ["abuse", "MAILER-DAEMON"];
 }
 
 public sealed class MailboxUserOptions

@@ -1,69 +1,97 @@
 // Local delivery into Maildir (https://cr.yp.to/proto/maildir.html): write into tmp/, fsync,
 // rename into new/, fsync new/ so the name survives a crash. A file in new/ is always complete.
+// The mailbox map says which Maildir and Maildir++ folder an address reaches and its quota,
+// kept in maildirsize as Maildir++ readers (Dovecot, Courier) expect.
 using System.Globalization;
 using System.Text;
 using Sluice.Core.IO;
 using Sluice.Core.Mail;
+using Sluice.Core.Mailboxes;
 
 namespace Sluice.Delivery.Maildir;
 
-public sealed class MaildirAgent(string root, string hostname, TimeProvider time) : IDeliveryAgent
+public sealed class MaildirAgent(string root, string hostname, MailboxMap mailboxes, TimeProvider time) : IDeliveryAgent
 {
     private static long _counter;
     private readonly HashSet<string> _created = [];
     private readonly Lock _createdLock = new();
     private readonly string _hostPart = hostname.Replace("/", "\\057", StringComparison.Ordinal).Replace(":", "\\072", StringComparison.Ordinal);
+    private MailboxMap _mailboxes = mailboxes;
+
+    /// <summary>Who lives where; a reload replaces it, deliveries in progress keep the one they started with.</summary>
+    public MailboxMap Mailboxes
+    {
+        get => Volatile.Read(ref _mailboxes);
+        set => Volatile.Write(ref _mailboxes, value);
+    }
 
     public async Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
     {
         var results = new RecipientResult[request.Recipients.Count];
         var body = ToUnixLines(request.Message.Span);
+        var mailboxes = Mailboxes;
         for (int i = 0; i < results.Length; i++)
-            results[i] = await DeliverOneAsync(request, request.Recipients[i], body, ct).ConfigureAwait(false);
+            results[i] = await DeliverOneAsync(request, request.Recipients[i], mailboxes, body, ct).ConfigureAwait(false);
         return results;
     }
 
-    private async Task<RecipientResult> DeliverOneAsync(DeliveryRequest request, string recipient, byte[] body, CancellationToken ct)
+    private async Task<RecipientResult> DeliverOneAsync(DeliveryRequest request, string recipient, MailboxMap mailboxes, byte[] body, CancellationToken ct)
     {
-        var mailbox = Address.LocalPartOf(recipient).ToLowerInvariant();
-        if (mailbox.Length == 0 || mailbox.StartsWith('.') || mailbox.Contains('/', StringComparison.Ordinal) || mailbox.Contains('\0', StringComparison.Ordinal))
-            return RecipientResult.Failed($"550 5.1.3 <{recipient}>: local part cannot name a mailbox");
-        var dir = Path.Combine(root, mailbox);
-        var name = UniqueName();
-        var tmp = Path.Combine(dir, "tmp", name);
+        var found = mailboxes.Find(recipient);
+        // Aliases are expanded when mail is received; one here was made an alias by a reload since, or is a bounce to one.
+        if (found.Mailbox is not { } mailbox)
+            return RecipientResult.Failed(found.Unknown ? $"550 5.1.1 <{recipient}>: no such user here" : $"550 5.1.1 <{recipient}>: an alias, expanded only when mail is received over SMTP");
+        var maildir = Path.Combine(root, mailbox.Directory);
+        var folder = mailbox.Folder is { } f && (mailboxes.CreateExtensionFolders || Directory.Exists(Path.Combine(maildir, "." + f))) ? "." + f : null;
+        var target = folder is null ? maildir : Path.Combine(maildir, folder);
+        var where = folder is null ? mailbox.Directory : $"{mailbox.Directory}/{folder}";
+        // Return-Path and Delivered-To as qmail-local writes them (RFC 5321 §4.4).
+        var trace = Encoding.UTF8.GetBytes($"Return-Path: <{request.Sender}>\nDelivered-To: {recipient}\n");
+        var size = trace.Length + body.Length;
+        // ",S=size": the Maildir++ size in the name, which Dovecot and quota recalculation read instead of stat(2).
+        var name = $"{UniqueName()},S={size}";
+        var tmp = Path.Combine(target, "tmp", name);
         try
         {
-            EnsureMaildir(dir);
-            // Return-Path and Delivered-To as qmail-local writes them (RFC 5321 §4.4).
-            var trace = Encoding.UTF8.GetBytes($"Return-Path: <{request.Sender}>\nDelivered-To: {recipient}\n");
+            EnsureMaildir(maildir, isFolder: false);
+            if (folder is not null) EnsureMaildir(target, isFolder: true);
+            if (mailbox.QuotaBytes is { } quota && MaildirSize.Usage(maildir, quota) is var used && used + size > quota)
+                return RecipientResult.Deferred($"452 4.2.2 <{recipient}>: mailbox full ({used} of {quota} bytes used, message {size})");
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 await RandomAccess.WriteAsync(handle, trace, 0, ct).ConfigureAwait(false);
                 await RandomAccess.WriteAsync(handle, body, trace.Length, ct).ConfigureAwait(false);
                 DurableFile.Sync(handle);
             }
-            File.Move(tmp, Path.Combine(dir, "new", name));
-            DurableFile.SyncDirectory(Path.Combine(dir, "new"));
-            return RecipientResult.Delivered($"250 2.0.0 delivered to maildir {mailbox}/new/{name}");
+            File.Move(tmp, Path.Combine(target, "new", name));
+            DurableFile.SyncDirectory(Path.Combine(target, "new"));
+            MaildirSize.Add(maildir, size);
+            return RecipientResult.Delivered($"250 2.0.0 delivered to maildir {where}/new/{name}");
         }
         catch (IOException e)
         {
             TryDelete(tmp);
-            return RecipientResult.Deferred($"451 4.3.0 maildir {mailbox}: {e.Message}");
+            return RecipientResult.Deferred($"451 4.3.0 maildir {where}: {e.Message}");
         }
         catch (UnauthorizedAccessException e)
         {
             TryDelete(tmp);
-            return RecipientResult.Deferred($"451 4.3.0 maildir {mailbox}: {e.Message}");
+            return RecipientResult.Deferred($"451 4.3.0 maildir {where}: {e.Message}");
         }
     }
 
-    private void EnsureMaildir(string dir)
+    /// <param name="isFolder">A Maildir++ folder is marked with "maildirfolder", as Courier and Dovecot expect.</param>
+    private void EnsureMaildir(string dir, bool isFolder)
     {
         lock (_createdLock) if (_created.Contains(dir)) return;
         foreach (var sub in new[] { "tmp", "new", "cur" }) Directory.CreateDirectory(Path.Combine(dir, sub));
-        DurableFile.SyncDirectory(dir);
-        DurableFile.SyncDirectory(Path.GetDirectoryName(dir)!);
+        if (isFolder) File.WriteAllBytes(Path.Combine(dir, "maildirfolder"), []);
+        // Each directory up to the root may be new (a virtual domain's, a folder's Maildir): fsync them all so their names survive a crash.
+        for (var d = dir; ; d = Path.GetDirectoryName(d)!)
+        {
+            DurableFile.SyncDirectory(d);
+            if (d.Length <= root.Length) break;
+        }
         lock (_createdLock) _created.Add(dir);
     }
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# End-to-end local delivery benchmark (design.md §4 "local"): N messages over SMTP into Maildirs,
+# spread evenly over M mailboxes, each a listed user of bench.test (so every RCPT and every delivery
+# goes through the mailbox map). Per M: a fresh data dir and a fresh `sluice serve`; we time
+#   - injection: bench/local_inject.py, SESSIONS pipelined sessions; 250 after DATA means durable;
+#   - end to end: from injection start to the N-th "delivery ...: success:" line's own timestamp.
+# Results are printed and appended to bench/RESULTS.md. Only processes started here are signalled.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+N="${N:-20000}"                         # messages per run, one recipient each
+SIZE="${SIZE:-4096}"                    # body bytes per message
+SESSIONS="${SESSIONS:-20}"
+MS="${MS:-100 10000}"                   # mailbox counts, one run each
+TIMEOUT="${TIMEOUT:-300}"               # seconds to wait for all deliveries after injection
+STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"
+NOTE="${NOTE:-}"
+WORKDIR="${WORKDIR:-/var/tmp}"          # must be a real disk: fsync is the point
+KEEP="${KEEP:-0}"
+
+die() { echo "local.sh: $*" >&2; exit 1; }
+for v in N SIZE SESSIONS TIMEOUT STARTUP_TIMEOUT; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
+done
+
+declare -a owned=()
+cleanup() {
+  local p
+  for p in "${owned[@]}"; do kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+clean_env=()
+while IFS= read -r v; do clean_env+=(-u "$v"); done \
+  < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
+
+# Sets run_result="inject_s e2e_s". Port 0: Sluice logs the port it took.
+run_once() {
+  local m="$1" tmp pid port t0 t1 t_end count deadline files
+  tmp="$(mktemp -d "$WORKDIR/sluice-local.XXXXXX")"
+  echo "local.sh: $m mailboxes in $tmp" >&2
+  python3 - "$tmp" "$m" <<'EOF'
+import json, sys
+tmp, m = sys.argv[1], int(sys.argv[2])
+config = {
+    "Hostname": "bench.sluice.test", "DataDir": f"{tmp}/var",
+    "Smtp": {"Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"]},
+    "Queue": {"Count": 4},
+    "Mailboxes": {"Users": {f"u{i}@bench.test": {} for i in range(m)}},
+}
+json.dump(config, open(f"{tmp}/sluice.json", "w"))
+EOF
+  ( cd "$tmp" && exec env "${clean_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" >"$tmp/sluice.log" 2>"$tmp/sluice.err" ) &
+  pid=$!; owned+=("$pid")
+  deadline=$(( SECONDS + STARTUP_TIMEOUT ))
+  until grep -q 'smtp: listening on' "$tmp/sluice.log" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { cat "$tmp/sluice.log" "$tmp/sluice.err" >&2; die "sluice exited during startup (see $tmp)"; }
+    (( SECONDS < deadline )) || die "sluice not listening after ${STARTUP_TIMEOUT}s (see $tmp)"
+    sleep 0.1
+  done
+  port="$(grep -m1 'smtp: listening on' "$tmp/sluice.log" | sed 's/.*:\([0-9]*\)$/\1/')"
+
+  t0="$(date +%s.%N)"
+  python3 "$here/local_inject.py" --port "$port" --count "$N" --sessions "$SESSIONS" --mailboxes "$m" --domain bench.test --size "$SIZE" \
+    || die "injection failed (see $tmp)"
+  t1="$(date +%s.%N)"
+
+  deadline=$(( SECONDS + TIMEOUT ))
+  while :; do
+    count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
+    (( count >= N )) && break
+    kill -0 "$pid" 2>/dev/null || die "sluice died (see $tmp)"
+    grep -qE ': (deferral|failure): ' "$tmp/sluice.log" && { grep -m5 -E ': (deferral|failure): ' "$tmp/sluice.log" >&2; die "deliveries deferred or failed (see $tmp)"; }
+    (( SECONDS < deadline )) || die "only $count/$N delivered ${TIMEOUT}s after injection (see $tmp)"
+    sleep 0.2
+  done
+  t_end="$(date -u -d "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)" +%s.%N)"
+  kill -TERM "$pid"; wait "$pid" || die "sluice exited with status $? (see $tmp)"
+
+  files="$(find "$tmp/var/maildirs" -path '*/new/*' -type f | wc -l)"
+  (( files == N )) || die "$files files in the Maildirs for $N messages (see $tmp)"
+  run_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}')"
+  if [ "$KEEP" = 1 ]; then echo "local.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+
+mkdir -p "$WORKDIR"
+"$root/sluice" --help >/dev/null || die "sluice does not build"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" bench/local.sh"
+loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+rows=()
+for m in $MS; do
+  run_result=""
+  run_once "$m"
+  read -r inj e2e <<<"$run_result"
+  rows+=("$(printf '| %9s | %8s | %10s | %8s | %11s |' "$m" "$inj" "$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')" \
+    "$e2e" "$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')")")
+done
+table="$(printf '%s\n' "$(printf '| %9s | %8s | %10s | %8s | %11s |' mailboxes inject_s accepted/s e2e_s delivered/s)" \
+  "|----------:|---------:|-----------:|---------:|------------:|" "${rows[@]}")"
+echo
+echo "$table"
+
+. "$here/results.sh"
+{
+  results_heading local.sh "data dir on $(df -T "$WORKDIR" | awk 'NR==2{print $2" ("$1")"}')"
+  echo "- command: \`$command_line\`"
+  echo "- injection: bench/local_inject.py, $SESSIONS pipelined sessions, $SIZE-byte bodies, one recipient per message, mailboxes in turn; every mailbox a listed user"
+  echo "- load average at start: $loadavg_start"
+  [ -z "$NOTE" ] || echo "- note: $NOTE"
+  echo
+  echo "$table"
+} >>"$results_file"
+echo "local.sh: appended to $results_file" >&2

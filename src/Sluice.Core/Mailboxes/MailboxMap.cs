@@ -1,0 +1,143 @@
+// Who lives at a local domain (qmail's assign and virtualdomains, Postfix's virtual(8) maps): users
+// with an optional quota, aliases (one to several, "@domain" catch-alls), address extensions and the
+// role accounts every domain has. Pure lookups, no I/O: the receiver asks at RCPT, the Maildir agent
+// at delivery, and a reload swaps the whole map.
+using Sluice.Core.Configuration;
+using Sluice.Core.Mail;
+
+namespace Sluice.Core.Mailboxes;
+
+/// <param name="Directory">The Maildir, relative to Mailboxes.Root: "alice", or "example.net/alice" in a virtual domain.</param>
+/// <param name="Folder">The Maildir++ folder an address extension names ("tag" for ".tag"), or null for the inbox.</param>
+public sealed record Mailbox(string Directory, string? Folder, long? QuotaBytes);
+
+/// <summary>What one address at a local domain is: a mailbox, an alias (its targets), or neither (unknown).</summary>
+public readonly record struct MailboxLookup(Mailbox? Mailbox, IReadOnlyList<string>? AliasTargets)
+{
+    public bool Unknown => Mailbox is null && AliasTargets is null;
+}
+
+/// <param name="Recipients">Final addresses: local mailboxes and remote addresses, each once.</param>
+/// <param name="Aliases">The alias addresses gone through on the way, empty when the address was no alias.</param>
+public sealed record AliasExpansion(IReadOnlyList<string> Recipients, IReadOnlyList<string> Aliases);
+
+public sealed class MailboxMap
+{
+    /// <summary>Aliases of aliases deeper than this are refused as a loop (Postfix's default is 1000; ten is plenty for a map).</summary>
+    public const int MaxAliasDepth = 10;
+    private const string Postmaster = "postmaster";
+
+    private readonly HashSet<string> _domains = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> _closedDomains = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, long?> _users = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, string[]> _aliases = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, string> _directories = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> _roles = new(StringComparer.OrdinalIgnoreCase) { Postmaster };
+    private readonly char[] _separators;
+
+    public MailboxMap(SluiceOptions options)
+    {
+        var m = options.Mailboxes;
+        _separators = [.. m.ExtensionSeparators];
+        CreateExtensionFolders = m.CreateExtensionFolders;
+        foreach (var role in m.RoleAccounts) _roles.Add(role);
+        var mailboxDomains = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (domain, dir) in m.Domains)
+        {
+            mailboxDomains.Add(Ascii(domain));
+            _directories[Ascii(domain)] = dir;
+        }
+        foreach (var (user, u) in m.Users)
+        {
+            var key = Key(user);
+            _users[key] = u.Quota?.Bytes;
+            _closedDomains.Add(Address.DomainOf(key));
+            mailboxDomains.Add(Address.DomainOf(key));
+        }
+        foreach (var (alias, targets) in m.Aliases)
+        {
+            _aliases[Key(alias)] = [.. targets];
+            mailboxDomains.Add(Address.DomainOf(Key(alias)));
+        }
+        MailboxDomains = [.. mailboxDomains.Order(StringComparer.Ordinal)];
+        _domains.UnionWith(mailboxDomains);
+        foreach (var d in options.Smtp.LocalDomains) _domains.Add(Ascii(d));
+    }
+
+    public bool CreateExtensionFolders { get; }
+
+    /// <summary>Domains the Mailboxes section names (users, aliases, virtual domains): local, and delivered to Maildirs.</summary>
+    public IReadOnlyList<string> MailboxDomains { get; }
+
+    /// <summary>Smtp.LocalDomains and the <see cref="MailboxDomains"/>: mail to them is ours to deliver, checked at RCPT.</summary>
+    public bool IsLocal(string domain) => Address.AsciiDomain(domain) is { } d && _domains.Contains(d);
+
+    /// <summary>
+    /// One step of lookup: the exact address, a role account, the address without its extension, the
+    /// domain's catch-all, and in a domain with no users listed any local part that can name a Maildir.
+    /// </summary>
+    public MailboxLookup Find(string address)
+    {
+        var domain = Ascii(Address.DomainOf(address));
+        var local = Address.LocalPartOf(address).ToLowerInvariant();
+        if (Exact(local, domain, null) is { Unknown: false } exact) return exact;
+        if (_roles.Contains(local) && IsDirectoryName(local)) return new(MailboxAt(local, domain, null, null), null);
+        var split = _separators.Length == 0 ? -1 : local.IndexOfAny(_separators);
+        var (user, extension) = split > 0 ? (local[..split], local[(split + 1)..]) : (local, null);
+        if (extension is not null && Exact(user, domain, extension) is { Unknown: false } extended) return extended;
+        if (_aliases.TryGetValue("@" + domain, out var catchAll)) return new(null, catchAll);
+        if (!_closedDomains.Contains(domain) && IsDirectoryName(user)) return new(MailboxAt(user, domain, extension, null), null);
+        return default;
+    }
+
+    /// <summary>
+    /// Follows aliases to final recipients (remote addresses are final); null when the address, or a
+    /// local address an alias names, is unknown, or the aliases loop.
+    /// </summary>
+    public AliasExpansion? Expand(string address)
+    {
+        List<string> recipients = [], aliases = [], path = [];
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        return Walk(address) ? new AliasExpansion(recipients, aliases) : null;
+
+        bool Walk(string a)
+        {
+            if (IsLocal(Address.DomainOf(a)) && Find(a) is { Mailbox: null } found)
+            {
+                if (found.AliasTargets is not { } targets || path.Count >= MaxAliasDepth || path.Contains(a, StringComparer.OrdinalIgnoreCase)) return false;
+                // An alias reached twice by different paths is expanded once; reached again on its own path, it loops.
+                if (!seen.Add(a)) return true;
+                aliases.Add(a);
+                path.Add(a);
+                var ok = targets.All(Walk);
+                path.RemoveAt(path.Count - 1);
+                return ok;
+            }
+            // A local mailbox or a remote address: final.
+            if (seen.Add(a)) recipients.Add(a);
+            return true;
+        }
+    }
+
+    private MailboxLookup Exact(string local, string domain, string? extension)
+    {
+        var key = local + "@" + domain;
+        if (_users.TryGetValue(key, out var quota)) return new(MailboxAt(local, domain, extension, quota), null);
+        if (_aliases.TryGetValue(key, out var targets)) return new(null, targets);
+        return default;
+    }
+
+    private Mailbox MailboxAt(string user, string domain, string? extension, long? quota) =>
+        new(_directories.TryGetValue(domain, out var dir) ? $"{dir}/{user}" : user, extension is not null && IsFolderName(extension) ? extension : null, quota);
+
+    /// <summary>A local part that is safe as one path component: not empty, no slash or NUL, not hidden.</summary>
+    public static bool IsDirectoryName(string s) => s.Length > 0 && s[0] != '.' && s.IndexOfAny(['/', '\0']) < 0;
+
+    /// <summary>A Maildir++ folder name (dots nest folders): no empty level, so never "." or "..".</summary>
+    private static bool IsFolderName(string s) => IsDirectoryName(s) && !s.EndsWith('.') && !s.Contains("..", StringComparison.Ordinal);
+
+    private static string Ascii(string domain) => Address.AsciiDomain(domain) ?? domain.ToLowerInvariant();
+
+    /// <summary>"Alice@Example.ORG" → "alice@example.org": local parts are compared without case, as every MTA in practice does.</summary>
+    private static string Key(string address) => Address.LocalPartOf(address).ToLowerInvariant() + "@" + Ascii(Address.DomainOf(address));
+}

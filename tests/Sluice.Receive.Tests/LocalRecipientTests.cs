@@ -1,0 +1,134 @@
+// RCPT to local domains against the mailbox map, and what is spooled for aliases: unknown users are
+// refused at once (no backscatter), full mailboxes deferred, aliases expanded into messages marked
+// Delivered-To, and a message that already carries our Delivered-To refused as a loop.
+using System.Net;
+using Sluice.Core.Configuration;
+using Sluice.Core.Mailboxes;
+using Sluice.Testing;
+
+namespace Sluice.Receive.Tests;
+
+public sealed class LocalRecipientTests : IDisposable
+{
+    private static readonly IPAddress Outsider = IPAddress.Parse("192.0.2.1");
+    private readonly TempDirectory _maildirs = new();
+
+    private void Configure(SluiceOptions o)
+    {
+        o.Mailboxes.Root = _maildirs.Path;
+        o.Mailboxes.Users["alice@local.test"] = new MailboxUserOptions { Quota = new ByteSize(1000) };
+        o.Mailboxes.Users["bob@local.test"] = new MailboxUserOptions();
+        o.Mailboxes.Aliases["team@local.test"] = ["alice@local.test", "carol@remote.example"];
+        o.Mailboxes.Aliases["all@local.test"] = ["team@local.test", "bob@local.test"];
+    }
+
+    private async Task<SessionHarness> StartAsync(Action<SluiceOptions>? more = null)
+    {
+        var h = await SessionHarness.StartEhloAsync(o => { Configure(o); more?.Invoke(o); }, Outsider);
+        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<sender@client.test>"));
+        return h;
+    }
+
+    private static async Task<string> SendDataAsync(SessionHarness h, string headers = "")
+    {
+        Assert.Equal("354 End data with <CR><LF>.<CR><LF>", await h.CommandLineAsync("DATA"));
+        return await h.CommandLineAsync($"{headers}Subject: hi\r\n\r\nbody\r\n.");
+    }
+
+    [Fact]
+    public async Task An_unknown_user_at_a_domain_with_users_is_refused_at_RCPT_from_anyone()
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("550 5.1.1 <mallory@local.test>: Recipient address rejected: no such user here", await h.CommandLineAsync("RCPT TO:<mallory@local.test>"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<alice@local.test>"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<alice+lists@local.test>"));
+        Assert.Equal("550 5.1.1 <alice-lists@local.test>: Recipient address rejected: no such user here", await h.CommandLineAsync("RCPT TO:<alice-lists@local.test>"));
+    }
+
+    [Theory]
+    [InlineData("postmaster@local.test")]
+    [InlineData("Postmaster")]
+    [InlineData("abuse@local.test")]
+    [InlineData("MAILER-DAEMON@local.test")]
+    [InlineData("anyone@localhost")]
+    public async Task Role_accounts_and_any_user_of_a_domain_without_users_are_accepted(string rcpt)
+    {
+        await using var h = await StartAsync(o => o.Smtp.LocalDomains = ["localhost", "local.test"]);
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync($"RCPT TO:<{rcpt}>"));
+    }
+
+    [Fact]
+    public async Task A_mailbox_over_quota_is_deferred_at_RCPT_and_so_is_a_declared_SIZE_that_would_pass_it()
+    {
+        Directory.CreateDirectory(_maildirs.File("alice"));
+        await File.WriteAllTextAsync(_maildirs.File($"alice/{MaildirSize.FileName}"), "1000S\n900 3\n");
+        await using var h = await SessionHarness.StartEhloAsync(Configure, Outsider);
+        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<sender@client.test> SIZE=200"));
+        Assert.Equal("452 4.2.2 <alice@local.test>: Mailbox full", await h.CommandLineAsync("RCPT TO:<alice@local.test>"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<bob@local.test>"));
+        Assert.Equal("250 2.0.0 Ok", await h.CommandLineAsync("RSET"));
+        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<sender@client.test> SIZE=50"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<alice@local.test>"));
+        await File.WriteAllTextAsync(_maildirs.File($"alice/{MaildirSize.FileName}"), "1000S\n1000 4\n");
+        Assert.Equal("452 4.2.2 <alice+tag@local.test>: Mailbox full", await h.CommandLineAsync("RCPT TO:<alice+tag@local.test>"));
+    }
+
+    [Fact]
+    public async Task An_alias_is_spooled_expanded_apart_from_direct_recipients_marked_Delivered_To_with_the_alias_as_ORCPT()
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<bob@local.test>"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<all@local.test> NOTIFY=FAILURE"));
+        var reply = await SendDataAsync(h);
+        Assert.Equal(2, h.Stored.Count);
+        Assert.Equal($"250 2.0.0 Ok: queued as {h.Stored[0].Id} {h.Stored[1].Id}", reply);
+
+        Assert.Equal(["bob@local.test"], h.Stored[0].Recipients);
+        Assert.StartsWith("Received: ", await h.ReadBodyTextAsync(h.Stored[0]), StringComparison.Ordinal);
+
+        var forwarded = h.Stored[1];
+        Assert.Equal("sender@client.test", forwarded.Sender);
+        // bob had his copy already: one per recipient, however many ways it reaches him.
+        Assert.Equal(["alice@local.test", "carol@remote.example"], forwarded.Recipients);
+        Assert.All(Enumerable.Range(0, 2), i => Assert.Equal(new Core.Mail.RecipientDsn(Core.Mail.DsnNotify.Failure, "rfc822;all@local.test"), forwarded.Envelope.DsnOf(i)));
+        var text = await h.ReadBodyTextAsync(forwarded);
+        Assert.StartsWith("Delivered-To: all@local.test\r\nReceived: ", text, StringComparison.Ordinal);
+        Assert.EndsWith("Subject: hi\r\n\r\nbody\r\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_catch_all_takes_an_unknown_local_part()
+    {
+        await using var h = await StartAsync(o => o.Mailboxes.Aliases["@local.test"] = ["bob@local.test"]);
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<whoever@local.test>"));
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", await SendDataAsync(h), StringComparison.Ordinal);
+        Assert.Equal(["bob@local.test"], Assert.Single(h.Stored).Recipients);
+        Assert.StartsWith("Delivered-To: whoever@local.test\r\n", await h.ReadBodyTextAsync(h.Stored[0]), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("alice@local.test", "Delivered-To: alice@local.test")]
+    [InlineData("team@local.test", "Delivered-To: team@local.test")]
+    [InlineData("all@local.test", "delivered-to:   <Alice@Local.Test>")] // an alias's local target, in any case
+    public async Task A_message_already_delivered_to_a_recipient_or_alias_here_is_refused_as_a_loop(string rcpt, string header)
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync($"RCPT TO:<{rcpt}>"));
+        var reply = await SendDataAsync(h, $"Delivered-To: someone@elsewhere.example\r\n{header}\r\n");
+        Assert.StartsWith("554 5.4.6 <", reply, StringComparison.Ordinal);
+        Assert.EndsWith(">: message is looping: it already has a Delivered-To line for this address", reply, StringComparison.Ordinal);
+        Assert.Empty(h.Stored);
+    }
+
+    [Fact]
+    public async Task A_Delivered_To_in_the_body_or_for_someone_else_is_no_loop()
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<alice@local.test>"));
+        Assert.Equal("354 End data with <CR><LF>.<CR><LF>", await h.CommandLineAsync("DATA"));
+        Assert.StartsWith("250 2.0.0 Ok", await h.CommandLineAsync("Delivered-To: bob@local.test\r\n\r\nDelivered-To: alice@local.test\r\n."), StringComparison.Ordinal);
+        Assert.Single(h.Stored);
+    }
+
+    public void Dispose() => _maildirs.Dispose();
+}
