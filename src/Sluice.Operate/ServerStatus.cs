@@ -6,4 +6,13 @@ namespace Sluice.Operate;
 
 /// <param name="Draining">Queue names outside Queue.Start/Count: they deliver what they hold but take no new mail.</param>
 public sealed record ServerStatus(DateTimeOffset At, IReadOnlyList<QueueStatus> Queues, IReadOnlyList<string> Draining,
-    IReadOnlyList<DestinationStatus> Destinations);
+    IReadOnlyList<DestinationStatus> Destinations)
+{
+    /// <summary>How fast one of a queue's totals grew per second since <paramref name="before"/>, as `top` shows it.</summary>
+    public string RateOf(QueueStatus queue, ServerStatus before, Func<QueueStatus, long> total)
+    {
+        var was = before.Queues.FirstOrDefault(b => b.Name == queue.Name) ?? queue;
+        var seconds = Math.Max((At - before.At).TotalSeconds, 0.001);
+        return ((total(queue) - total(was)) / seconds).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture);
+    }
+}

@@ -9,14 +9,12 @@ public static class TopTable
 {
     public static IRenderable Render(ServerStatus now, ServerStatus before)
     {
-        var seconds = Math.Max((now.At - before.At).TotalSeconds, 0.001);
         var queues = new Table().Title($"sluice top — {now.At:yyyy-MM-dd HH:mm:ss}Z");
         foreach (var column in new[] { "queue", "slots", "load", "messages", "recipients", "active", "accepted/s", "delivered/s", "deferred/s", "bounced/s" })
             queues.AddColumn(column);
         foreach (var q in now.Queues)
         {
-            var was = before.Queues.FirstOrDefault(b => b.Name == q.Name) ?? q;
-            string Rate(Func<Sluice.Scheduling.Status.QueueStatus, long> f) => ((f(q) - f(was)) / seconds).ToString("0.#", CultureInfo.InvariantCulture);
+            string Rate(Func<Sluice.Scheduling.Status.QueueStatus, long> f) => now.RateOf(q, before, f);
             queues.AddRow(
                 Markup.Escape(now.Draining.Contains(q.Name) ? $"{q.Name} (draining)" : q.Name),
                 Markup.Escape(string.Join(" ", q.Channels.Select(c => $"{c.Name} {c.InUse}/{c.Concurrency}"))),

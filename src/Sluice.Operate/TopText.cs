@@ -10,14 +10,12 @@ public static class TopText
 {
     public static string Render(ServerStatus now, ServerStatus before)
     {
-        var seconds = Math.Max((now.At - before.At).TotalSeconds, 0.001);
         var text = new StringBuilder();
         foreach (var q in now.Queues)
         {
-            var was = before.Queues.FirstOrDefault(b => b.Name == q.Name) ?? q;
             // Only queues that take new mail begin with their name; a draining one is marked in front.
             if (now.Draining.Contains(q.Name)) text.Append("draining ");
-            string Rate(Func<QueueStatus, long> f) => ((f(q) - f(was)) / seconds).ToString("0.#", CultureInfo.InvariantCulture);
+            string Rate(Func<QueueStatus, long> f) => now.RateOf(q, before, f);
             text.Append(CultureInfo.InvariantCulture,
                 $"{q.Name} load {q.Load:0.00} {string.Join(" ", q.Channels.Select(c => $"{c.Name} {c.InUse}/{c.Concurrency}"))}");
             text.Append(CultureInfo.InvariantCulture,

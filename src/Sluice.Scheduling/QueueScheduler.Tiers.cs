@@ -120,7 +120,7 @@ public sealed partial class QueueScheduler
                 return;
             }
             _openJobs[m.Spooled] = jobs.Count;
-            foreach (var job in jobs) MakeReady(job);
+            foreach (var job in jobs) AddReady(job);
         }
         StartJobs();
     }

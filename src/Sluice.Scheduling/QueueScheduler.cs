@@ -241,11 +241,15 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private DeliveryJob WithDestination(DeliveryJob job) =>
         job with { Destination = _agents.TryGetValue(job.Channel.Transport, out var agent) ? agent.DestinationOf(job.Domain) : job.Domain };
 
-    /// <summary>Queues a due job under its destination and counts it there; caller holds the lock.</summary>
+    /// <summary>Queues a due job under its destination, asked of the agent now; caller holds the lock.</summary>
     private void MakeReady(DeliveryJob job)
     {
-        if (ReassignedByReload(job)) return;
-        job = WithDestination(job);
+        if (!ReassignedByReload(job)) AddReady(WithDestination(job));
+    }
+
+    /// <summary>Queues a job whose destination is set and counts it there; caller holds the lock.</summary>
+    private void AddReady(DeliveryJob job)
+    {
         CountJob(job);
         SlotsFor(job.Channel).Add(job);
     }

@@ -1,8 +1,8 @@
 // The operator's view of a running server: `sluice top --once` (one line per active queue beginning
 // queueN, then the destinations), /metrics in Prometheus text format and the JSON status, both from
 // the admin API on the Unix socket in DataDir; and a clear refusal when nothing runs.
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using Sluice.Operate;
 using Sluice.Testing;
 
 namespace Sluice.EndToEnd;
@@ -39,15 +39,13 @@ public sealed partial class TopAndMetricsTests
         // Each outcome is counted before its message's "end msg" line is written.
         await sluice.Process.WaitForLogAsync(_ => sluice.Process.Log.Count(l => l.Contains("end msg", StringComparison.Ordinal)) >= 3, TimeSpan.FromSeconds(30));
 
-        using var http = AdminSocketClient(sluice.Dir.File("var/admin.sock"));
+        using var http = AdminSocket.Client(sluice.Dir.File("var/admin.sock"));
         var metrics = await http.GetStringAsync("/metrics");
         Assert.Equal(3, Sum(metrics, "sluice_messages_accepted_total"));
         Assert.Contains("sluice_channel_slots{queue=\"queue1\",channel=\"remote\"} 20", metrics, StringComparison.Ordinal);
         var status = await http.GetStringAsync("/api/v1/status");
         Assert.Contains("\"queues\":[{\"name\":\"queue1\"", status, StringComparison.Ordinal);
-        var delivered = metrics.Split('\n').Where(l => l.StartsWith("sluice_delivery_attempts_total{", StringComparison.Ordinal) && l.Contains("outcome=\"delivered\"", StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-        Assert.Equal(3, delivered);
+        Assert.Equal(3, Sum(metrics, "sluice_delivery_attempts_total", "outcome=\"delivered\""));
     }
 
     [Fact]
@@ -72,21 +70,11 @@ public sealed partial class TopAndMetricsTests
         Assert.Contains($"{config}: key 'Http:Listen': \"0.0.0.0:8025\" is not a loopback address", stderr, StringComparison.Ordinal);
     }
 
-    /// <summary>The sum of every sample of a metric (all its label sets) in Prometheus text.</summary>
-    private static double Sum(string metrics, string name) =>
-        metrics.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Length > name.Length && l[name.Length] is '{' or ' ')
+    /// <summary>The sum of a metric's samples in Prometheus text, over its label sets that hold <paramref name="label"/>.</summary>
+    private static double Sum(string metrics, string name, string label = "") =>
+        metrics.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Length > name.Length && l[name.Length] is '{' or ' '
+                && l.Contains(label, StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-
-    private static HttpClient AdminSocketClient(string socket) => new(new SocketsHttpHandler
-    {
-        ConnectCallback = async (_, ct) =>
-        {
-            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await s.ConnectAsync(new UnixDomainSocketEndPoint(socket), ct);
-            return new NetworkStream(s, ownsSocket: true);
-        },
-    })
-    { BaseAddress = new Uri("http://sluice.admin") };
 
     [GeneratedRegex(@"^queue\d+ load \d+\.\d\d local \d+/8 remote \d+/20 messages \d+ recipients \d+ active \d+ waiting \d+ accepted/s [\d.]+ delivered/s [\d.]+ deferred/s [\d.]+ bounced/s [\d.]+$")]
     private static partial Regex QueueLine();
