@@ -95,15 +95,18 @@ internal sealed class DovecotServer : IAsyncDisposable
         if (IsRoot) await RunAsync("chmod", "755", _dir.Path);
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var log = new List<string>();
-        _process = new Process { StartInfo = new ProcessStartInfo("dovecot", ["-F", "-c", config]) { RedirectStandardError = true, UseShellExecute = false } };
-        _process.ErrorDataReceived += (_, e) =>
+        var process = new Process { StartInfo = new ProcessStartInfo("dovecot", ["-F", "-c", config]) { RedirectStandardError = true, UseShellExecute = false } };
+        process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
             lock (log) log.Add(e.Data);
             // The master logs this once its listeners are bound.
             if (e.Data.Contains("starting up", StringComparison.Ordinal)) started.TrySetResult();
         };
-        _process.Start();
+        // Not found here means Dovecot is not installed: ./test.sh installs dovecot-imapd.
+        if (!File.Exists("/usr/sbin/dovecot") && !File.Exists("/usr/bin/dovecot")) throw new InvalidOperationException("dovecot is not installed: run ./test.sh, which installs dovecot-imapd");
+        process.Start();
+        _process = process;
         _process.BeginErrorReadLine();
         var exited = _process.WaitForExitAsync();
         if (await Task.WhenAny(started.Task, exited).WaitAsync(TimeSpan.FromSeconds(30)) == exited)

@@ -15,6 +15,9 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
     private static long _counter;
     private readonly HashSet<string> _created = [];
     private readonly Lock _createdLock = new();
+    // maildirsize is rebuilt by counting new/ and cur/ and appended to after each rename into new/: both under one
+    // lock per mailbox, so a rebuild never misses or double-counts a message landing beside it.
+    private readonly Lock[] _sizeLocks = [.. Enumerable.Range(0, 64).Select(_ => new Lock())];
     private readonly string _hostPart = hostname.Replace("/", "\\057", StringComparison.Ordinal).Replace(":", "\\072", StringComparison.Ordinal);
     private MailboxMap _mailboxes = mailboxes;
 
@@ -55,7 +58,9 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         {
             EnsureMaildir(maildir, isFolder: false);
             if (folder is not null) EnsureMaildir(target, isFolder: true);
-            if (mailbox.QuotaBytes is { } quota && MaildirSize.Usage(maildir, quota) is var used && used + size > quota)
+            var sizeLock = _sizeLocks[(uint)StringComparer.Ordinal.GetHashCode(maildir) % (uint)_sizeLocks.Length];
+            long used = 0;
+            if (mailbox.QuotaBytes is { } quota && (used = UsageOf(maildir, quota, sizeLock)) + size > quota)
                 return RecipientResult.Deferred($"452 4.2.2 <{recipient}>: mailbox full ({used} of {quota} bytes used, message {size})");
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
@@ -63,9 +68,12 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
                 await RandomAccess.WriteAsync(handle, body, trace.Length, ct).ConfigureAwait(false);
                 DurableFile.Sync(handle);
             }
-            File.Move(tmp, Path.Combine(target, "new", name));
+            lock (sizeLock)
+            {
+                File.Move(tmp, Path.Combine(target, "new", name));
+                MaildirSize.Add(maildir, size);
+            }
             DurableFile.SyncDirectory(Path.Combine(target, "new"));
-            MaildirSize.Add(maildir, size);
             return RecipientResult.Delivered($"250 2.0.0 delivered to maildir {where}/new/{name}");
         }
         catch (IOException e)
@@ -78,6 +86,11 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
             TryDelete(tmp);
             return RecipientResult.Deferred($"451 4.3.0 maildir {where}: {e.Message}");
         }
+    }
+
+    private static long UsageOf(string maildir, long quota, Lock sizeLock)
+    {
+        lock (sizeLock) return MaildirSize.Usage(maildir, quota);
     }
 
     /// <param name="isFolder">A Maildir++ folder is marked with "maildirfolder", as Courier and Dovecot expect.</param>
