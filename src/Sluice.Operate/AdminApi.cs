@@ -11,13 +11,13 @@ using Sluice.Core.Configuration;
 
 namespace Sluice.Operate;
 
-public sealed class AdminApi : IAsyncDisposable
+public sealed partial class AdminApi : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
     private AdminApi(WebApplication app) => _app = app;
 
-    public static async Task<AdminApi> StartAsync(SluiceOptions options, Func<ServerStatus> status, Action flush)
+    public static async Task<AdminApi> StartAsync(SluiceOptions options, IServerControl server)
     {
         var socket = options.AdminSocket;
         if (File.Exists(socket)) File.Delete(socket); // left by a server that did not stop cleanly; the PID file guards against two servers
@@ -30,11 +30,11 @@ public sealed class AdminApi : IAsyncDisposable
             if (options.Http.Listen is { } listen && Endpoints.TryParseListen(listen, out var endpoint)) k.Listen(endpoint);
         });
         var app = builder.Build();
-        var metrics = new ServerMetrics(status);
-        app.MapGet("/api/v1/status", () => Results.Ok(status()));
+        var metrics = new ServerMetrics(server.Status);
+        app.MapGet("/api/v1/status", () => Results.Ok(server.Status()));
         app.MapPost("/api/v1/queue/flush", () =>
         {
-            flush();
+            server.Flush();
             return Results.Ok(new FlushReply("deferred mail is due now"));
         });
         app.MapMetrics("/metrics", metrics.Registry);

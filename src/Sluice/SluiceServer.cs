@@ -18,7 +18,7 @@ using Sluice.Scheduling;
 
 namespace Sluice;
 
-internal sealed class SluiceServer : IAsyncDisposable
+internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 {
     private readonly List<MailQueue> _queues = [];
     private readonly List<QueueScheduler> _schedulers = [];
@@ -109,7 +109,7 @@ internal sealed class SluiceServer : IAsyncDisposable
         ActiveQueueCount = active.Count;
         try
         {
-            _admin = AdminApi.StartAsync(options, Status, Flush).GetAwaiter().GetResult();
+            _admin = AdminApi.StartAsync(options, this).GetAwaiter().GetResult();
             _log.Write($"admin: listening on {options.AdminSocket}" + (options.Http.Listen is { } http ? $" and http://{http}" : ""));
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException or InvalidOperationException)
