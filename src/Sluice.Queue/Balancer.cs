@@ -1,23 +1,42 @@
 // qmail-multi's choice: each new message goes to the least-loaded queue. Load is the scheduler's
 // slot usage; ties (the common case when idle) go to the queue with fewer messages, then round robin.
+// The set of queues changes at run time (the Scaler adds and retires queues, setqload disables one).
 using Sluice.Core.Mail;
 
 namespace Sluice.Queue;
 
-public sealed class Balancer(IReadOnlyList<MailQueue> queues) : IMessageAcceptor
+public sealed class Balancer(IEnumerable<MailQueue> queues) : IMessageAcceptor
 {
     private int _next;
+    private MailQueue[] _queues = [.. queues];
 
-    public IReadOnlyList<MailQueue> Queues => queues;
+    /// <summary>The queues taking new mail now.</summary>
+    public IReadOnlyList<MailQueue> Queues => Volatile.Read(ref _queues);
+
+    public void Add(MailQueue queue) => Swap(q => [.. q, queue]);
+
+    public void Remove(MailQueue queue) => Swap(q => [.. q.Where(x => x != queue)]);
+
+    private void Swap(Func<MailQueue[], MailQueue[]> change)
+    {
+        MailQueue[] was, next;
+        do
+        {
+            was = Volatile.Read(ref _queues);
+            next = change(was);
+        } while (Interlocked.CompareExchange(ref _queues, next, was) != was);
+    }
 
     public MailQueue Pick()
     {
-        var start = (int)((uint)Interlocked.Increment(ref _next) % (uint)queues.Count);
+        var queues = Volatile.Read(ref _queues);
+        if (queues.Length == 0) throw new InvalidOperationException("no queue takes new mail");
+        var start = (int)((uint)Interlocked.Increment(ref _next) % (uint)queues.Length);
         MailQueue best = queues[start];
         double bestLoad = best.Load();
-        for (int i = 1; i < queues.Count; i++)
+        for (int i = 1; i < queues.Length; i++)
         {
-            var q = queues[(start + i) % queues.Count];
+            var q = queues[(start + i) % queues.Length];
             var load = q.Load();
             if (load < bestLoad || (load == bestLoad && q.Store.MessageCount < best.Store.MessageCount))
                 (best, bestLoad) = (q, load);
@@ -25,6 +44,10 @@ public sealed class Balancer(IReadOnlyList<MailQueue> queues) : IMessageAcceptor
         return best;
     }
 
-    public Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct) =>
-        Pick().AcceptAsync(envelope, body, ct);
+    /// <summary>Into the least-loaded queue; one that stopped taking mail since it was picked sends the message to another.</summary>
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        while (true)
+            if (await Pick().AcceptNewAsync(envelope, body, ct).ConfigureAwait(false) is { } message) return message;
+    }
 }

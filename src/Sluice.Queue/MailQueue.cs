@@ -9,6 +9,10 @@ namespace Sluice.Queue;
 public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
 {
     private long _accepted;
+    private readonly Lock _gate = new();
+    private bool _closedToNewMail;
+    private int _newMailInFlight;
+    private TaskCompletionSource? _newMailDone;
     private readonly Channel<QueuedMessage> _announcements = Channel.CreateUnbounded<QueuedMessage>(new() { SingleReader = true });
 
     public int Number => store.Number;
@@ -31,6 +35,46 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
         Interlocked.Increment(ref _accepted);
         _announcements.Writer.TryWrite(message);
         return message;
+    }
+
+    /// <summary>False once the queue is retiring or disabled: the balancer sends it no more mail.</summary>
+    public bool TakesNewMail
+    {
+        get
+        {
+            lock (_gate) return !_closedToNewMail;
+        }
+    }
+
+    /// <summary>Accepts new mail unless the queue has stopped taking it (then null: the balancer picks another).</summary>
+    public async Task<QueuedMessage?> AcceptNewAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        lock (_gate)
+        {
+            if (_closedToNewMail) return null;
+            _newMailInFlight++;
+        }
+        try
+        {
+            return await AcceptAsync(envelope, body, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_gate)
+                if (--_newMailInFlight == 0) _newMailDone?.TrySetResult();
+        }
+    }
+
+    /// <summary>Takes no more new mail; completes when the acceptances already begun have ended. Its own bounces still enter.</summary>
+    public Task StopTakingNewMailAsync()
+    {
+        lock (_gate)
+        {
+            _closedToNewMail = true;
+            if (_newMailInFlight == 0) return Task.CompletedTask;
+            _newMailDone ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _newMailDone.Task;
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -1,11 +1,23 @@
 // One queue as `sluice top` and /metrics see it.
 using Sluice.Core.Mail;
+using Sluice.Queue;
 using Sluice.Scheduling.Status;
 
 namespace Sluice.Scheduling;
 
 public sealed partial class QueueScheduler
 {
+    /// <summary>Nothing held, nothing running: a retiring queue may be closed (its store holds no live message then too).</summary>
+    public MailQueue Queue => _queue;
+
+    public bool IsIdle
+    {
+        get
+        {
+            lock (_gate) return _running.Count == 0 && _active == 0 && _queue.Store.MessageCount == 0;
+        }
+    }
+
     public QueueStatus Status()
     {
         IReadOnlyList<ChannelUsage> channels;

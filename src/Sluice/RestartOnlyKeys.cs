@@ -15,6 +15,8 @@ internal static class RestartOnlyKeys
         // The receiver's policy: new sessions get it, sessions in progress keep theirs.
         "Smtp.LocalDomains", "Smtp.RelayDomains", "Smtp.RelayNetworks", "Smtp.MaxMessageBytes", "Smtp.MaxRecipients",
         "Smtp.MaxErrors", "Smtp.CommandTimeout", "Smtp.StressCommandTimeout", "Queue.MinFreeBytes",
+        // The Scaler's settings, as setqload changes them (Queue.Start, Base and the spool's layout stay).
+        "Queue.Dynamic", "Queue.Count", "Queue.Max", "Queue.Load", "Queue.IdleRetire", "Queue.ScaleInterval",
         // The mailbox map: the receiver's next sessions and the Maildir agent's next deliveries get it.
         "Mailboxes.Users", "Mailboxes.Aliases", "Mailboxes.Domains", "Mailboxes.ExtensionSeparators", "Mailboxes.CreateExtensionFolders",
         "Mailboxes.RoleAccounts",

@@ -20,10 +20,7 @@ namespace Sluice;
 
 internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 {
-    private readonly List<MailQueue> _queues = [];
-    private readonly List<QueueScheduler> _schedulers = [];
-    private readonly List<Task> _todos = [];
-    private readonly CancellationTokenSource _stop = new();
+    private QueueSet? _queues;
     private readonly Dictionary<string, IDeliveryAgent> _agents;
     private readonly MaildirAgent _maildir;
     private readonly DeliveryLog _log;
@@ -37,8 +34,9 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     private bool _stopping;
     private SmtpListener? _listener;
     private AdminApi? _admin;
-    private readonly HashSet<string> _draining = [];
     private DestinationThrottle? _throttle;
+    /// <summary>The channels in force: a reload replaces them, and a queue the Scaler opens later starts with them.</summary>
+    private ChannelMap? _channels;
     private readonly TimeProvider _time;
 
     private SluiceServer(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time)
@@ -59,10 +57,12 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     public IReadOnlyList<EndPoint> SmtpEndpoints => _listener?.LocalEndpoints ?? [];
 
-    public int QueueCount => _schedulers.Count;
+    private IReadOnlyList<QueueScheduler> Schedulers => _queues?.Schedulers ?? [];
 
-    /// <summary>The queues that take new mail (Queue.Start/Count); others found on disk only drain.</summary>
-    public int ActiveQueueCount { get; private set; }
+    public int QueueCount => Schedulers.Count;
+
+    /// <summary>The queues that take new mail; others (found on disk beyond Queue.Count, retiring, disabled) only drain.</summary>
+    public int ActiveQueueCount => _queues?.Balancer.Queues.Count ?? 0;
 
     public string QueueBase => _started.QueueBase;
 
@@ -85,28 +85,21 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     private void StartStages(SluiceOptions options, TimeProvider time, int maxSessions)
     {
-        var channels = new ChannelMap(options.Channels);
+        _channels = new ChannelMap(options.Channels);
         var throttle = _throttle = new DestinationThrottle(time, _log.Write);
-        var active = Enumerable.Range(options.Queue.Start, options.Queue.Count).ToHashSet();
-        foreach (var number in QueueLayout.Numbers(options.QueueBase, active))
+        var q = options.Queue;
+        _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, options.QueueBase, number =>
         {
-            var store = FileQueueStore.Open(number, QueueLayout.PathOf(options.QueueBase, number), options.Queue.SegmentBytes.Bytes, time, _log.Write);
-            var queue = new MailQueue(store);
-            _queues.Add(queue);
-            var scheduler = new QueueScheduler(queue, channels, _agents, throttle, _retry, _log, time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", options.Queue.ActiveMessages);
-            _schedulers.Add(scheduler);
-            _todos.Add(new Todo(queue, scheduler, _log).RunAsync(_stop.Token));
-            _log.Write($"{queue.Name}: {store.MessageCount} messages, {store.RecipientCount} recipients recovered"
-                + (active.Contains(number) ? "" : " (outside Queue.Start/Count: draining, takes no new mail)"));
-            if (!active.Contains(number)) _draining.Add(queue.Name);
-        }
-        var balancer = new Balancer([.. _queues.Where(q => active.Contains(q.Number))]);
+            var store = FileQueueStore.Open(number, QueueLayout.PathOf(options.QueueBase, number), q.SegmentBytes.Bytes, time, _log.Write);
+            return new QueueScheduler(new MailQueue(store), Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages);
+        }, _log, time) { Interval = q.ScaleInterval };
+        _queues.OpenAtStart();
+        var balancer = _queues.Balancer;
         _listener = new SmtpListener(ReceiveContext(options, balancer, time),
             new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, maxSessions), options.Smtp.MaxConnectionsPerClient), _log);
         _listener.Start(options.Smtp.Listen.Select(l =>
             Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
-        ActiveQueueCount = active.Count;
         try
         {
             _admin = AdminApi.StartAsync(options, this).GetAwaiter().GetResult();
@@ -121,7 +114,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
-        new(_time.GetUtcNow(), [.. _schedulers.Select(s => s.Status())], [.. _draining], _throttle?.Busiest(10) ?? []);
+        new(_time.GetUtcNow(), [.. Schedulers.Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? []);
 
     private SessionContext ReceiveContext(SluiceOptions options, IMessageAcceptor acceptor, TimeProvider time) => new()
     {
@@ -160,8 +153,14 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             _routes.Replace(next.Routes);
             _retry.Replace(next.Retry);
             var channels = new ChannelMap(next.Channels);
-            foreach (var s in _schedulers) s.Reload(channels);
+            Volatile.Write(ref _channels, channels);
+            foreach (var s in Schedulers) s.Reload(channels);
             _maildir.Mailboxes = new MailboxMap(next);
+            if (_queues is not null)
+            {
+                _queues.Interval = next.Queue.ScaleInterval;
+                _queues.Change(next.Queue.Dynamic, next.Queue.Count, next.Queue.Max, next.Queue.Load, next.Queue.IdleRetire);
+            }
             if (_listener is not null) _listener.Policy = ReloadedPolicy(next);
             return new ConfigReload([], [.. RestartOnlyKeys.Changed(_started, next)], next.Channels.Count, next.Routes.Count);
         }
@@ -192,7 +191,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         lock (_operate)
         {
             if (_stopping) return;
-            foreach (var s in _schedulers) s.Flush();
+            foreach (var s in Schedulers) s.Flush();
         }
     }
 
@@ -201,20 +200,10 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         lock (_operate) _stopping = true;
         if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
-        foreach (var s in _schedulers) await s.DisposeAsync().ConfigureAwait(false);
+        var (syncs, records) = _queues?.CommitStats ?? default;
+        if (_queues is not null) await _queues.DisposeAsync().ConfigureAwait(false);
         _throttle?.Dispose();
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try { await Task.WhenAll(_todos).ConfigureAwait(false); } catch (OperationCanceledException) { }
-        long syncs = 0, records = 0;
-        foreach (var q in _queues)
-        {
-            var (s, r) = q.Store.CommitStats;
-            syncs += s;
-            records += r;
-            await q.DisposeAsync().ConfigureAwait(false);
-        }
         foreach (var a in _agents.Values) await a.DisposeAsync().ConfigureAwait(false);
         _log.Write($"spool: {records} records in {syncs} group commits; {Sluice.Core.IO.DurableFile.SyncCount} fsyncs in all");
-        _stop.Dispose();
     }
 }

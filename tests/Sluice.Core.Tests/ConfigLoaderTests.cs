@@ -53,6 +53,14 @@ public sealed class ConfigLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Durations_take_milliseconds_too()
+    {
+        var o = ConfigLoader.Load(Write("""{ "Queue": { "ScaleInterval": "250ms", "IdleRetire": "1.5s" } }"""), NoEnvironment);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), o.Queue.ScaleInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), o.Queue.IdleRetire);
+    }
+
+    [Fact]
     public void A_syntax_error_names_the_file_and_line()
     {
         var e = Fails("{\n  \"Hostname\": \"x\",\n  \"Queue\": { \"Count\": 4, }\n  oops\n}");

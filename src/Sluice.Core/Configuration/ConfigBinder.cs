@@ -120,7 +120,7 @@ internal sealed class ConfigBinder
         : t == typeof(int) || t == typeof(long) ? "a whole number"
         : t == typeof(double) ? "a number"
         : t == typeof(bool) ? "true or false"
-        : t == typeof(TimeSpan) ? "a duration such as 90s, 5m, 4h or 5d"
+        : t == typeof(TimeSpan) ? "a duration such as 200ms, 90s, 5m, 4h or 5d"
         : t == typeof(ByteSize) ? "a size such as 52428800, 64KB or 100MB"
         : t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>) ? "an array"
         : "an object";

@@ -40,6 +40,7 @@ internal static class ConfigValidator
         Check(o.Queue.Max >= o.Queue.Count, "Queue:Max", $"must be at least Queue:Count ({o.Queue.Count})");
         Check(o.Queue.Load > 0 && o.Queue.Load <= 1, "Queue:Load", "must be more than 0 and at most 1 (slots in use / slots configured)");
         Check(o.Queue.IdleRetire > TimeSpan.Zero, "Queue:IdleRetire", "must be longer than zero");
+        Check(o.Queue.ScaleInterval > TimeSpan.Zero, "Queue:ScaleInterval", "must be longer than zero");
         Check(o.Queue.SegmentBytes.Bytes >= 1 << 20, "Queue:SegmentBytes", "must be at least 1MB");
         Check(o.Queue.ActiveMessages >= 1, "Queue:ActiveMessages", "must be at least 1");
 

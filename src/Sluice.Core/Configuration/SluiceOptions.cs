@@ -72,6 +72,8 @@ public sealed class QueueOptions
     public double Load { get; set; } = 0.7;
     public bool Dynamic { get; set; }
     public TimeSpan IdleRetire { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>How often the Scaler samples queue load and takes a step (qmonitor's interval).</summary>
+    public TimeSpan ScaleInterval { get; set; } = TimeSpan.FromSeconds(5);
     /// <summary>Spool segment size before a new one is started; bounds the space a stuck message pins.</summary>
     public ByteSize SegmentBytes { get; set; } = new(64L << 20);
     /// <summary>Free space the spool's file system keeps; below it (plus the declared SIZE) MAIL gets 452 4.3.1.</summary>

@@ -1,0 +1,246 @@
+// The Scaler (indimail's qscheduler with qmonitor and setqload): the queues of a running server, each
+// with its own todo and scheduler. Every few seconds it samples their load and applies QueueScaling's
+// step: open the next queue, or retire one. A retiring queue leaves the Balancer, drains what it holds,
+// and is closed and removed only once empty; a restart in between finds it on disk and drains it again.
+using Sluice.Core.Logging;
+using Sluice.Queue;
+using Sluice.Scheduling;
+using Sluice.Scheduling.Scaling;
+
+namespace Sluice;
+
+internal sealed class QueueSet : IAsyncDisposable
+{
+    private sealed class Member(MailQueue queue, QueueScheduler scheduler, Task todo, DateTimeOffset now)
+    {
+        public MailQueue Queue => queue;
+        public QueueScheduler Scheduler => scheduler;
+        public Task Todo => todo;
+        public DateTimeOffset LastLoaded { get; set; } = now;
+    }
+
+    private readonly SortedDictionary<int, Member> _members = [];
+    private readonly Lock _gate = new();
+    private readonly Func<int, QueueScheduler> _open;
+    private readonly string _queueBase;
+    private readonly int _start;
+    private readonly DeliveryLog _log;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stop = new();
+    private QueueSettings _settings;
+    private Task _scaler = Task.CompletedTask;
+    private (long Syncs, long Records) _closedCommits;
+
+    /// <param name="open">Opens queue N's store, queue and scheduler (with the channels in force now).</param>
+    public QueueSet(QueueSettings settings, int start, string queueBase, Func<int, QueueScheduler> open, DeliveryLog log, TimeProvider time)
+    {
+        _settings = settings;
+        _start = start;
+        _queueBase = queueBase;
+        _open = open;
+        _log = log;
+        _time = time;
+    }
+
+    public Balancer Balancer { get; } = new([]);
+
+    /// <summary>How often load is sampled and a step taken (qmonitor's interval).</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(5);
+
+    public QueueSettings Settings
+    {
+        get
+        {
+            lock (_gate) return _settings;
+        }
+    }
+
+    public IReadOnlyList<QueueScheduler> Schedulers
+    {
+        get
+        {
+            lock (_gate) return [.. _members.Values.Select(m => m.Scheduler)];
+        }
+    }
+
+    /// <summary>Queues that deliver what they hold but take no new mail (retiring, disabled, or left on disk from a larger count).</summary>
+    public IReadOnlyList<string> Draining
+    {
+        get
+        {
+            lock (_gate) return [.. _members.Values.Where(m => !m.Queue.TakesNewMail).Select(m => m.Queue.Name)];
+        }
+    }
+
+    /// <summary>Opens every queue at start: Start..Start+Count-1 take mail, any other queueN on disk drains.</summary>
+    public void OpenAtStart()
+    {
+        QueueLayout.SweepRetired(_queueBase);
+        var taking = Enumerable.Range(_start, _settings.Count).ToHashSet();
+        foreach (var number in QueueLayout.Numbers(_queueBase, taking))
+        {
+            var member = Open(number);
+            var store = member.Queue.Store;
+            _log.Write($"{member.Queue.Name}: {store.MessageCount} messages, {store.RecipientCount} recipients recovered"
+                + (taking.Contains(number) ? "" : " (outside Queue.Start/Count: draining, takes no new mail)"));
+            if (taking.Contains(number)) Balancer.Add(member.Queue);
+            else _ = member.Queue.StopTakingNewMailAsync();
+        }
+        _scaler = Task.Run(ScaleAsync);
+    }
+
+    private Member Open(int number)
+    {
+        var scheduler = _open(number);
+        var queue = scheduler.Queue;
+        var member = new Member(queue, scheduler, new Todo(queue, scheduler, _log).RunAsync(_stop.Token), _time.GetUtcNow());
+        lock (_gate) _members.Add(number, member);
+        return member;
+    }
+
+    /// <summary>setqload: new count, max or load; null keeps a value. Returns why not, or null when applied.</summary>
+    public string? Change(bool? dynamic, int? count, int? max, double? load, TimeSpan? idleRetire)
+    {
+        QueueSettings next;
+        lock (_gate)
+        {
+            next = _settings with
+            {
+                Dynamic = dynamic ?? _settings.Dynamic, Count = count ?? _settings.Count, Max = max ?? _settings.Max,
+                Load = load ?? _settings.Load, IdleRetire = idleRetire ?? _settings.IdleRetire,
+            };
+            if (next.Problem() is { } problem) return problem;
+            if (next == _settings) return null;
+            _settings = next;
+        }
+        _log.Write($"scaler: settings now {Describe(next)}");
+        return null;
+    }
+
+    /// <summary>setqload --disable: the queue stops taking mail, drains and retires; another opens if fewer than Count remain.</summary>
+    public string? Disable(int number)
+    {
+        Member? member;
+        lock (_gate)
+        {
+            if (!_members.TryGetValue(number, out member)) return $"queue{number} is not open";
+            if (!member.Queue.TakesNewMail) return null;
+        }
+        Retire(member, "disabled by the operator");
+        return null;
+    }
+
+    private void Retire(Member member, string reason)
+    {
+        Balancer.Remove(member.Queue);
+        _ = member.Queue.StopTakingNewMailAsync(); // acceptances begun finish first; the queue closes only once drained
+        _log.Write($"scaler: {member.Queue.Name} retiring ({reason}): takes no new mail, drains {member.Queue.Store.MessageCount} messages");
+    }
+
+    private async Task ScaleAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Interval, _time, _stop.Token).ConfigureAwait(false);
+                await StepAsync().ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A queue that cannot be opened or removed now is tried again at the next step; mail keeps flowing in the others.
+                _log.Write($"scaler: warning: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>One sample and at most one step: close drained retiring queues, then grow or retire by one.</summary>
+    private async Task StepAsync()
+    {
+        var now = _time.GetUtcNow();
+        List<Member> drained = [];
+        List<QueueSample> taking = [];
+        QueueSettings settings;
+        lock (_gate)
+        {
+            settings = _settings;
+            foreach (var (number, m) in _members)
+            {
+                var load = m.Scheduler.Load;
+                if (load > 0) m.LastLoaded = now;
+                if (m.Queue.TakesNewMail) taking.Add(new(number, load, now - m.LastLoaded));
+                else if (m.Scheduler.IsIdle) drained.Add(m);
+            }
+        }
+        foreach (var m in drained) await CloseAsync(m).ConfigureAwait(false);
+        var step = QueueScaling.Next(settings, taking);
+        if (step.Action == ScaleAction.Grow)
+        {
+            var member = Open(FreeNumber());
+            Balancer.Add(member.Queue);
+            _log.Write($"scaler: {member.Queue.Name} added ({step.Reason}); {taking.Count + 1} queues take mail");
+        }
+        else if (step.Action == ScaleAction.Retire)
+        {
+            Member member;
+            lock (_gate) member = _members[step.Queue];
+            Retire(member, step.Reason);
+        }
+    }
+
+    /// <summary>The lowest queue number from Start not open: a retired queue's number is used again.</summary>
+    private int FreeNumber()
+    {
+        lock (_gate)
+        {
+            var n = _start;
+            while (_members.ContainsKey(n) || Directory.Exists(QueueLayout.PathOf(_queueBase, n))) n++;
+            return n;
+        }
+    }
+
+    /// <summary>An empty retiring queue: stop its stages, then take its directory away (renamed first, so a crash leaves no half-removed queueN).</summary>
+    private async Task CloseAsync(Member m)
+    {
+        await m.Scheduler.DisposeAsync().ConfigureAwait(false);
+        await m.Queue.DisposeAsync().ConfigureAwait(false);
+        await m.Todo.ConfigureAwait(false);
+        lock (_gate)
+        {
+            _members.Remove(m.Queue.Number);
+            _closedCommits = Add(_closedCommits, m.Queue.Store.CommitStats);
+        }
+        QueueLayout.Remove(_queueBase, m.Queue.Number);
+        _log.Write($"scaler: {m.Queue.Name} retired");
+    }
+
+    /// <summary>Durable commits and the records they carried, over every queue this server has had open.</summary>
+    public (long Syncs, long Records) CommitStats
+    {
+        get
+        {
+            lock (_gate) return _members.Values.Aggregate(_closedCommits, (sum, m) => Add(sum, m.Queue.Store.CommitStats));
+        }
+    }
+
+    private static (long, long) Add((long Syncs, long Records) a, (long Syncs, long Records) b) => (a.Syncs + b.Syncs, a.Records + b.Records);
+
+    private static string Describe(QueueSettings s) => FormattableString.Invariant(
+        $"{(s.Dynamic ? "dynamic" : "fixed")} count {s.Count} max {s.Max} load {s.Load:0.00} idle-retire {s.IdleRetire.TotalSeconds:0}s");
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _scaler.ConfigureAwait(false);
+        List<Member> members;
+        lock (_gate) members = [.. _members.Values];
+        foreach (var m in members) await m.Scheduler.DisposeAsync().ConfigureAwait(false);
+        try { await Task.WhenAll(members.Select(m => m.Todo)).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        foreach (var m in members) await m.Queue.DisposeAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
