@@ -1,6 +1,7 @@
 // The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
 // verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
-// GET /api/v1/status (JSON), POST /api/v1/queue/flush, GET /metrics (Prometheus text format).
+// GET /api/v1/status (JSON), POST /api/v1/queue/flush, POST /api/v1/queues/settings and
+// /api/v1/queues/{n}/disable (setqload), GET /metrics (Prometheus text format).
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -37,6 +38,10 @@ public sealed partial class AdminApi : IAsyncDisposable
             server.Flush();
             return Results.Ok(new FlushReply("deferred mail is due now"));
         });
+        app.MapPost("/api/v1/queues/settings", (QueueChange change) =>
+            server.ChangeQueues(change) is { } problem ? Results.BadRequest(new AdminError(problem)) : Results.Ok(server.Status()));
+        app.MapPost("/api/v1/queues/{number:int}/disable", (int number) =>
+            server.DisableQueue(number) is { } problem ? Results.NotFound(new AdminError(problem)) : Results.Ok(server.Status()));
         app.MapMetrics("/metrics", metrics.Registry);
         await app.StartAsync().ConfigureAwait(false);
         return new AdminApi(app);

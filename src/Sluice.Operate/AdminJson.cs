@@ -7,4 +7,6 @@ namespace Sluice.Operate;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(ServerStatus))]
 [JsonSerializable(typeof(FlushReply))]
+[JsonSerializable(typeof(QueueChange))]
+[JsonSerializable(typeof(AdminError))]
 public sealed partial class AdminJson : JsonSerializerContext;

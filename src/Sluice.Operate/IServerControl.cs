@@ -9,4 +9,15 @@ public interface IServerControl
 
     /// <summary>Deferred mail becomes due now and destination suspensions end (qmail-send's SIGALRM).</summary>
     void Flush();
+
+    /// <summary>setqload: changes the Scaler's settings; the reason when they cannot be used, else null.</summary>
+    string? ChangeQueues(QueueChange change);
+
+    /// <summary>setqload --disable: the queue takes no more mail, drains and retires; the reason when it cannot, else null.</summary>
+    string? DisableQueue(int number);
 }
+
+/// <summary>The settings to change; a null one stays as it is.</summary>
+public sealed record QueueChange(bool? Dynamic = null, int? Count = null, int? Max = null, double? Load = null, TimeSpan? IdleRetire = null);
+
+public sealed record AdminError(string Error);

@@ -22,9 +22,16 @@ internal sealed class ServerMetrics
         var limit = f.CreateGauge("sluice_channel_slots", "Concurrency configured.", "queue", "channel");
         var connections = f.CreateGauge("sluice_destination_connections", "Connections in use to the busiest destinations.", "destination");
         var window = f.CreateGauge("sluice_destination_window", "Connections a busy destination may have now (slow start, back-off).", "destination");
+        var queues = f.CreateGauge("sluice_queues", "Queues open, by whether they take new mail or only drain.", "state");
         Registry.AddBeforeCollectCallback(() =>
         {
             var s = status();
+            queues.WithLabels("taking").Set(s.Queues.Count - s.Draining.Count);
+            queues.WithLabels("draining").Set(s.Draining.Count);
+            // A retired queue's series go with it; one opened again under its number starts from zero, as after a restart.
+            var open = s.Queues.Select(q => q.Name).ToHashSet();
+            foreach (var counter in new[] { accepted, outcomes }) Prune(counter, open);
+            foreach (var gauge in new[] { messages, recipients, active, load, inUse, limit }) Prune(gauge, open);
             foreach (var q in s.Queues)
             {
                 accepted.WithLabels(q.Name).IncTo(q.Accepted);
@@ -43,13 +50,19 @@ internal sealed class ServerMetrics
             }
             // Only the destinations in this snapshot are reported: series of quieter ones are removed.
             var busy = s.Destinations.Select(d => d.Name).ToHashSet();
-            foreach (var gauge in new[] { connections, window })
-                foreach (var labels in gauge.GetAllLabelValues().Where(l => !busy.Contains(l[0])).ToList()) gauge.RemoveLabelled(labels);
+            Prune(connections, busy);
+            Prune(window, busy);
             foreach (var d in s.Destinations)
             {
                 connections.WithLabels(d.Name).Set(d.InUse);
                 window.WithLabels(d.Name).Set(d.Window);
             }
         });
+    }
+
+    /// <summary>Removes the series whose first label is not in <paramref name="keep"/>.</summary>
+    private static void Prune<TChild>(Collector<TChild> collector, IReadOnlySet<string> keep) where TChild : ChildBase
+    {
+        foreach (var labels in collector.GetAllLabelValues().Where(l => !keep.Contains(l[0])).ToList()) collector.RemoveLabelled(labels);
     }
 }

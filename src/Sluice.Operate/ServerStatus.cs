@@ -1,12 +1,14 @@
 // A running server as its operator tools see it: every queue and the busiest destinations, taken
 // at one moment. The admin API serves it as JSON; `sluice top` and /metrics render it.
+using Sluice.Scheduling.Scaling;
 using Sluice.Scheduling.Status;
 
 namespace Sluice.Operate;
 
-/// <param name="Draining">Queue names outside Queue.Start/Count: they deliver what they hold but take no new mail.</param>
+/// <param name="Draining">Queues that deliver what they hold but take no new mail (retiring, disabled, or beyond Queue.Count at start).</param>
+/// <param name="Scaling">The Scaler's settings now, as setqload left them.</param>
 public sealed record ServerStatus(DateTimeOffset At, IReadOnlyList<QueueStatus> Queues, IReadOnlyList<string> Draining,
-    IReadOnlyList<DestinationStatus> Destinations)
+    IReadOnlyList<DestinationStatus> Destinations, QueueSettings Scaling)
 {
     /// <summary>How fast one of a queue's totals grew per second since <paramref name="before"/>, as `top` shows it.</summary>
     public string RateOf(QueueStatus queue, ServerStatus before, Func<QueueStatus, long> total)

@@ -1,4 +1,4 @@
-// The `sluice` command: serve, inject, queue, reload and passwd verbs of the operator contract (design.md §3).
+// The `sluice` command: serve, inject, queue, top, setqload, reload and passwd verbs of the operator contract (design.md §3).
 using System.CommandLine;
 using Sluice.Verbs;
 
@@ -9,6 +9,7 @@ root.Subcommands.Add(ServeVerb.Create(config));
 root.Subcommands.Add(InjectVerb.Create(config));
 root.Subcommands.Add(QueueVerb.Create(config));
 root.Subcommands.Add(TopVerb.Create(config));
+root.Subcommands.Add(SetqloadVerb.Create(config));
 root.Subcommands.Add(ReloadVerb.Create(config));
 root.Subcommands.Add(PasswdVerb.Create(config));
 return await root.Parse(args).InvokeAsync();

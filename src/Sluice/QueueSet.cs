@@ -126,6 +126,8 @@ internal sealed class QueueSet : IAsyncDisposable
             if (!_members.TryGetValue(number, out member)) return $"queue{number} is not open";
             if (!member.Queue.TakesNewMail) return null;
         }
+        // A replacement first when this one was the last taking mail, so there is never a moment without a queue.
+        if (Balancer.Queues.Count == 1) Balancer.Add(Open(FreeNumber()).Queue);
         Retire(member, "disabled by the operator");
         return null;
     }
@@ -182,7 +184,7 @@ internal sealed class QueueSet : IAsyncDisposable
         {
             var member = Open(FreeNumber());
             Balancer.Add(member.Queue);
-            _log.Write($"scaler: {member.Queue.Name} added ({step.Reason}); {taking.Count + 1} queues take mail");
+            _log.Write($"scaler: {member.Queue.Name} added ({step.Reason})");
         }
         else if (step.Action == ScaleAction.Retire)
         {

@@ -114,7 +114,11 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
-        new(_time.GetUtcNow(), [.. Schedulers.Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? []);
+        new(_time.GetUtcNow(), [.. Schedulers.Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings);
+
+    public string? ChangeQueues(QueueChange c) => _queues!.Change(c.Dynamic, c.Count, c.Max, c.Load, c.IdleRetire);
+
+    public string? DisableQueue(int number) => _queues!.Disable(number);
 
     private SessionContext ReceiveContext(SluiceOptions options, IMessageAcceptor acceptor, TimeProvider time) => new()
     {

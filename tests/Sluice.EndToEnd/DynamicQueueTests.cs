@@ -2,6 +2,7 @@
 // sink keeps every slot busy, new mail spreads over the new queues, and once the load is gone the count
 // returns to Count, with every message delivered once; a restart while a queue retires loses nothing.
 using System.Text.RegularExpressions;
+using Sluice.Operate;
 
 namespace Sluice.EndToEnd;
 
@@ -63,6 +64,38 @@ public sealed partial class DynamicQueueTests
         await sluice.WaitForLogAsync("scaler: queue2 retired", 60);
         Assert.Equal(sent, sluice.Sink.Messages.Select(m => SubjectOf(m.Data)).Distinct().Count());
         Assert.False(Directory.Exists(sluice.Dir.File("var/queue/queue2")));
+    }
+
+    [Fact]
+    public async Task Setqload_changes_the_count_disables_a_queue_and_refuses_settings_that_cannot_work()
+    {
+        await using var sluice = await Instance.StartAsync(c => c["Queue"] = new { Count = 2, ScaleInterval = "100ms" });
+
+        var (exit, stdout, stderr) = await sluice.RunVerbAsync("setqload", "--count", "3");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("queues fixed count 3 max 16 load 0.70", stdout, StringComparison.Ordinal);
+        await sluice.WaitForLogAsync("scaler: queue3 added");
+
+        (exit, stdout, stderr) = await sluice.RunVerbAsync("setqload", "--disable", "1");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("draining: queue1", stdout, StringComparison.Ordinal);
+        // Three must take mail: another queue opens in queue1's place, and the emptied queue1 goes.
+        await sluice.WaitForLogAsync("scaler: queue1 retired");
+        await sluice.Process.WaitForLogAsync(_ => sluice.Process.Log.Count(l => l.Contains(" added (2 queues take mail, count is 3)", StringComparison.Ordinal)) == 2,
+            TimeSpan.FromSeconds(30));
+        await TestMail.SendAsync(sluice.Process.SmtpPort, "after@remote.test");
+        await sluice.Sink.WaitForCountAsync(1, TimeSpan.FromSeconds(30));
+        using var http = AdminSocket.Client(sluice.Dir.File("var/admin.sock"));
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains("sluice_queues{state=\"taking\"} 3", metrics, StringComparison.Ordinal);
+        Assert.Contains("sluice_queues{state=\"draining\"} 0", metrics, StringComparison.Ordinal);
+
+        (exit, _, stderr) = await sluice.RunVerbAsync("setqload", "--max", "1");
+        Assert.Equal(64, exit);
+        Assert.Contains("setqload: max (1) must be at least count (3)", stderr, StringComparison.Ordinal);
+        (exit, _, stderr) = await sluice.RunVerbAsync("setqload", "--disable", "9");
+        Assert.Equal(64, exit);
+        Assert.Contains("queue9 is not open", stderr, StringComparison.Ordinal);
     }
 
     /// <summary>Sends one message per connection from four clients until one has gone into queueN; returns how many were sent.</summary>

@@ -9,6 +9,11 @@ internal sealed class AdminClient(SluiceOptions options) : IDisposable
 {
     private readonly HttpClient _http = AdminSocket.Client(options.AdminSocket);
 
+    /// <summary>For the verbs that post to the API; <see cref="Unreachable"/> says why when no server answers.</summary>
+    public HttpClient Http => _http;
+
+    public string Unreachable(HttpRequestException e) => $"no sluice serve answers on {options.AdminSocket} ({e.Message})";
+
     /// <summary>The server's status, or null with the reason when no server answers for this DataDir.</summary>
     public async Task<(ServerStatus? Status, string Error)> StatusAsync(CancellationToken ct)
     {
@@ -18,7 +23,7 @@ internal sealed class AdminClient(SluiceOptions options) : IDisposable
         }
         catch (HttpRequestException e)
         {
-            return (null, $"no sluice serve answers on {options.AdminSocket} ({e.Message})");
+            return (null, Unreachable(e));
         }
     }
 
