@@ -1,6 +1,6 @@
 // The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
 // verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
-// GET /api/v1/status (JSON), POST /api/v1/queue/flush, GET /metrics (Prometheus text format).
+// GET /api/v1/status (JSON), the queue endpoints (AdminApi.Queue.cs), GET /metrics (Prometheus text format).
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -32,11 +32,7 @@ public sealed partial class AdminApi : IAsyncDisposable
         var app = builder.Build();
         var metrics = new ServerMetrics(server.Status);
         app.MapGet("/api/v1/status", () => Results.Ok(server.Status()));
-        app.MapPost("/api/v1/queue/flush", () =>
-        {
-            server.Flush();
-            return Results.Ok(new FlushReply("deferred mail is due now"));
-        });
+        MapQueue(app, server);
         app.MapMetrics("/metrics", metrics.Registry);
         await app.StartAsync().ConfigureAwait(false);
         return new AdminApi(app);

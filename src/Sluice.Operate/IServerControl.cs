@@ -9,4 +9,7 @@ public interface IServerControl
 
     /// <summary>Deferred mail becomes due now and destination suspensions end (qmail-send's SIGALRM).</summary>
     void Flush();
+
+    /// <summary>Every queue's scheduler now, for the queue verbs (the set may change while the server runs).</summary>
+    IReadOnlyList<Sluice.Scheduling.QueueScheduler> Schedulers();
 }

@@ -119,6 +119,11 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         }
     }
 
+    public IReadOnlyList<QueueScheduler> Schedulers()
+    {
+        lock (_operate) return _stopping ? [] : [.. _schedulers];
+    }
+
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
         new(_time.GetUtcNow(), [.. _schedulers.Select(s => s.Status())], [.. _draining], _throttle?.Busiest(10) ?? []);
