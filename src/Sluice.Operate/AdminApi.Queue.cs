@@ -23,7 +23,7 @@ public sealed partial class AdminApi
             await foreach (var m in admin.ListAsync(selection, http.RequestAborted))
             {
                 await System.Text.Json.JsonSerializer.SerializeAsync(body, m, QueueJson.Default.MessageSummary, http.RequestAborted);
-                body.WriteByte((byte)'\n');
+                await body.WriteAsync(NewLine, http.RequestAborted);
             }
             return Results.Empty;
         });
@@ -53,6 +53,8 @@ public sealed partial class AdminApi
             return Results.Json(shape, QueueJson.Default.QueueShape);
         });
     }
+
+    private static readonly ReadOnlyMemory<byte> NewLine = "\n"u8.ToArray();
 
     private static IResult BadRequest(string error) => Results.Json(new ErrorReply(error), QueueJson.Default.ErrorReply, statusCode: StatusCodes.Status400BadRequest);
 

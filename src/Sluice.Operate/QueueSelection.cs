@@ -9,7 +9,7 @@ using Sluice.Queue;
 namespace Sluice.Operate;
 
 /// <param name="Destination">A pending recipient's domain (case-insensitive).</param>
-/// <param name="Sender">The envelope sender: an address, "@domain" for any sender there, or "&lt;&gt;" for the null sender.</param>
+/// <param name="Sender">The envelope sender: an address, a domain for any sender there, or "&lt;&gt;" for the null sender.</param>
 /// <param name="All">Every message: bulk actions ask for it explicitly, never by leaving the filter out.</param>
 public sealed record QueueSelection(IReadOnlyList<string> Ids, string? Destination, TimeSpan? OlderThan, string? Sender, bool All)
 {
@@ -77,6 +77,6 @@ public sealed record QueueSelection(IReadOnlyList<string> Ids, string? Destinati
 
     private static bool SenderMatches(string sender, string wanted) =>
         wanted == "<>" ? sender.Length == 0
-        : wanted.StartsWith('@') ? string.Equals(Address.DomainOf(sender), wanted[1..], StringComparison.OrdinalIgnoreCase)
+        : !wanted.Contains('@') ? string.Equals(Address.DomainOf(sender), wanted, StringComparison.OrdinalIgnoreCase)
         : string.Equals(sender, wanted.Trim('<', '>'), StringComparison.OrdinalIgnoreCase);
 }

@@ -90,6 +90,13 @@ public sealed class FileQueueStore : IQueueStore
         return messages;
     }
 
+    /// <summary>Damaged records copied aside at start (queueN/corrupt), for `sluice queue stat` to report.</summary>
+    public static IReadOnlyList<FileInfo> CorruptEntries(string dir)
+    {
+        var corrupt = new DirectoryInfo(SpoolReplay.CorruptDirectory(dir));
+        return corrupt.Exists ? [.. corrupt.EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal)] : [];
+    }
+
     public int Number { get; }
     public IReadOnlyCollection<SpooledMessage> Recovered { get; }
     public int MessageCount => Volatile.Read(ref _messages);
