@@ -1,6 +1,6 @@
 // The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
 // verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
-// GET /api/v1/status (JSON), POST /api/v1/queue/flush, POST /api/v1/queues/settings and
+// GET /api/v1/status (JSON), the queue endpoints (AdminApi.Queue.cs), POST /api/v1/queues/settings and
 // /api/v1/queues/{n}/disable (setqload), GET /metrics (Prometheus text format).
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -33,15 +33,11 @@ public sealed partial class AdminApi : IAsyncDisposable
         var app = builder.Build();
         var metrics = new ServerMetrics(server.Status);
         app.MapGet("/api/v1/status", () => Results.Ok(server.Status()));
-        app.MapPost("/api/v1/queue/flush", () =>
-        {
-            server.Flush();
-            return Results.Ok(new FlushReply("deferred mail is due now"));
-        });
+        MapQueue(app, server);
         app.MapPost("/api/v1/queues/settings", (QueueChange change) =>
-            server.ChangeQueues(change) is { } problem ? Results.BadRequest(new AdminError(problem)) : Results.Ok(server.Status()));
+            server.ChangeQueues(change) is { } problem ? Results.BadRequest(new ErrorReply(problem)) : Results.Ok(server.Status()));
         app.MapPost("/api/v1/queues/{number:int}/disable", (int number) =>
-            server.DisableQueue(number) is { } problem ? Results.NotFound(new AdminError(problem)) : Results.Ok(server.Status()));
+            server.DisableQueue(number) is { } problem ? Results.NotFound(new ErrorReply(problem)) : Results.Ok(server.Status()));
         app.MapMetrics("/metrics", metrics.Registry);
         await app.StartAsync().ConfigureAwait(false);
         return new AdminApi(app);

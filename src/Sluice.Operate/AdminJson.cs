@@ -8,5 +8,4 @@ namespace Sluice.Operate;
 [JsonSerializable(typeof(ServerStatus))]
 [JsonSerializable(typeof(FlushReply))]
 [JsonSerializable(typeof(QueueChange))]
-[JsonSerializable(typeof(AdminError))]
 public sealed partial class AdminJson : JsonSerializerContext;

@@ -15,9 +15,10 @@ public interface IServerControl
 
     /// <summary>setqload --disable: the queue takes no more mail, drains and retires; the reason when it cannot, else null.</summary>
     string? DisableQueue(int number);
+
+    /// <summary>Every queue's scheduler now, for the queue verbs (the set may change while the server runs).</summary>
+    IReadOnlyList<Sluice.Scheduling.QueueScheduler> Schedulers();
 }
 
 /// <summary>The settings to change; a null one stays as it is.</summary>
 public sealed record QueueChange(bool? Dynamic = null, int? Count = null, int? Max = null, double? Load = null, TimeSpan? IdleRetire = null);
-
-public sealed record AdminError(string Error);

@@ -1,5 +1,5 @@
 // `sluice queue stat` (qmail-qstat): messages and pending recipients per queue and channel,
-// read from the spool without disturbing a running server.
+// read from the spool without disturbing a running server; and any damaged records moved aside.
 using System.Text;
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
@@ -19,7 +19,8 @@ public static class QueueStat
         var text = new StringBuilder();
         foreach (var number in QueueLayout.Numbers(options.QueueBase, Enumerable.Range(options.Queue.Start, options.Queue.Count)))
         {
-            var messages = FileQueueStore.ReadOnly(number, QueueLayout.PathOf(options.QueueBase, number), warn);
+            var dir = QueueLayout.PathOf(options.QueueBase, number);
+            var messages = FileQueueStore.ReadOnly(number, dir, warn);
             var perChannel = options.Channels.ToDictionary(c => c.Name, _ => 0);
             foreach (var m in messages)
                 for (int i = 0; i < m.Recipients.Count; i++)
@@ -27,6 +28,9 @@ public static class QueueStat
             totalMessages += messages.Count;
             foreach (var (k, v) in perChannel) total[k] = total.GetValueOrDefault(k) + v;
             text.AppendLine(Line($"queue{number}", messages.Count, perChannel));
+            // Never silent: a damaged record copied aside at start stays listed until the operator removes it.
+            foreach (var bad in FileQueueStore.CorruptEntries(dir))
+                text.AppendLine($"queue{number}: corrupt: {bad.FullName} ({bad.Length} bytes copied aside from a damaged spool record)");
         }
         text.AppendLine(Line("total", totalMessages, total));
         return text.ToString();

@@ -23,6 +23,18 @@ public interface IQueueStore : IAsyncDisposable
     /// <summary>Records durably that the message has had its delay warning.</summary>
     Task RecordDelayWarningAsync(QueuedMessage message, CancellationToken ct);
 
+    /// <summary>Records durably that the operator held (true) or released (false) the message.</summary>
+    Task RecordHoldAsync(SpooledMessage message, bool held, CancellationToken ct);
+
+    /// <summary>Records durably that the operator deleted the message; returns the pending recipients it had (0: none left).</summary>
+    Task<int> DeleteAsync(SpooledMessage message, CancellationToken ct);
+
+    /// <summary>A snapshot of the live messages (state only, no envelopes), for the operator's queue verbs.</summary>
+    IReadOnlyList<SpooledMessage> LiveMessages();
+
+    /// <summary>The live message with this sequence number, or null.</summary>
+    SpooledMessage? Find(ulong sequence);
+
     /// <summary>Reads a waiting message's envelope back, to work on it.</summary>
     Task<QueuedMessage> LoadAsync(SpooledMessage message, CancellationToken ct);
 

@@ -10,6 +10,8 @@ public enum RecipientStatus : byte
     Pending = 0,
     Delivered = 1,
     Failed = 2,
+    /// <summary>Removed by the operator (`sluice queue delete`): in memory only, the spool records it once per message.</summary>
+    Deleted = 3,
 }
 
 /// <summary>One recipient's delivery state; packed into 24 bytes because a waiting message keeps one per recipient.</summary>
@@ -56,9 +58,17 @@ public sealed class SpooledMessage
     public DateTimeOffset ReceivedAt => DateTimeOffset.FromUnixTimeMilliseconds(_receivedAtMs);
     public int BodyLength { get; }
     public IReadOnlyList<RecipientState> States => _states;
-    public int PendingRecipients => Volatile.Read(ref _pending);
+    public int PendingRecipients
+    {
+        get
+        {
+            lock (_states) return _pending;
+        }
+    }
     /// <summary>The message has had its delay warning (Retry.DelayWarning); kept in the spool so a restart does not repeat it.</summary>
     public bool DelayWarned { get; internal set; }
+    /// <summary>Held by the operator (`sluice queue hold`): not tried until released; kept in the spool across restarts.</summary>
+    public bool Held { get; internal set; }
 
     /// <summary>When the earliest pending recipient may be tried; MaxValue when none is pending.</summary>
     public DateTimeOffset Due
@@ -75,9 +85,10 @@ public sealed class SpooledMessage
     /// <summary>Makes every pending recipient due now (`sluice queue flush`), in memory only, as qmail-send's flush.</summary>
     public void MakeDue()
     {
-        for (int i = 0; i < _states.Length; i++)
-            if (_states[i] is { Status: RecipientStatus.Pending } s && s.NextAttempt != DateTimeOffset.MinValue)
-                _states[i] = new RecipientState(s.Status, s.Attempts, DateTimeOffset.MinValue, s.LastError);
+        lock (_states)
+            for (int i = 0; i < _states.Length; i++)
+                if (_states[i] is { Status: RecipientStatus.Pending } s && s.NextAttempt != DateTimeOffset.MinValue)
+                    _states[i] = new RecipientState(s.Status, s.Attempts, DateTimeOffset.MinValue, s.LastError);
     }
 
     internal int Segment { get; set; }
@@ -86,20 +97,51 @@ public sealed class SpooledMessage
     /// <summary>The body follows the envelope and its 4-byte length.</summary>
     internal long BodyOffset => EnvelopeOffset + EnvelopeLength + sizeof(int);
 
-    /// <summary>Sets a recipient's state; true when it just became final (no longer pending).</summary>
-    internal bool Set(int recipient, RecipientStatus status, int attempts, DateTimeOffset nextAttempt, string? lastError)
+    /// <summary>
+    /// Sets a recipient's state; true when this made the message finished (its last pending recipient became
+    /// final). Locked: deliveries to other domains and the operator's verbs may set states of one message at once.
+    /// </summary>
+    /// <param name="becameFinal">The recipient was pending and is final now.</param>
+    internal bool Set(int recipient, RecipientStatus status, int attempts, DateTimeOffset nextAttempt, string? lastError, out bool becameFinal)
     {
-        var wasPending = _states[recipient].Status == RecipientStatus.Pending;
-        // A final outcome is never undone: a late deferral of a recipient already done only counts the attempt.
-        if (!wasPending) status = _states[recipient].Status;
-        _states[recipient] = new RecipientState(status, attempts, nextAttempt, lastError);
-        if (!wasPending || status == RecipientStatus.Pending) return false;
-        Interlocked.Decrement(ref _pending);
-        return true;
+        lock (_states)
+        {
+            var wasPending = _states[recipient].Status == RecipientStatus.Pending;
+            // A final outcome is never undone: a late deferral of a recipient already done only counts the attempt.
+            if (!wasPending) status = _states[recipient].Status;
+            _states[recipient] = new RecipientState(status, attempts, nextAttempt, lastError);
+            becameFinal = wasPending && status != RecipientStatus.Pending;
+            return becameFinal && --_pending == 0;
+        }
+    }
+
+    /// <summary>Marks every pending recipient deleted; returns how many were (0: already finished, by someone else).</summary>
+    internal int Delete()
+    {
+        lock (_states)
+        {
+            var deleted = _pending;
+            for (int i = 0; i < _states.Length; i++)
+                if (_states[i] is { Status: RecipientStatus.Pending } s)
+                    _states[i] = new RecipientState(RecipientStatus.Deleted, s.Attempts, DateTimeOffset.MinValue, s.LastError);
+            _pending = 0;
+            return deleted;
+        }
     }
 
     internal static string FormatId(int queue, ulong sequence) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{queue}.{sequence}");
+
+    /// <summary>Reads an <see cref="Id"/> ("queue.sequence") as an operator types it.</summary>
+    public static bool TryParseId(string id, out int queue, out ulong sequence)
+    {
+        sequence = 0;
+        var dot = id.IndexOf('.', StringComparison.Ordinal);
+        const System.Globalization.NumberStyles digits = System.Globalization.NumberStyles.None;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        return int.TryParse(id.AsSpan(0, Math.Max(dot, 0)), digits, inv, out queue) && dot > 0
+            && ulong.TryParse(id.AsSpan(dot + 1), digits, inv, out sequence);
+    }
 }
 
 public sealed class QueuedMessage(SpooledMessage spooled, Envelope envelope)

@@ -8,8 +8,6 @@ namespace Sluice.Scheduling;
 public sealed partial class QueueScheduler
 {
     /// <summary>Nothing held, nothing running: a retiring queue may be closed (its store holds no live message then too).</summary>
-    public MailQueue Queue => _queue;
-
     public bool IsIdle
     {
         get

@@ -47,6 +47,12 @@ public sealed partial class QueueScheduler
     /// </summary>
     private void Wait(SpooledMessage m)
     {
+        if (m.PendingRecipients == 0) return; // deleted or bounced by the operator
+        if (m.Held)
+        {
+            _held.Add(m);
+            return;
+        }
         var due = m.Due;
         _waiting.Enqueue(m, due > m.ReceivedAt ? due : m.ReceivedAt);
     }
@@ -87,6 +93,12 @@ public sealed partial class QueueScheduler
                         continue;
                     }
                     _waiting.Dequeue();
+                    // Held or deleted while it waited: it leaves the queue of work here (Wait puts it aside).
+                    if (next.Held || next.PendingRecipients == 0)
+                    {
+                        Wait(next);
+                        continue;
+                    }
                     _active++;
                 }
                 QueuedMessage loaded;

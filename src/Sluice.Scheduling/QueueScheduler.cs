@@ -100,11 +100,14 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     {
         await Task.Yield(); // never deliver on the caller's stack (it holds no lock, but may be the session)
         var m = job.Message;
-        var ids = new long[job.Recipients.Length];
         var outcome = DestinationOutcome.Unknown;
         var error = "";
         try
         {
+            // Held, deleted or bounced by the operator since the job was made: it is dropped, not delivered.
+            if (WithoutWithdrawn(job) is not { } still) return;
+            job = still;
+            var ids = new long[job.Recipients.Length];
             var body = await _queue.Store.ReadBodyAsync(m, _stop.Token).ConfigureAwait(false);
             var recipients = job.Recipients.Select(i => m.Recipients[i]).ToArray();
             for (int i = 0; i < ids.Length; i++)

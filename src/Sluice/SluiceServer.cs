@@ -57,9 +57,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     public IReadOnlyList<EndPoint> SmtpEndpoints => _listener?.LocalEndpoints ?? [];
 
-    private IReadOnlyList<QueueScheduler> Schedulers => _queues?.Schedulers ?? [];
-
-    public int QueueCount => Schedulers.Count;
+    public int QueueCount => Schedulers().Count;
 
     /// <summary>The queues that take new mail; others (found on disk beyond Queue.Count, retiring, disabled) only drain.</summary>
     public int ActiveQueueCount => _queues?.Balancer.Queues.Count ?? 0;
@@ -112,9 +110,14 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         }
     }
 
+    public IReadOnlyList<QueueScheduler> Schedulers()
+    {
+        lock (_operate) return _stopping ? [] : _queues?.Schedulers ?? [];
+    }
+
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
-        new(_time.GetUtcNow(), [.. Schedulers.Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings);
+        new(_time.GetUtcNow(), [.. Schedulers().Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings);
 
     public string? ChangeQueues(QueueChange c) => _queues!.Change(c.Dynamic, c.Count, c.Max, c.Load, c.IdleRetire);
 
@@ -158,7 +161,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             _retry.Replace(next.Retry);
             var channels = new ChannelMap(next.Channels);
             Volatile.Write(ref _channels, channels);
-            foreach (var s in Schedulers) s.Reload(channels);
+            foreach (var s in Schedulers()) s.Reload(channels);
             _maildir.Mailboxes = new MailboxMap(next);
             if (_queues is not null)
             {
@@ -195,7 +198,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         lock (_operate)
         {
             if (_stopping) return;
-            foreach (var s in Schedulers) s.Flush();
+            foreach (var s in Schedulers()) s.Flush();
         }
     }
 

@@ -201,5 +201,61 @@ public sealed class FileQueueStoreTests : IDisposable
         Assert.True((await again.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("2\r\n"), None)).Spooled.Sequence > first);
     }
 
+    [Fact]
+    public async Task Hold_release_and_delete_are_kept_across_reopen()
+    {
+        string kept, deleted;
+        await using (var store = Open())
+        {
+            var a = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("a\r\n"), None);
+            var b = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), Body("b\r\n"), None);
+            var c = await store.AcceptAsync(new Envelope("a@x.test", ["e@y.test"]), Body("c\r\n"), None);
+            await store.RecordHoldAsync(a.Spooled, true, None);
+            await store.RecordHoldAsync(c.Spooled, true, None);
+            await store.RecordHoldAsync(c.Spooled, false, None);
+            await store.RecordAsync(b, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250", None);
+            Assert.Equal(1, await store.DeleteAsync(b.Spooled, None));
+            Assert.Equal(0, await store.DeleteAsync(b.Spooled, None));
+            Assert.Equal((2, 2), (store.MessageCount, store.RecipientCount));
+            Assert.Null(store.Find(b.Spooled.Sequence));
+            Assert.Same(a.Spooled, store.Find(a.Spooled.Sequence));
+            Assert.Equal([a.Id, c.Id], store.LiveMessages().Select(m => m.Id).Order());
+            (kept, deleted) = (a.Id, b.Id);
+        }
+        await using var again = Open();
+        Assert.Equal([(kept, true), (kept, false)], again.Recovered.Select(m => (kept, m.Held)));
+        Assert.Equal(kept, again.Recovered.First().Id);
+        Assert.DoesNotContain(again.Recovered, m => m.Id == deleted);
+        Assert.Equal(2, again.LiveMessages().Count);
+    }
+
+    [Fact]
+    public async Task A_damaged_record_in_the_middle_is_copied_aside_and_the_records_after_it_recovered()
+    {
+        var bodies = new[] { "first\r\n", "second-is-damaged\r\n", "third\r\n" };
+        await using (var store = Open())
+            foreach (var body in bodies) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body(body), None);
+        var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
+        var bytes = await File.ReadAllBytesAsync(path);
+        var at = Encoding.ASCII.GetString(bytes).IndexOf("second", StringComparison.Ordinal);
+        bytes[at] ^= 0xFF;
+        await File.WriteAllBytesAsync(path, bytes);
+
+        await using (var again = Open())
+        {
+            var recovered = await Task.WhenAll(again.Recovered.Select(async m => Encoding.ASCII.GetString(await again.ReadBodyAsync(await again.LoadAsync(m, None), None))));
+            Assert.Equal([bodies[0], bodies[2]], recovered);
+        }
+        var aside = Assert.Single(Directory.GetFiles(SpoolReplay.CorruptDirectory(_dir.Path)));
+        Assert.Contains("econd-is-damaged", Encoding.Latin1.GetString(await File.ReadAllBytesAsync(aside)), StringComparison.Ordinal);
+        Assert.Contains(_warnings, w => w.Contains("damaged bytes at offset", StringComparison.Ordinal) && w.Contains(aside, StringComparison.Ordinal)
+            && w.Contains("the intact records after them are read", StringComparison.Ordinal));
+        // A second start finds the same damage and says it was copied already; nothing is lost in between.
+        _warnings.Clear();
+        await using var third = Open();
+        Assert.Equal(2, third.Recovered.Count);
+        Assert.Contains(_warnings, w => w.Contains($"already copied to {aside}", StringComparison.Ordinal));
+    }
+
     public void Dispose() => _dir.Dispose();
 }

@@ -20,6 +20,8 @@ public sealed class FileQueueStore : IQueueStore
     private readonly Channel<PendingRecord> _pending = Channel.CreateUnbounded<PendingRecord>(new() { SingleReader = true });
     private readonly Dictionary<int, SafeFileHandle> _segments = [];
     private readonly SortedDictionary<int, int> _liveBySegment;
+    /// <summary>Every live message by sequence, for the operator's verbs (guarded by _segmentsLock).</summary>
+    private readonly Dictionary<ulong, SpooledMessage> _live;
     private readonly Lock _segmentsLock = new();
     private readonly Task _writer;
     private int _active;
@@ -36,6 +38,7 @@ public sealed class FileQueueStore : IQueueStore
         _segmentBytes = segmentBytes;
         _time = time;
         _liveBySegment = replay.LiveBySegment;
+        _live = replay.Messages;
         Recovered = replay.Messages.Values.OrderBy(m => m.Sequence).ToList();
         _messages = Recovered.Count;
         _recipients = Recovered.Sum(m => m.PendingRecipients);
@@ -63,7 +66,7 @@ public sealed class FileQueueStore : IQueueStore
         }
         try
         {
-            var replay = SpoolReplay.Run(dir, number, warn);
+            var replay = SpoolReplay.Run(dir, number, warn, moveAside: true);
             return new FileQueueStore(number, dir, segmentBytes, time, replay) { _ownerLock = ownerLock };
         }
         catch
@@ -78,13 +81,20 @@ public sealed class FileQueueStore : IQueueStore
     {
         if (!Directory.Exists(dir)) return [];
         var messages = new List<QueuedMessage>();
-        foreach (var segment in SpoolReplay.Run(dir, number, warn).Messages.Values.GroupBy(m => m.Segment))
+        foreach (var segment in SpoolReplay.Run(dir, number, warn, moveAside: false).Messages.Values.GroupBy(m => m.Segment))
         {
             using var handle = File.OpenHandle(SpoolReplay.SegmentPath(dir, segment.Key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             foreach (var m in segment)
                 messages.Add(new(m, SpoolRecord.ReadEnvelopeAsync(handle, m, CancellationToken.None).AsTask().GetAwaiter().GetResult()));
         }
         return messages;
+    }
+
+    /// <summary>Damaged records copied aside at start (queueN/corrupt), for `sluice queue stat` to report.</summary>
+    public static IReadOnlyList<FileInfo> CorruptEntries(string dir)
+    {
+        var corrupt = new DirectoryInfo(SpoolReplay.CorruptDirectory(dir));
+        return corrupt.Exists ? [.. corrupt.EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal)] : [];
     }
 
     public int Number { get; }
@@ -107,7 +117,18 @@ public sealed class FileQueueStore : IQueueStore
         };
         Interlocked.Increment(ref _messages);
         Interlocked.Add(ref _recipients, envelope.Recipients.Count);
+        lock (_segmentsLock) _live[seq] = spooled;
         return new QueuedMessage(spooled, envelope);
+    }
+
+    public IReadOnlyList<SpooledMessage> LiveMessages()
+    {
+        lock (_segmentsLock) return [.. _live.Values];
+    }
+
+    public SpooledMessage? Find(ulong sequence)
+    {
+        lock (_segmentsLock) return _live.GetValueOrDefault(sequence);
     }
 
     public async Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct)
@@ -116,18 +137,45 @@ public sealed class FileQueueStore : IQueueStore
         var attempts = m.States[recipient].Attempts + 1;
         await Commit([SpoolRecord.EncodeState(m.Sequence, recipient, status, attempts, nextAttempt, lastError)], isMessage: false)
             .ConfigureAwait(false);
-        if (!m.Set(recipient, status, attempts, nextAttempt, lastError)) return;
-        Interlocked.Decrement(ref _recipients);
-        if (m.PendingRecipients > 0) return;
-        Interlocked.Decrement(ref _messages);
-        lock (_segmentsLock) _liveBySegment[m.Segment]--;
-        RetireSegments();
+        var finished = m.Set(recipient, status, attempts, nextAttempt, lastError, out var becameFinal);
+        if (becameFinal) Interlocked.Decrement(ref _recipients);
+        if (finished) Finished(m);
     }
 
     public async Task RecordDelayWarningAsync(QueuedMessage message, CancellationToken ct)
     {
         await Commit([SpoolRecord.EncodeWarned(message.Spooled.Sequence)], isMessage: false).ConfigureAwait(false);
         message.Spooled.DelayWarned = true;
+    }
+
+    public async Task RecordHoldAsync(SpooledMessage message, bool held, CancellationToken ct)
+    {
+        await Commit([SpoolRecord.EncodeHold(message.Sequence, held)], isMessage: false).ConfigureAwait(false);
+        message.Held = held;
+    }
+
+    public async Task<int> DeleteAsync(SpooledMessage message, CancellationToken ct)
+    {
+        if (message.PendingRecipients == 0) return 0;
+        await Commit([SpoolRecord.EncodeDeleted(message.Sequence)], isMessage: false).ConfigureAwait(false);
+        // Counted as they are now: a delivery that ended meanwhile has taken its recipient off already.
+        var deleted = message.Delete();
+        if (deleted == 0) return 0;
+        Interlocked.Add(ref _recipients, -deleted);
+        Finished(message);
+        return deleted;
+    }
+
+    /// <summary>The message's last pending recipient became final: it is no longer live, and its segment may go.</summary>
+    private void Finished(SpooledMessage m)
+    {
+        Interlocked.Decrement(ref _messages);
+        lock (_segmentsLock)
+        {
+            _liveBySegment[m.Segment]--;
+            _live.Remove(m.Sequence);
+        }
+        RetireSegments();
     }
 
     public async Task<QueuedMessage> LoadAsync(SpooledMessage message, CancellationToken ct) =>

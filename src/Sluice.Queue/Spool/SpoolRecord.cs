@@ -5,6 +5,8 @@
 //   payload = 'M' seq:u64 receivedMs:i64 sender:str count:7bit rcpt:str* ext bodyLength:i32 body
 //           | 'S' seq:u64 recipient:7bit status:u8 attempts:7bit nextAttemptMs:i64 lastError:str
 //           | 'W' seq:u64                                        (the message has had its delay warning)
+//           | 'H' seq:u64 held:u8                                (held by the operator: 1, released: 0; the last one counts)
+//           | 'D' seq:u64                                        (deleted by the operator: no recipient is tried again)
 //   ext     = flags:u8 [ret:u8 envid:str auth:str (notify:u8 orcpt:str){count}]   (the rest only if flags has 0x80)
 //             flags: 0x01 SMTPUTF8, 0x02 BODY=8BITMIME, 0x04 double bounce, 0x80 DSN/AUTH fields follow
 //   str     = BinaryWriter's 7-bit length + UTF-8 bytes
@@ -21,6 +23,8 @@ internal static class SpoolRecord
     public const byte MessageType = (byte)'M';
     public const byte StateType = (byte)'S';
     public const byte WarnedType = (byte)'W';
+    public const byte HoldType = (byte)'H';
+    public const byte DeletedType = (byte)'D';
     /// <summary>Payload bytes before the envelope: type, sequence, receivedMs.</summary>
     public const int EnvelopeStart = 1 + sizeof(ulong) + sizeof(long);
     /// <summary>Larger frames are corruption: Smtp.MaxMessageBytes is far below this.</summary>
@@ -118,6 +122,14 @@ internal static class SpoolRecord
         });
 
     public static byte[] EncodeWarned(ulong seq) => Frame(WarnedType, seq, _ => { });
+
+    public static byte[] EncodeHold(ulong seq, bool held) => Frame(HoldType, seq, w => w.Write(held));
+
+    public static byte[] EncodeDeleted(ulong seq) => Frame(DeletedType, seq, _ => { });
+
+    /// <summary>A payload's first byte is one of these; a resynchronising scan checks it before the CRC.</summary>
+    public static bool IsKnownType(byte type) =>
+        type is MessageType or StateType or WarnedType or HoldType or DeletedType;
 
     private static byte[] Frame(byte type, ulong seq, Action<BinaryWriter> fields)
     {

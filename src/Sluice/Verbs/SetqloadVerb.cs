@@ -45,7 +45,7 @@ internal static class SetqloadVerb
                         parse.GetValue(max), parse.GetValue(load), idleRetire), AdminJson.Default.QueueChange, ct);
                 if (!reply.IsSuccessStatusCode)
                 {
-                    var error = await reply.Content.ReadFromJsonAsync(AdminJson.Default.AdminError, ct);
+                    var error = await reply.Content.ReadFromJsonAsync(QueueJson.Default.ErrorReply, ct);
                     Console.Error.WriteLine($"setqload: {error?.Error ?? reply.ReasonPhrase}");
                     return ExitCodes.Usage;
                 }
