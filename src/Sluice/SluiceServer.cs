@@ -10,7 +10,6 @@ using Sluice.Delivery.Maildir;
 using Sluice.Delivery.Smtp;
 using Sluice.Operate;
 using Sluice.Queue;
-using Sluice.Queue.Spool;
 using Sluice.Receive;
 using Sluice.Receive.Auth;
 using Sluice.Receive.Tls;
@@ -21,6 +20,7 @@ namespace Sluice;
 internal sealed class SluiceServer : IAsyncDisposable
 {
     private readonly List<MailQueue> _queues = [];
+    private IQueueStoreFactory? _stores;
     private readonly List<QueueScheduler> _schedulers = [];
     private readonly List<Task> _todos = [];
     private readonly CancellationTokenSource _stop = new();
@@ -64,7 +64,8 @@ internal sealed class SluiceServer : IAsyncDisposable
     /// <summary>The queues that take new mail (Queue.Start/Count); others found on disk only drain.</summary>
     public int ActiveQueueCount { get; private set; }
 
-    public string QueueBase => _started.QueueBase;
+    /// <summary>Where the queues are: the spool directory, or the queue database.</summary>
+    public string QueuePlace => _stores?.Description ?? _started.QueueBase;
 
     /// <param name="configFile">Where <paramref name="options"/> came from (null: embedded defaults); a reload reads it again.</param>
     /// <param name="maxSessions">Inbound sessions the open-files limit allows, when below Smtp.MaxConnections.</param>
@@ -88,9 +89,10 @@ internal sealed class SluiceServer : IAsyncDisposable
         var channels = new ChannelMap(options.Channels);
         var throttle = _throttle = new DestinationThrottle(time, _log.Write);
         var active = Enumerable.Range(options.Queue.Start, options.Queue.Count).ToHashSet();
-        foreach (var number in QueueLayout.Numbers(options.QueueBase, active))
+        var stores = _stores = QueueStores.Open(options, time, _log.Write);
+        foreach (var number in stores.Numbers(active))
         {
-            var store = FileQueueStore.Open(number, QueueLayout.PathOf(options.QueueBase, number), options.Queue.SegmentBytes.Bytes, time, _log.Write);
+            var store = stores.Open(number);
             var queue = new MailQueue(store);
             _queues.Add(queue);
             var scheduler = new QueueScheduler(queue, channels, _agents, throttle, _retry, _log, time, options.Hostname,
@@ -205,16 +207,14 @@ internal sealed class SluiceServer : IAsyncDisposable
         _throttle?.Dispose();
         await _stop.CancelAsync().ConfigureAwait(false);
         try { await Task.WhenAll(_todos).ConfigureAwait(false); } catch (OperationCanceledException) { }
-        long syncs = 0, records = 0;
-        foreach (var q in _queues)
+        foreach (var q in _queues) await q.DisposeAsync().ConfigureAwait(false);
+        if (_stores is not null)
         {
-            var (s, r) = q.Store.CommitStats;
-            syncs += s;
-            records += r;
-            await q.DisposeAsync().ConfigureAwait(false);
+            await _stores.DisposeAsync().ConfigureAwait(false);
+            var (commits, records) = _stores.CommitStats;
+            _log.Write($"spool: {records} records in {commits} group commits; {Sluice.Core.IO.DurableFile.SyncCount} fsyncs in all");
         }
         foreach (var a in _agents.Values) await a.DisposeAsync().ConfigureAwait(false);
-        _log.Write($"spool: {records} records in {syncs} group commits; {Sluice.Core.IO.DurableFile.SyncCount} fsyncs in all");
         _stop.Dispose();
     }
 }
