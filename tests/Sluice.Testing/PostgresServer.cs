@@ -46,8 +46,12 @@ public sealed class PostgresServer : Xunit.IAsyncLifetime
     }
 
     /// <summary>Starts the server again (after <see cref="StopAsync"/>) on the same port and data.</summary>
-    public Task StartAsync() => RunToolAsync("pg_ctl",
-        ["-D", DataDir, "-l", LogFile, "-w", "-t", "60", "-o", $"-p {Port} -k {_dir.Path} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"]);
+    public async Task StartAsync()
+    {
+        await RunToolAsync("pg_ctl",
+            ["-D", DataDir, "-l", LogFile, "-w", "-t", "60", "-o", $"-p {Port} -k {_dir.Path} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"]);
+        NpgsqlConnection.ClearAllPools(); // the tests' own pooled connections died with a stopped server
+    }
 
     /// <summary>Stops the server; immediate is a crash as far as the data is concerned (no checkpoint).</summary>
     public Task StopAsync(bool immediate = false) =>

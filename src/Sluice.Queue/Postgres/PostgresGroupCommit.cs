@@ -106,6 +106,27 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
         return results;
     }
 
+    /// <summary>
+    /// Runs a read, trying again while the database is away (restart, failover) until it is back or
+    /// <paramref name="ct"/> ends: a queue waits for its database rather than setting work aside until a restart.
+    /// Other database errors come out as IOException.
+    /// </summary>
+    public async Task<T> UntilReachableAsync<T>(Func<Task<T>> read, CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                return await read().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException && !ct.IsCancellationRequested)
+            {
+                if (!Transient(e)) throw new IOException($"queue database: {e.Message}", e);
+            }
+            await Task.Delay(RetryDelay, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>The database or the way to it is away (restart, failover, network), not a fault in the statement.</summary>
     private static bool Transient(Exception e) => e switch
     {

@@ -137,57 +137,47 @@ public sealed class PostgresQueueStore : IQueueStore
         message.Spooled.DelayWarned = true;
     }
 
-    public async Task<QueuedMessage> LoadAsync(SpooledMessage message, CancellationToken ct)
+    public Task<QueuedMessage> LoadAsync(SpooledMessage message, CancellationToken ct) =>
+        _db.Commits.UntilReachableAsync(() => ReadEnvelopeAsync(message, ct), ct);
+
+    private async Task<QueuedMessage> ReadEnvelopeAsync(SpooledMessage message, CancellationToken ct)
     {
         await using var read = _db.Source.CreateCommand("""
             SELECT m.sender, m.flags, m.dsn_return, m.envelope_id, m.authenticated_as, r.address, r.notify, r.orcpt
             FROM sluice_message m JOIN sluice_recipient r ON r.message_id = m.id WHERE m.id = $1 ORDER BY r.idx
             """);
         read.Parameters.Add(new NpgsqlParameter { Value = (long)message.Sequence });
-        try
+        await using var rows = await read.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var recipients = new List<string>(message.States.Count);
+        var dsn = new List<RecipientDsn>(message.States.Count);
+        (string Sender, short Flags, short Return, string? EnvelopeId, string? AuthenticatedAs)? head = null;
+        while (await rows.ReadAsync(ct).ConfigureAwait(false))
         {
-            await using var rows = await read.ExecuteReaderAsync(ct).ConfigureAwait(false);
-            var recipients = new List<string>(message.States.Count);
-            var dsn = new List<RecipientDsn>(message.States.Count);
-            (string Sender, short Flags, short Return, string? EnvelopeId, string? AuthenticatedAs)? head = null;
-            while (await rows.ReadAsync(ct).ConfigureAwait(false))
-            {
-                head ??= (rows.GetString(0), rows.GetInt16(1), rows.GetInt16(2), NullableString(rows, 3), NullableString(rows, 4));
-                recipients.Add(rows.GetString(5));
-                dsn.Add(new RecipientDsn((DsnNotify)rows.GetInt16(6), NullableString(rows, 7)));
-            }
-            if (head is not { } h) throw new IOException($"queue{Number}: message {message.Id} is missing from the queue database");
-            return new QueuedMessage(message, new Envelope(h.Sender, recipients)
-            {
-                Dsn = dsn.TrueForAll(d => d == default) ? null : dsn,
-                Return = (DsnReturn)h.Return,
-                EnvelopeId = h.EnvelopeId,
-                AuthenticatedAs = h.AuthenticatedAs,
-                SmtpUtf8 = (h.Flags & SmtpUtf8Flag) != 0,
-                EightBitMime = (h.Flags & EightBitFlag) != 0,
-                DoubleBounce = (h.Flags & DoubleBounceFlag) != 0,
-            });
+            head ??= (rows.GetString(0), rows.GetInt16(1), rows.GetInt16(2), NullableString(rows, 3), NullableString(rows, 4));
+            recipients.Add(rows.GetString(5));
+            dsn.Add(new RecipientDsn((DsnNotify)rows.GetInt16(6), NullableString(rows, 7)));
         }
-        catch (NpgsqlException e)
+        if (head is not { } h) throw new IOException($"queue{Number}: message {message.Id} is missing from the queue database");
+        return new QueuedMessage(message, new Envelope(h.Sender, recipients)
         {
-            throw new IOException($"queue database: {e.Message}", e);
-        }
+            Dsn = dsn.TrueForAll(d => d == default) ? null : dsn,
+            Return = (DsnReturn)h.Return,
+            EnvelopeId = h.EnvelopeId,
+            AuthenticatedAs = h.AuthenticatedAs,
+            SmtpUtf8 = (h.Flags & SmtpUtf8Flag) != 0,
+            EightBitMime = (h.Flags & EightBitFlag) != 0,
+            DoubleBounce = (h.Flags & DoubleBounceFlag) != 0,
+        });
     }
 
-    public async Task<byte[]> ReadBodyAsync(QueuedMessage message, CancellationToken ct)
-    {
-        await using var read = _db.Source.CreateCommand("SELECT body FROM sluice_message WHERE id = $1");
-        read.Parameters.Add(new NpgsqlParameter { Value = (long)message.Spooled.Sequence });
-        try
+    public Task<byte[]> ReadBodyAsync(QueuedMessage message, CancellationToken ct) =>
+        _db.Commits.UntilReachableAsync(async () =>
         {
+            await using var read = _db.Source.CreateCommand("SELECT body FROM sluice_message WHERE id = $1");
+            read.Parameters.Add(new NpgsqlParameter { Value = (long)message.Spooled.Sequence });
             return await read.ExecuteScalarAsync(ct).ConfigureAwait(false) as byte[]
                 ?? throw new IOException($"queue{Number}: message {message.Id} is missing from the queue database");
-        }
-        catch (NpgsqlException e)
-        {
-            throw new IOException($"queue database: {e.Message}", e);
-        }
-    }
+        }, ct);
 
     private static string? NullableString(NpgsqlDataReader rows, int column) => rows.IsDBNull(column) ? null : rows.GetString(column);
 

@@ -53,6 +53,39 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
     }
 
     [Fact]
+    public async Task While_the_database_restarts_mail_gets_451_and_afterwards_everything_is_delivered_without_a_restart()
+    {
+        var db = await server.CreateDatabaseAsync();
+        await using var sluice = await Instance.StartAsync(OnPostgres(db));
+        sluice.Sink.StopListening(); // deferrals keep delivery outcomes flowing into the database during the outage
+        await SendAsync(sluice, Enumerable.Range(0, 10).Select(i => $"before{i}@remote.test"));
+
+        await server.StopAsync(immediate: true);
+        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => SendAsync(sluice, ["during@remote.test"]));
+        Assert.Equal(451, (int)refused.StatusCode);
+        Assert.Contains("4.3.0", refused.Message, StringComparison.Ordinal);
+
+        await server.StartAsync();
+        await sluice.WaitForLogAsync("queue database: back; queue locks taken again (queue1, queue2)");
+        sluice.Sink.StartListening();
+        // A connection broken by the restart may still fail one transaction: the client retries, as SMTP clients do.
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await SendAsync(sluice, Enumerable.Range(0, 10).Select(i => $"after{i}@remote.test"));
+                break;
+            }
+            catch (SmtpCommandException e) when ((int)e.StatusCode == 451 && attempt < 3) { }
+        }
+        Assert.Equal(0, (await sluice.RunVerbAsync("queue", "flush")).Exit); // ends the sink's back-off now
+        await sluice.Sink.WaitForCountAsync(20, TimeSpan.FromSeconds(90));
+        var delivered = sluice.Sink.Messages.Select(m => m.Recipients.Single()).ToHashSet();
+        Assert.Equal(20, delivered.Count(r => r.StartsWith("before", StringComparison.Ordinal) || r.StartsWith("after", StringComparison.Ordinal)));
+        Assert.DoesNotContain("during@remote.test", delivered);
+    }
+
+    [Fact]
     public async Task A_queue_database_with_a_newer_schema_stops_the_server_at_start()
     {
         var db = await server.CreateDatabaseAsync();
