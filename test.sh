@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, the unbound
-# DNS server the delivery tests serve their zone from, Dovecot's IMAP server, which the tests start
-# privately and never as a service) when missing,
+# DNS server the delivery tests serve their zone from, Dovecot's IMAP server and PostgreSQL's server,
+# which the tests start privately (initdb + pg_ctl in a temp directory) and never as a service) when missing,
 # builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -12,6 +12,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # /usr/sbin may be off a non-root PATH, so look for the files themselves.
 [ -x /usr/sbin/unbound ] || need+=(unbound)
 [ -x /usr/sbin/dovecot ] && [ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
 # swaks speaks TLS (--tls, --tlsc) through Net::SSLeay, which it only recommends.
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
 if [ ${#need[@]} -gt 0 ]; then

@@ -25,8 +25,10 @@ STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"     # `sluice serve` may have to rebui
 NOTE="${NOTE:-}"                        # free text for RESULTS.md, e.g. what else ran meanwhile
 WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk, fsync is the point
 KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
+STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
+[[ "$STORE" == file || "$STORE" == postgres ]] || die "STORE must be file or postgres (got '$STORE')"
 for v in N SIZE SESSIONS ROUNDS DOMAINS SESSIONS_PER_PROC TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
@@ -34,9 +36,10 @@ done
 
 # ---------------------------------------------------------------- processes we own, and cleanup
 # Only PIDs started here are ever signalled: the machine may run other sluice/postfix processes.
-declare -a owned=()
+declare -a owned=() pg_running=()
 cleanup() {
   local p
+  for p in "${pg_running[@]}"; do pg_stop "$p"; done
   for p in "${owned[@]}"; do
     kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
   done
@@ -129,6 +132,24 @@ inject() {
   return "$failed"
 }
 
+# ---------------------------------------------------------------- the queue database (STORE=postgres)
+# A private cluster in the round's temp dir, as the tests make one: initdb + pg_ctl, as the postgres
+# user when we are root (PostgreSQL refuses to run as root). fsync and synchronous_commit stay on.
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_start() {  # dir port
+  [ -n "$pg_bin" ] || die "PostgreSQL is not installed (apt-get install postgresql)"
+  [ "$(id -u)" -ne 0 ] || chown postgres "$1"
+  as_pg "$pg_bin/initdb" -D "$1/pg" -A trust -U sluice -E UTF8 --locale=C --no-sync >/dev/null
+  as_pg "$pg_bin/pg_ctl" -D "$1/pg" -l "$1/pg.log" -w -o "-p $2 -k $1 -c listen_addresses=127.0.0.1" start >/dev/null
+}
+pg_stop() { as_pg "$pg_bin/pg_ctl" -D "$1/pg" -w -m fast stop >/dev/null || true; }
+# "transactions wal_bytes" of database postgres so far: the figures per message are the differences.
+pg_counters() {
+  psql -h 127.0.0.1 -p "$1" -U sluice -d postgres -Atc \
+    "SELECT xact_commit + xact_rollback, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint FROM pg_stat_database WHERE datname = 'postgres'" | tr '|' ' '
+}
+
 # ---------------------------------------------------------------- one round
 # Sets round_result="inject_s e2e_s records commits fsyncs". Runs in the main shell (not a
 # subshell) so that die() and the PIDs it starts reach the cleanup trap.
@@ -148,10 +169,17 @@ run_round() {
   done
 
   smtp_port="$(free_port "$sink_port")" || die "no free port"
+  local queue='{ "Count": 4 }' pg_port="" pg_before=""
+  if [ "$STORE" = postgres ]; then
+    pg_port="$(free_port "$smtp_port")" || die "no free port"
+    pg_start "$tmp" "$pg_port"
+    pg_running=("$tmp")
+    queue="{ \"Count\": 4, \"Store\": \"postgres\", \"ConnectionString\": \"Host=127.0.0.1;Port=$pg_port;Username=sluice;Database=postgres\" }"
+  fi
   cat >"$tmp/sluice.json" <<EOF
 { "Hostname": "bench.sluice.test", "DataDir": "$tmp/var",
   "Smtp": { "Listen": ["127.0.0.1:$smtp_port"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
-  "Queue": { "Count": 4 },
+  "Queue": $queue,
   "Routes": { "*": "127.0.0.1:$sink_port" } }
 EOF
   # exec: the PID we hold is the PID of sluice itself (the wrapper execs dotnet), so SIGTERM reaches it.
@@ -165,6 +193,7 @@ EOF
     sleep 0.1
   done
 
+  [ -z "$pg_port" ] || pg_before="$(pg_counters "$pg_port")"
   t0="$(date +%s.%N)"
   if ! inject "$smtp_port" "$tmp"; then
     tail -20 "$tmp/sluice.log" >&2
@@ -195,6 +224,13 @@ EOF
   kill -0 "$sluice_pid" 2>/dev/null && die "sluice did not stop within 60s of SIGTERM (see $tmp)"
   wait "$sluice_pid" || die "sluice exited with status $? (see $tmp)"
   kill -TERM "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true
+  if [ -n "$pg_port" ]; then
+    local x0 w0 x1 w1
+    read -r x0 w0 <<<"$pg_before"
+    read -r x1 w1 <<<"$(pg_counters "$pg_port")"
+    pg_figures+=("round $r: $(awk -v n="$N" -v a="$x0" -v b="$x1" 'BEGIN{printf "%.2f", (b-a)/n}') database transactions (round trips) and $(awk -v n="$N" -v a="$w0" -v b="$w1" 'BEGIN{printf "%.0f", (b-a)/n}') WAL bytes per message")
+    pg_stop "$tmp"; pg_running=()
+  fi
 
   spool="$(grep -m1 ' spool: ' "$tmp/sluice.log" || true)"
   [[ "$spool" =~ spool:\ ([0-9]+)\ records\ in\ ([0-9]+)\ group\ commits\;\ ([0-9]+)\ fsyncs ]] \
@@ -222,7 +258,8 @@ mkdir -p "$WORKDIR"
 # Build outside the timed part (the wrapper builds on first use or after a source change).
 "$root/sluice" --help >/dev/null || die "sluice does not build"
 
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS bench/relay.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS STORE=$STORE bench/relay.sh"
+declare -a pg_figures=()
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay.sh: $command_line  ($JOBS smtp-source jobs, $PROCS at a time, -s $SESSIONS_PER_PROC each)" >&2
 
@@ -262,6 +299,8 @@ results="$results_file"
   echo "- injection: $JOBS smtp-source jobs over $DOMAINS domains, $PROCS at a time with -s $SESSIONS_PER_PROC -d, $SIZE-byte bodies, one recipient per message"
   echo "- load average at start: $loadavg_start"
   [ -z "$NOTE" ] || echo "- note: $NOTE"
+  [ "$STORE" = file ] || echo "- queue in PostgreSQL ($("$pg_bin/postgres" --version), private cluster on the same disk); commits and fsyncs below are Sluice's group commits, and:"
+  for f in "${pg_figures[@]}"; do echo "  - $f"; done
   echo
   echo "$table"
 } >>"$results"

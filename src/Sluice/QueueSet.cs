@@ -21,23 +21,22 @@ internal sealed class QueueSet : IAsyncDisposable
 
     private readonly SortedDictionary<int, Member> _members = [];
     private readonly Lock _gate = new();
-    private readonly Func<int, QueueScheduler> _open;
-    private readonly string _queueBase;
+    private readonly IQueueStoreFactory _stores;
+    private readonly Func<MailQueue, QueueScheduler> _schedule;
     private readonly int _start;
     private readonly DeliveryLog _log;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stop = new();
     private QueueSettings _settings;
     private Task _scaler = Task.CompletedTask;
-    private (long Syncs, long Records) _closedCommits;
 
-    /// <param name="open">Opens queue N's store, queue and scheduler (with the channels in force now).</param>
-    public QueueSet(QueueSettings settings, int start, string queueBase, Func<int, QueueScheduler> open, DeliveryLog log, TimeProvider time)
+    /// <param name="schedule">Makes a queue's scheduler (with the channels in force now).</param>
+    public QueueSet(QueueSettings settings, int start, IQueueStoreFactory stores, Func<MailQueue, QueueScheduler> schedule, DeliveryLog log, TimeProvider time)
     {
         _settings = settings;
         _start = start;
-        _queueBase = queueBase;
-        _open = open;
+        _stores = stores;
+        _schedule = schedule;
         _log = log;
         _time = time;
     }
@@ -72,12 +71,11 @@ internal sealed class QueueSet : IAsyncDisposable
         }
     }
 
-    /// <summary>Opens every queue at start: Start..Start+Count-1 take mail, any other queueN on disk drains.</summary>
+    /// <summary>Opens every queue at start: Start..Start+Count-1 take mail, any other the store holds mail in drains.</summary>
     public void OpenAtStart()
     {
-        QueueLayout.SweepRetired(_queueBase);
         var taking = Enumerable.Range(_start, _settings.Count).ToHashSet();
-        foreach (var number in QueueLayout.Numbers(_queueBase, taking))
+        foreach (var number in _stores.Numbers(taking))
         {
             var member = Open(number);
             var store = member.Queue.Store;
@@ -91,8 +89,8 @@ internal sealed class QueueSet : IAsyncDisposable
 
     private Member Open(int number)
     {
-        var scheduler = _open(number);
-        var queue = scheduler.Queue;
+        var queue = new MailQueue(_stores.Open(number));
+        var scheduler = _schedule(queue);
         var member = new Member(queue, scheduler, new Todo(queue, scheduler, _log).RunAsync(_stop.Token), _time.GetUtcNow());
         lock (_gate) _members.Add(number, member);
         return member;
@@ -200,36 +198,21 @@ internal sealed class QueueSet : IAsyncDisposable
         lock (_gate)
         {
             var n = _start;
-            while (_members.ContainsKey(n) || Directory.Exists(QueueLayout.PathOf(_queueBase, n))) n++;
+            while (_members.ContainsKey(n)) n++;
             return n;
         }
     }
 
-    /// <summary>An empty retiring queue: stop its stages, then take its directory away (renamed first, so a crash leaves no half-removed queueN).</summary>
+    /// <summary>An empty retiring queue: stop its stages, then let the store take its place away.</summary>
     private async Task CloseAsync(Member m)
     {
         await m.Scheduler.DisposeAsync().ConfigureAwait(false);
         await m.Queue.DisposeAsync().ConfigureAwait(false);
         await m.Todo.ConfigureAwait(false);
-        lock (_gate)
-        {
-            _members.Remove(m.Queue.Number);
-            _closedCommits = Add(_closedCommits, m.Queue.Store.CommitStats);
-        }
-        QueueLayout.Remove(_queueBase, m.Queue.Number);
+        lock (_gate) _members.Remove(m.Queue.Number);
+        _stores.Remove(m.Queue.Number);
         _log.Write($"scaler: {m.Queue.Name} retired");
     }
-
-    /// <summary>Durable commits and the records they carried, over every queue this server has had open.</summary>
-    public (long Syncs, long Records) CommitStats
-    {
-        get
-        {
-            lock (_gate) return _members.Values.Aggregate(_closedCommits, (sum, m) => Add(sum, m.Queue.Store.CommitStats));
-        }
-    }
-
-    private static (long, long) Add((long Syncs, long Records) a, (long Syncs, long Records) b) => (a.Syncs + b.Syncs, a.Records + b.Records);
 
     private static string Describe(QueueSettings s) => FormattableString.Invariant(
         $"{(s.Dynamic ? "dynamic" : "fixed")} count {s.Count} max {s.Max} load {s.Load:0.00} idle-retire {s.IdleRetire.TotalSeconds:0}s");

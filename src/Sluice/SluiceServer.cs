@@ -10,7 +10,6 @@ using Sluice.Delivery.Maildir;
 using Sluice.Delivery.Smtp;
 using Sluice.Operate;
 using Sluice.Queue;
-using Sluice.Queue.Spool;
 using Sluice.Receive;
 using Sluice.Receive.Auth;
 using Sluice.Receive.Tls;
@@ -21,6 +20,7 @@ namespace Sluice;
 internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 {
     private QueueSet? _queues;
+    private IQueueStoreFactory? _stores;
     private readonly Dictionary<string, IDeliveryAgent> _agents;
     private readonly MaildirAgent _maildir;
     private readonly DeliveryLog _log;
@@ -62,7 +62,8 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     /// <summary>The queues that take new mail; others (found on disk beyond Queue.Count, retiring, disabled) only drain.</summary>
     public int ActiveQueueCount => _queues?.Balancer.Queues.Count ?? 0;
 
-    public string QueueBase => _started.QueueBase;
+    /// <summary>Where the queues are: the spool directory, or the queue database.</summary>
+    public string QueuePlace => _stores?.Description ?? _started.QueueBase;
 
     /// <param name="configFile">Where <paramref name="options"/> came from (null: embedded defaults); a reload reads it again.</param>
     /// <param name="maxSessions">Inbound sessions the open-files limit allows, when below Smtp.MaxConnections.</param>
@@ -86,12 +87,10 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         _channels = new ChannelMap(options.Channels);
         var throttle = _throttle = new DestinationThrottle(time, _log.Write);
         var q = options.Queue;
-        _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, options.QueueBase, number =>
-        {
-            var store = FileQueueStore.Open(number, QueueLayout.PathOf(options.QueueBase, number), q.SegmentBytes.Bytes, time, _log.Write);
-            return new QueueScheduler(new MailQueue(store), Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages);
-        }, _log, time) { Interval = q.ScaleInterval };
+        var stores = _stores = QueueStores.Open(options, time, _log.Write);
+        _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, stores, queue =>
+            new QueueScheduler(queue, Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages), _log, time) { Interval = q.ScaleInterval };
         _queues.OpenAtStart();
         var balancer = _queues.Balancer;
         _listener = new SmtpListener(ReceiveContext(options, balancer, time),
@@ -207,10 +206,14 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         lock (_operate) _stopping = true;
         if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
-        var (syncs, records) = _queues?.CommitStats ?? default;
         if (_queues is not null) await _queues.DisposeAsync().ConfigureAwait(false);
         _throttle?.Dispose();
+        if (_stores is not null)
+        {
+            await _stores.DisposeAsync().ConfigureAwait(false);
+            var (commits, records) = _stores.CommitStats;
+            _log.Write($"spool: {records} records in {commits} group commits; {Sluice.Core.IO.DurableFile.SyncCount} fsyncs in all");
+        }
         foreach (var a in _agents.Values) await a.DisposeAsync().ConfigureAwait(false);
-        _log.Write($"spool: {records} records in {syncs} group commits; {Sluice.Core.IO.DurableFile.SyncCount} fsyncs in all");
     }
 }

@@ -7,6 +7,23 @@ namespace Sluice.Core.Configuration;
 
 internal static class ConfigValidator
 {
+    /// <summary>Why a PostgreSQL connection string cannot be used, or null; its syntax only: reaching the server is checked at start.</summary>
+    private static string? ConnectionStringProblem(string? connectionString)
+    {
+        if (string.IsNullOrWhiteSpace(connectionString))
+            return "is required with Queue:Store \"postgres\", e.g. \"Host=db.example;Port=5432;Database=sluice;Username=sluice\"";
+        var parsed = new System.Data.Common.DbConnectionStringBuilder();
+        try
+        {
+            parsed.ConnectionString = connectionString;
+        }
+        catch (ArgumentException e)
+        {
+            return $"is not a connection string of key=value pairs: {e.Message}";
+        }
+        return parsed.ContainsKey("Host") || parsed.ContainsKey("Server") ? null : "names no Host (the PostgreSQL server to use)";
+    }
+
     public static List<(string Key, string Reason)> Validate(SluiceOptions o)
     {
         var e = new List<(string, string)>();
@@ -43,6 +60,10 @@ internal static class ConfigValidator
         Check(o.Queue.ScaleInterval > TimeSpan.Zero, "Queue:ScaleInterval", "must be longer than zero");
         Check(o.Queue.SegmentBytes.Bytes >= 1 << 20, "Queue:SegmentBytes", "must be at least 1MB");
         Check(o.Queue.ActiveMessages >= 1, "Queue:ActiveMessages", "must be at least 1");
+        Check(o.Queue.Store is QueueOptions.FileStore or QueueOptions.PostgresStore, "Queue:Store",
+            $"\"{o.Queue.Store}\" is not a queue store (file or postgres)");
+        if (o.Queue.Store == QueueOptions.PostgresStore && ConnectionStringProblem(o.Queue.ConnectionString) is { } problem)
+            Check(false, "Queue:ConnectionString", problem);
 
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var domainOwner = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

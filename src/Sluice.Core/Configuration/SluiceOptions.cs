@@ -65,7 +65,14 @@ public sealed class SmtpOptions
 
 public sealed class QueueOptions
 {
+    public const string FileStore = "file";
+    public const string PostgresStore = "postgres";
+
     public string? Base { get; set; }
+    /// <summary>Where queued mail lives: "file" (the spool under Base, the default) or "postgres" (shared by several nodes).</summary>
+    public string Store { get; set; } = FileStore;
+    /// <summary>Npgsql connection string of the queue database, for Store "postgres".</summary>
+    public string? ConnectionString { get; set; }
     public int Start { get; set; } = 1;
     public int Count { get; set; } = 4;
     public int Max { get; set; } = 16;

@@ -44,7 +44,7 @@ internal static class ServeVerb
             signals.Server = server;
             WritePidFile(log, options.PidFile);
             // Logged once signals are handled and the PID file is written: from here the operator verbs work.
-            log.Write($"sluice: started with {server.ActiveQueueCount} queues under {server.QueueBase}");
+            log.Write($"sluice: started with {server.ActiveQueueCount} queues under {server.QueuePlace}");
             await stop.Task.WaitAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
             log.Write("sluice: stopping");
             signals.Server = null;
