@@ -1,6 +1,7 @@
 // The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
 // verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
-// GET /api/v1/status (JSON), the queue endpoints (AdminApi.Queue.cs), POST /api/v1/queues/settings and
+// GET /api/v1/status (JSON), the queue endpoints (AdminApi.Queue.cs), POST /api/v1/inject (AdminApi.Inject.cs),
+// POST /api/v1/queues/settings and
 // /api/v1/queues/{n}/disable (setqload), GET /metrics (Prometheus text format).
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -31,9 +32,11 @@ public sealed partial class AdminApi : IAsyncDisposable
             if (options.Http.Listen is { } listen && Endpoints.TryParseListen(listen, out var endpoint)) k.Listen(endpoint);
         });
         var app = builder.Build();
+        if (options.Http.Token is { } token) app.Use(RequireToken(token));
         var metrics = new ServerMetrics(server.Status);
         app.MapGet("/api/v1/status", () => Results.Ok(server.Status()));
         MapQueue(app, server);
+        MapInject(app, server, options);
         app.MapPost("/api/v1/queues/settings", (QueueChange change) =>
             server.ChangeQueues(change) is { } problem ? Results.BadRequest(new ErrorReply(problem)) : Results.Ok(server.Status()));
         app.MapPost("/api/v1/queues/{number:int}/disable", (int number) =>
@@ -41,6 +44,24 @@ public sealed partial class AdminApi : IAsyncDisposable
         app.MapMetrics("/metrics", metrics.Registry);
         await app.StartAsync().ConfigureAwait(false);
         return new AdminApi(app);
+    }
+
+    /// <summary>
+    /// Requests over TCP (Http.Listen) need the bearer token (RFC 6750 §2.1), compared in constant time; the Unix socket
+    /// in DataDir is guarded by its file permissions and has no local address.
+    /// </summary>
+    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token)
+    {
+        var expected = System.Text.Encoding.UTF8.GetBytes("Bearer " + token);
+        return (context, next) =>
+        {
+            if (context.Connection.LocalIpAddress is null) return next(context);
+            var given = System.Text.Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString());
+            if (System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, expected)) return next(context);
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"sluice\"";
+            return Task.CompletedTask;
+        };
     }
 
     public async ValueTask DisposeAsync()

@@ -8,4 +8,7 @@ namespace Sluice.Operate;
 [JsonSerializable(typeof(ServerStatus))]
 [JsonSerializable(typeof(FlushReply))]
 [JsonSerializable(typeof(QueueChange))]
+[JsonSerializable(typeof(InjectRequest))]
+[JsonSerializable(typeof(InjectReply))]
+[JsonSerializable(typeof(ErrorReply))]
 public sealed partial class AdminJson : JsonSerializerContext;

@@ -16,6 +16,9 @@ public interface IServerControl
     /// <summary>setqload --disable: the queue takes no more mail, drains and retires; the reason when it cannot, else null.</summary>
     string? DisableQueue(int number);
 
+    /// <summary>The first smtp-role listener, through which injected mail enters; null when there is none.</summary>
+    System.Net.IPEndPoint? InjectionEndpoint { get; }
+
     /// <summary>Every queue's scheduler now, for the queue verbs (the set may change while the server runs).</summary>
     IReadOnlyList<Sluice.Scheduling.QueueScheduler> Schedulers();
 }

@@ -57,6 +57,11 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     public IReadOnlyList<EndPoint> SmtpEndpoints => _listener?.LocalEndpoints ?? [];
 
+    /// <summary>The listeners are bound in Smtp.Listen's order: the first of the smtp role takes injected mail.</summary>
+    public IPEndPoint? InjectionEndpoint => SmtpEndpoints.Zip(_started.Smtp.Listen)
+        .Where(l => Endpoints.TryParseSmtpListen(l.Second, out _, out var role) && role == SmtpRole.Smtp)
+        .Select(l => l.First as IPEndPoint).FirstOrDefault();
+
     public int QueueCount => Schedulers().Count;
 
     /// <summary>The queues that take new mail; others (found on disk beyond Queue.Count, retiring, disabled) only drain.</summary>

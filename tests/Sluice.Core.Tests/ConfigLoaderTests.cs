@@ -53,6 +53,16 @@ public sealed class ConfigLoaderTests : IDisposable
     }
 
     [Fact]
+    public void The_admin_API_may_listen_off_loopback_only_with_a_token_long_enough()
+    {
+        var o = ConfigLoader.Load(Write("""{ "Http": { "Listen": "0.0.0.0:8025", "Token": "0123456789abcdef" } }"""), NoEnvironment);
+        Assert.Equal("0123456789abcdef", o.Http.Token);
+        Assert.Contains("key 'Http:Listen': \"0.0.0.0:8025\" is not a loopback address: set Http:Token",
+            Fails("""{ "Http": { "Listen": "0.0.0.0:8025" } }""").Message, StringComparison.Ordinal);
+        Assert.Contains("key 'Http:Token': must be at least 16 characters", Fails("""{ "Http": { "Token": "short" } }""").Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Durations_take_milliseconds_too()
     {
         var o = ConfigLoader.Load(Write("""{ "Queue": { "ScaleInterval": "250ms", "IdleRetire": "1.5s" } }"""), NoEnvironment);

@@ -44,7 +44,7 @@ internal sealed class DovecotServer : IAsyncDisposable
 
     private async Task StartAsync()
     {
-        Port = FreePort();
+        Port = LoopbackPort.Free();
         Directory.CreateDirectory(_mailRoot);
         var (uid, gid) = IsRoot ? (RootMailUser, RootMailUser) : (await RunAsync("id", "-un"), await RunAsync("id", "-gn"));
         var config = _dir.File("dovecot.conf");
@@ -131,12 +131,6 @@ internal sealed class DovecotServer : IAsyncDisposable
         return client;
     }
 
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
 
     private static async Task<string> RunAsync(string file, params string[] args)
     {

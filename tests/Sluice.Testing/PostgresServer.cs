@@ -32,7 +32,7 @@ public sealed class PostgresServer : Xunit.IAsyncLifetime
         await RunToolAsync("initdb", ["-D", DataDir, "-A", "trust", "-U", "sluice", "-E", "UTF8", "--locale=C", "--no-sync"]);
         for (int attempt = 1; ; attempt++)
         {
-            Port = FreeTcpPort();
+            Port = LoopbackPort.Free();
             try
             {
                 await StartAsync();
@@ -111,10 +111,4 @@ public sealed class PostgresServer : Xunit.IAsyncLifetime
         throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}:\n{await stdout}{await stderr}{log}");
     }
 
-    private static int FreeTcpPort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
 }

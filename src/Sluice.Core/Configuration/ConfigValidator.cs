@@ -119,9 +119,11 @@ internal static class ConfigValidator
         Check(o.Retry.DelayWarning is not { } warning || warning > TimeSpan.Zero, "Retry:DelayWarning", "must be longer than zero");
 
         Check(o.Http.Listen is null || Endpoints.TryParseListen(o.Http.Listen, out _), "Http:Listen", $"\"{o.Http.Listen}\" is not an address:port");
-        // The admin API can flush and will change the queue: until bearer tokens exist it listens on loopback only.
-        Check(o.Http.Listen is null || !Endpoints.TryParseListen(o.Http.Listen, out var http) || System.Net.IPAddress.IsLoopback(http.Address),
-            "Http:Listen", $"\"{o.Http.Listen}\" is not a loopback address; the admin API has no bearer-token access yet, so it listens on loopback only");
+        // The admin API injects, deletes and bounces mail: off loopback only behind a bearer token.
+        Check(o.Http.Listen is null || !Endpoints.TryParseListen(o.Http.Listen, out var http) || System.Net.IPAddress.IsLoopback(http.Address) || o.Http.Token is not null,
+            "Http:Listen", $"\"{o.Http.Listen}\" is not a loopback address: set Http:Token, the bearer token its clients must send");
+        Check(o.Http.Token is null || o.Http.Token.Length >= HttpOptions.MinTokenLength, "Http:Token",
+            $"must be at least {HttpOptions.MinTokenLength} characters (e.g. from `openssl rand -hex 32`)");
         ValidateMailboxes(o, Check, domainOwner);
         return e;
     }

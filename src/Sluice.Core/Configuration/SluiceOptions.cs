@@ -180,7 +180,10 @@ public sealed class RetryOptions
 
 public sealed class HttpOptions
 {
+    public const int MinTokenLength = 16;
     public string? Listen { get; set; }
+    /// <summary>When set, every request on Listen must carry "Authorization: Bearer TOKEN" (the Unix socket needs none).</summary>
+    public string? Token { get; set; }
 }
 
 public sealed class LogOptions

@@ -3,6 +3,7 @@
 // only when the message is durable.
 using System.CommandLine;
 using Sluice.Core.Configuration;
+using Sluice.Operate;
 using Sluice.Receive;
 using Sluice.Smtp;
 
@@ -44,17 +45,12 @@ internal static class InjectVerb
             .FirstOrDefault(ep => ep is not null);
         if (listener is not { } ep)
             return Fail(ExitCodes.Config, "Smtp.Listen names no smtp-role address to inject through");
-        var host = ep.Address.Equals(System.Net.IPAddress.Any) ? "127.0.0.1" : ep.Address.Equals(System.Net.IPAddress.IPv6Any) ? "::1" : ep.Address.ToString();
         try
         {
-            await using var smtp = await SmtpClientConnection.ConnectAsync(host, ep.Port, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5), ct).ConfigureAwait(false);
-            await smtp.HelloAsync(options.Hostname, ct).ConfigureAwait(false);
-            var replies = await smtp.SendAsync(sender, rcpts, message, ct).ConfigureAwait(false);
-            await smtp.QuitAsync().ConfigureAwait(false);
-            var refused = rcpts.Zip(replies).Where(r => !r.Second.IsPositive).ToList();
-            foreach (var (rcpt, reply) in refused) Console.Error.WriteLine($"sluice: <{rcpt}>: {reply}");
-            if (refused.Count == 0) return ExitCodes.Ok;
-            return refused.Any(r => !r.Second.IsTransient) ? ExitCodes.DataError : ExitCodes.TempFail;
+            var outcome = await LoopbackInjection.SendAsync(ep, options.Hostname, sender, rcpts, message, ct).ConfigureAwait(false);
+            foreach (var (rcpt, reply) in outcome.Refused) Console.Error.WriteLine($"sluice: <{rcpt}>: {reply}");
+            if (outcome.Refused.Count == 0) return ExitCodes.Ok;
+            return outcome.Refused.Any(r => !r.Reply.IsTransient) ? ExitCodes.DataError : ExitCodes.TempFail;
         }
         catch (SmtpException e)
         {
