@@ -18,6 +18,7 @@ internal sealed class ServerMetrics
         var recipients = f.CreateGauge("sluice_queue_recipients", "Recipients not yet delivered or failed.", "queue");
         var active = f.CreateGauge("sluice_queue_active_messages", "Messages worked on with their envelope in memory.", "queue");
         var load = f.CreateGauge("sluice_queue_load", "Slots in use over slots configured.", "queue");
+        var byChannel = f.CreateCounter("sluice_channel_deliveries_total", "Delivery attempts per recipient by channel and outcome since start.", "queue", "channel", "outcome");
         var inUse = f.CreateGauge("sluice_channel_slots_in_use", "Deliveries in progress.", "queue", "channel");
         var limit = f.CreateGauge("sluice_channel_slots", "Concurrency configured.", "queue", "channel");
         var connections = f.CreateGauge("sluice_destination_connections", "Connections in use to the busiest destinations.", "destination");
@@ -30,7 +31,7 @@ internal sealed class ServerMetrics
             queues.WithLabels("draining").Set(s.Draining.Count);
             // A retired queue's series go with it; one opened again under its number starts from zero, as after a restart.
             var open = s.Queues.Select(q => q.Name).ToHashSet();
-            foreach (var counter in new[] { accepted, outcomes }) Prune(counter, open);
+            foreach (var counter in new[] { accepted, outcomes, byChannel }) Prune(counter, open);
             foreach (var gauge in new[] { messages, recipients, active, load, inUse, limit }) Prune(gauge, open);
             foreach (var q in s.Queues)
             {
@@ -46,6 +47,9 @@ internal sealed class ServerMetrics
                 {
                     inUse.WithLabels(q.Name, c.Name).Set(c.InUse);
                     limit.WithLabels(q.Name, c.Name).Set(c.Concurrency);
+                    byChannel.WithLabels(q.Name, c.Name, "delivered").IncTo(c.Delivered);
+                    byChannel.WithLabels(q.Name, c.Name, "deferred").IncTo(c.Deferred);
+                    byChannel.WithLabels(q.Name, c.Name, "failed").IncTo(c.Failed);
                 }
             }
             // Only the destinations in this snapshot are reported: series of quieter ones are removed.

@@ -22,7 +22,9 @@ public sealed partial class QueueScheduler
         int active, waiting;
         lock (_gate)
         {
-            channels = [.. _channels.Select(c => new ChannelUsage(c.Options.Name, c.InUse, c.Options.Concurrency))];
+            channels = [.. _channels.Select(c => new ChannelUsage(c.Options.Name, c.InUse, c.Options.Concurrency,
+                Interlocked.Read(ref c.Outcomes[(int)DeliveryStatus.Delivered]), Interlocked.Read(ref c.Outcomes[(int)DeliveryStatus.Deferred]),
+                Interlocked.Read(ref c.Outcomes[(int)DeliveryStatus.Failed])))];
             active = _active;
             waiting = _waiting.Count + _parked.Values.Sum(q => q.Count);
         }

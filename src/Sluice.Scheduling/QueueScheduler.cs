@@ -139,10 +139,13 @@ public sealed partial class QueueScheduler : IAsyncDisposable
                     results = [.. recipients.Select(_ => RecipientResult.Deferred($"451 4.3.0 delivery agent error: {e.Message}"))];
                 }
             }
+            ChannelSlots slots;
+            lock (_gate) slots = SlotsFor(job.Channel);
             for (int i = 0; i < ids.Length; i++)
             {
                 var word = results[i].Status switch { DeliveryStatus.Delivered => "success", DeliveryStatus.Deferred => "deferral", _ => "failure" };
                 Interlocked.Increment(ref _outcomes[(int)results[i].Status]);
+                Interlocked.Increment(ref slots.Outcomes[(int)results[i].Status]);
                 _log.Write($"delivery {ids[i]}: {word}: {results[i].Text}");
             }
             await RecordAsync(job, results, body).ConfigureAwait(false);
@@ -286,6 +289,8 @@ public sealed partial class QueueScheduler : IAsyncDisposable
 
         public ChannelOptions Options { get; set; } = options;
         public int InUse { get; set; }
+        /// <summary>Delivery tries through this channel since start, indexed by <see cref="DeliveryStatus"/>.</summary>
+        public long[] Outcomes { get; } = new long[3];
         /// <summary>When this channel last started a job, in the scheduler's count of starts.</summary>
         public long LastStart { get; set; }
 

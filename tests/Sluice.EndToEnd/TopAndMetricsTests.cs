@@ -46,6 +46,8 @@ public sealed partial class TopAndMetricsTests
         var status = await http.GetStringAsync("/api/v1/status");
         Assert.Contains("\"queues\":[{\"name\":\"queue1\"", status, StringComparison.Ordinal);
         Assert.Equal(3, Sum(metrics, "sluice_delivery_attempts_total", "outcome=\"delivered\""));
+        Assert.Equal(3, Sum(metrics, "sluice_channel_deliveries_total", "channel=\"remote\",outcome=\"delivered\""));
+        Assert.Equal(0, Sum(metrics, "sluice_channel_deliveries_total", "channel=\"local\",outcome=\"delivered\""));
     }
 
     [Fact]

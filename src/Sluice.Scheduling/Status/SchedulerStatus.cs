@@ -2,7 +2,8 @@
 // /metrics): plain values, taken under each component's own lock, totals since start.
 namespace Sluice.Scheduling.Status;
 
-public sealed record ChannelUsage(string Name, int InUse, int Concurrency);
+/// <param name="Delivered">Recipients delivered through this channel since start; likewise <paramref name="Deferred"/> and <paramref name="Failed"/>.</param>
+public sealed record ChannelUsage(string Name, int InUse, int Concurrency, long Delivered = 0, long Deferred = 0, long Failed = 0);
 
 public sealed record QueueStatus(
     string Name, double Load, int Messages, int Recipients, int Active, int Waiting,
