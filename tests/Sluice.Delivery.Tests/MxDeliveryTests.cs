@@ -13,9 +13,11 @@ public sealed class MxDeliveryTests(TestDns dns)
 {
     private static readonly byte[] Message = Encoding.ASCII.GetBytes("Subject: mx\r\nFrom: <s@client.test>\r\n\r\nbody\r\n");
 
-    private SmtpRelayAgent Agent(int port, Dictionary<string, string>? routes = null) =>
-        new(new SmtpRoutes(routes ?? []), dns.Resolver(), "client.test",
-            new DeliveryOptions { Port = port, ConnectTimeout = TimeSpan.FromSeconds(2), CommandTimeout = TimeSpan.FromSeconds(10) }, TimeProvider.System);
+    private SmtpRelayAgent Agent(int port, Dictionary<string, string>? routes = null, TimeSpan? greetingTimeout = null) =>
+        new(new SmtpRoutes(routes ?? []), dns.Resolver(), "client.test", new DeliveryOptions
+        {
+            Port = port, ConnectTimeout = TimeSpan.FromSeconds(2), CommandTimeout = TimeSpan.FromSeconds(10), GreetingTimeout = greetingTimeout ?? TimeSpan.FromSeconds(10),
+        }, TimeProvider.System);
 
     private static Task<RecipientResult[]> Deliver(SmtpRelayAgent agent, string domain) =>
         agent.DeliverAsync(new DeliveryRequest("m1", "s@client.test", [$"rcpt@{domain}"], domain, Message), CancellationToken.None);
@@ -54,6 +56,31 @@ public sealed class MxDeliveryTests(TestDns dns)
         Assert.Equal(1, sinks[TestDns.First].Sessions.Total);
         Assert.Empty(sinks[TestDns.First].Messages);
         Assert.Single(sinks[TestDns.Second].Messages);
+    }
+
+    [Fact]
+    public async Task A_silent_MX_times_out_at_the_greeting_and_the_next_MX_takes_the_mail()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First, TestDns.Second);
+        sinks[TestDns.First].Silent = true;
+        await using var agent = Agent(sinks.Port, greetingTimeout: TimeSpan.FromSeconds(1));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Delivered, result.Status);
+        Assert.Equal(1, sinks[TestDns.First].Sessions.Total);
+        Assert.Single(sinks[TestDns.Second].Messages);
+    }
+
+    [Fact]
+    public async Task A_silent_MX_alone_defers_with_the_timeout_named()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First);
+        sinks[TestDns.First].Silent = true;
+        await using var agent = Agent(sinks.Port, greetingTimeout: TimeSpan.FromSeconds(1));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Deferred, result.Status);
+        Assert.True(result.DestinationUnavailable);
+        Assert.Contains("first.pref.test[127.0.0.21]", result.Text, StringComparison.Ordinal);
+        Assert.Contains("no greeting within 1s", result.Text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -113,8 +113,18 @@ public sealed class DnsOptions
 public sealed class DeliveryOptions
 {
     public int Port { get; set; } = 25;
-    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
-    /// <summary>RFC 5321 §4.5.3.2 timeouts are minutes; one value here bounds every command reply wait.</summary>
+    /// <summary>Short (Postfix's smtp_connect_timeout): a dead MX host holds a delivery slot this long before the next is tried.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    // RFC 5321 §4.5.3.2's client timeouts, its minimums by default.
+    public TimeSpan GreetingTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan MailTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan RcptTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan DataInitTimeout { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>Each block of message data written (§4.5.3.2.5).</summary>
+    public TimeSpan DataBlockTimeout { get; set; } = TimeSpan.FromMinutes(3);
+    /// <summary>The reply to the final dot (§4.5.3.2.6).</summary>
+    public TimeSpan DataTermTimeout { get; set; } = TimeSpan.FromMinutes(10);
+    /// <summary>The other commands (EHLO, STARTTLS with its handshake, RSET, QUIT), which §4.5.3.2 does not name.</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public int MessagesPerConnection { get; set; } = 1000;

@@ -18,6 +18,11 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
 
     private readonly SmtpConnectionPool _pool = new(options, time);
     private readonly DkimSigning _dkim = new(options.Dkim);
+    private readonly SmtpTimeouts _timeouts = new()
+    {
+        Connect = options.ConnectTimeout, Greeting = options.GreetingTimeout, Command = options.CommandTimeout, Mail = options.MailTimeout,
+        Rcpt = options.RcptTimeout, DataInit = options.DataInitTimeout, DataBlock = options.DataBlockTimeout, DataTerm = options.DataTermTimeout,
+    };
 
     public string DestinationOf(string domain) => routes.DestinationOf(domain);
 
@@ -88,7 +93,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// </summary>
     private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
     {
-        var connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, options.ConnectTimeout, options.CommandTimeout, ct, target.ToString()).ConfigureAwait(false);
+        var connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, _timeouts, ct, target.ToString()).ConfigureAwait(false);
         try
         {
             await connection.HelloAsync(hostname, ct).ConfigureAwait(false);

@@ -47,7 +47,7 @@ internal static class InjectVerb
         var host = ep.Address.Equals(System.Net.IPAddress.Any) ? "127.0.0.1" : ep.Address.Equals(System.Net.IPAddress.IPv6Any) ? "::1" : ep.Address.ToString();
         try
         {
-            await using var smtp = await SmtpClientConnection.ConnectAsync(host, ep.Port, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5), ct).ConfigureAwait(false);
+            await using var smtp = await SmtpClientConnection.ConnectAsync(host, ep.Port, new SmtpTimeouts { Connect = TimeSpan.FromSeconds(10) }, ct).ConfigureAwait(false);
             await smtp.HelloAsync(options.Hostname, ct).ConfigureAwait(false);
             var replies = await smtp.SendAsync(sender, rcpts, message, ct).ConfigureAwait(false);
             await smtp.QuitAsync().ConfigureAwait(false);
