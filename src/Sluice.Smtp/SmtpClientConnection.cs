@@ -21,6 +21,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// <summary>Message data goes out in writes of at most this, each bounded by <see cref="SmtpTimeouts.DataBlock"/>.</summary>
     private const int DataBlockBytes = 64 * 1024;
     private readonly SmtpTimeouts _timeouts;
+    private IDisposable? _held;
     private readonly ArrayBufferWriter<byte> _out = new(8192);
 
     private SmtpClientConnection(Socket socket, SmtpTimeouts timeouts, string peer)
@@ -356,12 +357,16 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Something held for as long as the connection is open (e.g. a descriptor budget's slot), given back once when it closes.</summary>
+    public void ReleaseOnClose(IDisposable held) => _held = held;
+
     public async ValueTask DisposeAsync()
     {
         Usable = false;
         await _reader.CompleteAsync().ConfigureAwait(false);
         await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
+        Interlocked.Exchange(ref _held, null)?.Dispose();
     }
 }
 

@@ -11,13 +11,16 @@ using Sluice.Smtp;
 
 namespace Sluice.Delivery.Smtp;
 
-public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time) : IDeliveryAgent
+/// <param name="maxConnections">Outbound connections open at once, idle pooled ones included: what the open-files limit leaves room for.</param>
+public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time, int maxConnections = int.MaxValue)
+    : IDeliveryAgent
 {
     /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
     private const int MaxAddressesTried = 5;
 
     private readonly SmtpConnectionPool _pool = new(options, time);
     private readonly DkimSigning _dkim = new(options.Dkim);
+    private readonly ConnectionBudget _budget = new(maxConnections);
     private readonly SmtpTimeouts _timeouts = new()
     {
         Connect = options.ConnectTimeout, Greeting = options.GreetingTimeout, Command = options.CommandTimeout, Mail = options.MailTimeout,
@@ -93,7 +96,18 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// </summary>
     private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
     {
-        var connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, _timeouts, ct, target.ToString()).ConfigureAwait(false);
+        var slot = await _budget.TakeAsync(_pool.CloseOneIdle, ct).ConfigureAwait(false);
+        SmtpClientConnection connection;
+        try
+        {
+            connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, _timeouts, ct, target.ToString()).ConfigureAwait(false);
+        }
+        catch
+        {
+            slot.Dispose();
+            throw;
+        }
+        connection.ReleaseOnClose(slot);
         try
         {
             await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
@@ -130,18 +144,18 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         if (!connection.SmtpUtf8 && SmtpParameters.NeedsSmtpUtf8(request))
         {
             // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
-            _pool.Return(key, connection);
+            ReturnToPool(key, connection);
             return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
         }
         var (message, note) = ForServer(request.Message, signed, connection);
         if (connection.MaxSize is long max && message.Length > max)
         {
-            _pool.Return(key, connection);
+            ReturnToPool(key, connection);
             return Each(request, RecipientResult.Failed($"552 5.3.4 message of {message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
         }
         var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
             SmtpParameters.ForRecipients(request, connection), message, ct).ConfigureAwait(false);
-        _pool.Return(key, connection);
+        ReturnToPool(key, connection);
         // RFC 3461 §5.2.1/§5.2.2: a next hop with DSN took the notices over; without it, accepted means "relayed".
         var action = connection.Dsn ? SuccessAction.PassedOn : SuccessAction.Relayed;
         return [.. replies.Select(r => ToResult(connection.Peer, r, action, note))];
@@ -157,6 +171,16 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         var (converted, note) = SevenBitDowngrade.Convert(spooled);
         return (converted is { } seven ? _dkim.Sign(seven) : signed, note);
     }
+
+    /// <summary>Kept for the next message to the same place, unless a delivery waits for its descriptor (<see cref="ConnectionBudget"/>).</summary>
+    private void ReturnToPool(string key, SmtpClientConnection connection)
+    {
+        if (_budget.HasWaiters) _ = connection.QuitAsync();
+        else _pool.Return(key, connection);
+    }
+
+    /// <summary>A delivery waits for an outbound connection because <c>maxConnections</c> are open.</summary>
+    internal bool WaitingForConnection => _budget.HasWaiters;
 
     private static RecipientResult ToResult(string host, SmtpReply reply, SuccessAction action, string? note)
     {
