@@ -54,7 +54,8 @@ internal sealed class SluiceServer : IAsyncDisposable
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = _maildir,
-            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time, caps.Outbound),
+            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time, caps.Outbound,
+                new OwnAddresses(options.Hostname, options.Smtp.Listen.Select(l => Endpoints.TryParseSmtpListen(l, out var ep, out _) ? ep : null).OfType<IPEndPoint>())),
         };
     }
 

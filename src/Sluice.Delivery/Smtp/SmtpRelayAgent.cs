@@ -12,8 +12,9 @@ using Sluice.Smtp;
 namespace Sluice.Delivery.Smtp;
 
 /// <param name="maxConnections">Outbound connections open at once, idle pooled ones included: what the open-files limit leaves room for.</param>
-public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time, int maxConnections = int.MaxValue)
-    : IDeliveryAgent
+/// <param name="self">This server's name and listeners, so an MX host that is us is not delivered to (a loop).</param>
+public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time,
+    int maxConnections = int.MaxValue, OwnAddresses? self = null) : IDeliveryAgent
 {
     /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
     private const int MaxAddressesTried = 5;
@@ -87,7 +88,10 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         if (routes.Find(domain) is { } route) return ([new SmtpTarget(route.Host, route.Host, route.Port)], null);
         var lookup = await mx.ResolveAsync(domain, ct).ConfigureAwait(false);
         if (lookup.Hosts.Count == 0) return ([], lookup);
-        return ([.. lookup.Hosts.SelectMany(h => h.Addresses.Select(a => new SmtpTarget(h.Name, a.ToString(), options.Port))).Take(MaxAddressesTried)], null);
+        // A route says where mail goes even to ourselves; MX hosts that are us are not tried (RFC 5321 §5.1).
+        if ((self ?? OwnAddresses.None).Before(lookup.Hosts, options.Port) is not { } hosts)
+            return ([], MxLookup.Failed($"554 5.4.6 mail for {domain} loops back to myself (an MX host of {domain} is this server)", permanent: true));
+        return ([.. hosts.SelectMany(h => h.Addresses.Select(a => new SmtpTarget(h.Name, a.ToString(), options.Port))).Take(MaxAddressesTried)], null);
     }
 
     /// <summary>
