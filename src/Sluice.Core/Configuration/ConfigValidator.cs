@@ -55,6 +55,7 @@ internal static class ConfigValidator
                 $"\"{c.Transport}\" is not a transport (maildir or smtp)");
             Check(c.Concurrency >= 1, $"{k}:Concurrency", "must be at least 1");
             Check(c.DestinationConcurrency >= 1, $"{k}:DestinationConcurrency", "must be at least 1");
+            Check(c.InitialDestinationConcurrency >= 1, $"{k}:InitialDestinationConcurrency", "must be at least 1");
             Check(c.DestinationRatePerMinute >= 0, $"{k}:DestinationRatePerMinute", "must be 0 (no limit) or more");
             Check(c.BatchRecipients >= 1, $"{k}:BatchRecipients", "must be at least 1");
             for (int j = 0; j < c.Domains.Count; j++)

@@ -95,6 +95,8 @@ public sealed class ChannelOptions
     public List<string> Domains { get; set; } = [];
     public int Concurrency { get; set; } = 20;
     public int DestinationConcurrency { get; set; } = 20;
+    /// <summary>Connections a destination gets before slow start has learned anything (Postfix's initial_destination_concurrency).</summary>
+    public int InitialDestinationConcurrency { get; set; } = 5;
     public int DestinationRatePerMinute { get; set; }
     /// <summary>Most recipients of one message sent to one destination in one transaction.</summary>
     public int BatchRecipients { get; set; } = 50;
