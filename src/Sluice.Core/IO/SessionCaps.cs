@@ -11,7 +11,8 @@ public sealed record SessionCaps(int Inbound, int Outbound)
     public static readonly SessionCaps None = new(int.MaxValue, int.MaxValue);
 
     /// <summary>The caps for <paramref name="limits"/> with <paramref name="openNow"/> descriptors in use, and the line for the log.</summary>
-    public static (SessionCaps Caps, string Line) Plan(OpenFileLimit.Limits limits, int openNow, SluiceOptions options)
+    /// <param name="dnsSockets">Sockets DNS lookups may hold at once, kept out of the outbound budget.</param>
+    public static (SessionCaps Caps, string Line) Plan(OpenFileLimit.Limits limits, int openNow, SluiceOptions options, int dnsSockets)
     {
         var sessions = limits.SessionEstimate(openNow);
         var cap = (int)Math.Max(1, Math.Min(sessions, int.MaxValue));
@@ -28,12 +29,13 @@ public sealed record SessionCaps(int Inbound, int Outbound)
         // Channels[].Concurrency is per queue: every queue's scheduler may deliver that many at once.
         var queues = options.Queue.Dynamic ? options.Queue.Max : options.Queue.Count;
         var outboundWanted = options.Channels.Where(c => c.Transport == ChannelOptions.SmtpTransport).Sum(c => (long)c.Concurrency) * queues;
-        var outbound = int.MaxValue;
-        if (outboundWanted > sessions)
+        // Always capped, since a reload may raise Concurrency: what is left after DNS and up to half for inbound sessions.
+        var outbound = (int)Math.Max(1, sessions - dnsSockets - Math.Min(options.Smtp.MaxConnections, sessions / 2));
+        line += $"; outbound connections at most {outbound}";
+        if (outboundWanted > outbound)
         {
             line += $"; remote delivery is configured for {outboundWanted} simultaneous sessions (smtp Channels[].Concurrency × {queues} queues), "
-                + $"so the open-files limit caps outbound connections at {cap}: deliveries past that wait for one to close";
-            outbound = cap;
+                + $"so the open-files limit caps outbound connections at {outbound}: deliveries past that wait for one to close";
         }
         else if (Math.Min(options.Smtp.MaxConnections, sessions) + outboundWanted > sessions)
         {

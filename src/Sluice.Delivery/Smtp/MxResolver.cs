@@ -1,6 +1,7 @@
 // Where mail for a domain goes (RFC 5321 §5.1): its MX hosts by preference, random among equals, each
 // with its addresses; or why there is nowhere, as a reply with its RFC 3463 status. Asks DnsClient,
 // which caches each answer for its TTL, so a busy domain costs one query per TTL, not one per message.
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using DnsClient;
@@ -12,7 +13,12 @@ namespace Sluice.Delivery.Smtp;
 
 public sealed class MxResolver
 {
+    /// <summary>Queries in flight at once: each holds a socket, and a fan-out to thousands of new domains must not spend every descriptor on DNS.</summary>
+    public const int MaxQueriesInFlight = 256;
     private readonly LookupClient _dns;
+    private readonly SemaphoreSlim _inFlight = new(MaxQueriesInFlight, MaxQueriesInFlight);
+    /// <summary>A question already being asked is not asked again: deliveries to one new domain share the answer.</summary>
+    private readonly ConcurrentDictionary<(string Name, QueryType Type), Task<Answer>> _asking = new();
 
     public MxResolver(DnsOptions options)
     {
@@ -73,11 +79,46 @@ public sealed class MxResolver
         return (null, six.Failure ?? four.Failure ?? MxLookup.Failed($"550 5.1.2 {host} has no address", permanent: true));
     }
 
-    private async Task<Answer> QueryAsync(string name, QueryType type, CancellationToken ct)
+    private Task<Answer> QueryAsync(string name, QueryType type, CancellationToken ct)
+    {
+        var key = (name.ToLowerInvariant(), type);
+        if (_asking.TryGetValue(key, out var asking)) return asking.WaitAsync(ct);
+        var mine = new TaskCompletionSource<Answer>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_asking.TryAdd(key, mine.Task)) return _asking.TryGetValue(key, out asking) ? asking.WaitAsync(ct) : QueryAsync(name, type, ct);
+        _ = AskAsync(key, mine);
+        return mine.Task.WaitAsync(ct);
+    }
+
+    /// <summary>Asks once for every caller waiting on <paramref name="answer"/>; not cancelled by any one of them.</summary>
+    private async Task AskAsync((string Name, QueryType Type) key, TaskCompletionSource<Answer> answer)
     {
         try
         {
-            var response = await _dns.QueryAsync(name, type, QueryClass.IN, ct).ConfigureAwait(false);
+            await _inFlight.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                answer.SetResult(await AskOnceAsync(key.Name, key.Type).ConfigureAwait(false));
+            }
+            finally
+            {
+                _inFlight.Release();
+            }
+        }
+        catch (Exception e)
+        {
+            answer.TrySetException(e);
+        }
+        finally
+        {
+            _asking.TryRemove(new KeyValuePair<(string, QueryType), Task<Answer>>(key, answer.Task));
+        }
+    }
+
+    private async Task<Answer> AskOnceAsync(string name, QueryType type)
+    {
+        try
+        {
+            var response = await _dns.QueryAsync(name, type, QueryClass.IN).ConfigureAwait(false);
             return response.Header.ResponseCode switch
             {
                 DnsHeaderResponseCode.NoError => new(response.Answers, null),

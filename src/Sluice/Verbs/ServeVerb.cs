@@ -92,7 +92,7 @@ internal static class ServeVerb
             log.Write($"limits: cannot read the open-files limit ({limits.Error}); it caps simultaneous SMTP sessions");
             return SessionCaps.None;
         }
-        var (caps, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options);
+        var (caps, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options, Sluice.Delivery.Smtp.MxResolver.MaxQueriesInFlight);
         log.Write(line);
         return caps;
     }
