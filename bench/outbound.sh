@@ -90,7 +90,7 @@ write_config() {
   "Channels": [ { "Name": "local", "Transport": "maildir", "Domains": ["localhost"], "Concurrency": 4 },
                 { "Name": "remote", "Transport": "smtp", "Concurrency": $concurrency,
                   "DestinationConcurrency": $DEST_CONCURRENCY, "InitialDestinationConcurrency": $INITIAL_DEST } ],
-  "Dns": { "Servers": ["127.0.0.1:$dns_port"] },
+  "Dns": { "Servers": ["127.0.0.1:$dns_port"], "Timeout": "30s" },
   "Delivery": { "Port": $sink_port } }
 EOF
 }
