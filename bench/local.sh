@@ -25,18 +25,7 @@ for v in N SIZE SESSIONS TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
 
-declare -a owned=()
-cleanup() {
-  local p
-  for p in "${owned[@]}"; do kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-clean_env=()
-while IFS= read -r v; do clean_env+=(-u "$v"); done \
-  < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
+. "$here/common.sh"  # owned PIDs and their cleanup, clean_env, rss_kib, median
 
 # Sets run_result="inject_s e2e_s". Port 0: Sluice logs the port it took.
 run_once() {

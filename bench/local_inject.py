@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-# Client side of bench/local.sh: sends N messages over S concurrent SMTP sessions, recipient k going
-# to MAILBOX-PREFIX(k mod M)@DOMAIN, so M mailboxes share the load evenly. Uses PIPELINING (RFC 2920):
+# Client side of bench/local.sh and bench/outbound.sh: sends N messages over S concurrent SMTP sessions,
+# recipient k going to u(k mod M)@DOMAIN, so M mailboxes share the load evenly (with --domains D, to
+# u(k mod M)@d(k mod D + 1).DOMAIN, so D domains do). Uses PIPELINING (RFC 2920):
 # MAIL, RCPT and DATA in one write, then the body: two round trips a message. Standard library only.
 """
-  local_inject.py --port P --count N --sessions S --mailboxes M --domain D [--size 4096]
+  local_inject.py --port P --count N --sessions S --mailboxes M --domain D [--domains 1] [--size 4096]
       Exits 0 when every message got 250 after its final dot; prints the first refusal and exits 1 otherwise.
 """
 import argparse
@@ -31,7 +32,8 @@ async def session(args, counter, body):
             k = next(counter, None)
             if k is None:
                 break
-            rcpt = f"u{k % args.mailboxes}@{args.domain}"
+            domain = args.domain if args.domains == 1 else f"d{k % args.domains + 1}.{args.domain}"
+            rcpt = f"u{k % args.mailboxes}@{domain}"
             writer.write(f"MAIL FROM:<sender@client.bench.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
             for expected in (250, 250, 354):
                 code, text = await reply(reader)
@@ -54,6 +56,7 @@ async def main():
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--mailboxes", type=int, required=True)
     p.add_argument("--domain", required=True)
+    p.add_argument("--domains", type=int, default=1)
     p.add_argument("--size", type=int, default=4096)
     args = p.parse_args()
     line = b"x" * 70 + b"\r\n"

@@ -35,6 +35,7 @@ done
 (( SESSIONS % SESSIONS_PER_PROC == 0 )) || die "SESSIONS ($SESSIONS) must be a multiple of SESSIONS_PER_PROC ($SESSIONS_PER_PROC)"
 
 # ---------------------------------------------------------------- processes we own, and cleanup
+<<<<<<< HEAD
 # Only PIDs started here are ever signalled: the machine may run other sluice/postfix processes.
 declare -a owned=() pg_running=()
 cleanup() {
@@ -47,6 +48,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+=======
+. "$here/common.sh"  # owned PIDs and their cleanup, clean_env, free_port, rss_kib, median
+>>>>>>> issue5b
 
 # ---------------------------------------------------------------- tools
 # smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
@@ -70,25 +74,8 @@ ensure_postfix_tools() {
   [ -x /usr/sbin/smtp-source ] || die "smtp-source still missing after installing postfix"
 }
 
-# A loopback port nobody listens on. Racy in principle; the callers check the listener came up.
-free_port() {
-  local p _
-  for _ in $(seq 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    [ "$p" != "${1:-}" ] || continue
-    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
-  done
-  return 1
-}
-
 # Epoch seconds (with fraction) of a Sluice log timestamp such as 2025-11-23T23:05:01.123456Z.
 epoch_of() { date -u -d "$1" +%s.%N; }
-
-# Sluice reads SLUICE__* and QUEUE_* from the environment on top of the file; the benchmark must
-# run with exactly the config below, so strip them.
-clean_env=()
-while IFS= read -r v; do clean_env+=(-u "$v"); done \
-  < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
 
 # ---------------------------------------------------------------- the injection scheme
 # smtp-source sends every message to one recipient address (-t), so spreading mail over DOMAINS
@@ -249,8 +236,6 @@ EOF
   round_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
   if [ "$keep" = 1 ]; then echo "relay.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
-
-median() { sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
 
 # ---------------------------------------------------------------- main
 ensure_postfix_tools

@@ -44,22 +44,7 @@ ulimit -Sn "$(ulimit -Hn)"
 
 # ---------------------------------------------------------------- processes we own, and cleanup
 # Only PIDs started here are ever signalled.
-declare -a owned=()
-cleanup() {
-  local p
-  for p in "${owned[@]}"; do kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Sluice reads SLUICE__* and QUEUE_* from the environment on top of the file: strip them.
-clean_env=()
-while IFS= read -r v; do clean_env+=(-u "$v"); done \
-  < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
-
-rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
-median() { sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
+. "$here/common.sh"  # owned PIDs and their cleanup, clean_env, rss_kib, median
 
 # Runs PROBES transactions (each a new connection) against port $1; sets probe_greet / probe_txn
 # (medians, ms).
@@ -88,22 +73,8 @@ run_round() {
             "MaxConnections": 25000, "MaxConnectionsPerClient": 25000 },
   "Queue": { "Count": 4 } }
 EOF
-  # Sluice's stdout comes through a FIFO so that we can block on its lines instead of polling the
-  # log; once it is listening, cat copies the rest into the log.
-  mkfifo "$tmp/out"
-  ( cd "$tmp" && exec env "${clean_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
-      >"$tmp/out" 2>"$tmp/sluice.err" ) &
-  sluice_pid=$!; owned+=("$sluice_pid")
-  exec 5<"$tmp/out"
-  deadline=$(( SECONDS + STARTUP_TIMEOUT ))
-  while (( SECONDS < deadline )) && IFS= read -r -t $(( deadline - SECONDS )) -u 5 line; do
-    echo "$line" >>"$tmp/sluice.log"
-    [[ "$line" =~ smtp:\ listening\ on\ 127\.0\.0\.1:([0-9]+) ]] && { port="${BASH_REMATCH[1]}"; break; }
-  done
-  [ -n "$port" ] || { cat "$tmp/sluice.log" "$tmp/sluice.err" >&2; die "sluice not listening (see $tmp)"; }
-  cat <&5 >>"$tmp/sluice.log" &
-  drain_pid=$!; owned+=("$drain_pid")
-  exec 5<&-
+  start_sluice "$tmp" "$tmp/sluice.json" || die "sluice did not start"
+  port="$sluice_port"
 
   PROBES="$WARMUP" probe_median "$port" || die "warm-up transactions failed (see $tmp)"
   before="$(rss_kib "$sluice_pid")"

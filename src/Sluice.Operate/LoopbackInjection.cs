@@ -19,7 +19,7 @@ public static class LoopbackInjection
         ReadOnlyMemory<byte> message, CancellationToken ct)
     {
         var host = listener.Address.Equals(IPAddress.Any) ? "127.0.0.1" : listener.Address.Equals(IPAddress.IPv6Any) ? "::1" : listener.Address.ToString();
-        await using var smtp = await SmtpClientConnection.ConnectAsync(host, listener.Port, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5), ct).ConfigureAwait(false);
+        await using var smtp = await SmtpClientConnection.ConnectAsync(host, listener.Port, new SmtpTimeouts { Connect = TimeSpan.FromSeconds(10) }, ct).ConfigureAwait(false);
         await smtp.HelloAsync(hostname, ct).ConfigureAwait(false);
         var replies = await smtp.SendAsync(sender, recipients, message, ct).ConfigureAwait(false);
         await smtp.QuitAsync().ConfigureAwait(false);

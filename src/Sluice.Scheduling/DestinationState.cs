@@ -2,11 +2,11 @@
 // connections in use, the slow-start window, failures in a row, a suspension, and the pace.
 namespace Sluice.Scheduling;
 
-internal sealed class DestinationState
+internal sealed class DestinationState(int initialWindow)
 {
     public int InUse { get; private set; }
     /// <summary>Connections allowed now: starts small, one more per success, halved per failure; never above the channel's limit.</summary>
-    public int Window { get; private set; } = DestinationThrottle.InitialWindow;
+    public int Window { get; private set; } = initialWindow;
     /// <summary>Destination failures since the last success.</summary>
     public int Failures { get; private set; }
     public string LastError { get; private set; } = "";

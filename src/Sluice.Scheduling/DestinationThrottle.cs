@@ -6,7 +6,7 @@ namespace Sluice.Scheduling;
 
 public sealed class DestinationThrottle : IDisposable
 {
-    /// <summary>Connections a destination gets at first (Postfix's initial_destination_concurrency), if its limit allows.</summary>
+    /// <summary>Connections a destination gets at first by default (Channels[].InitialDestinationConcurrency), if its limit allows.</summary>
     public const int InitialWindow = 5;
     /// <summary>Destination failures in a row, with no success between, after which it is suspended.</summary>
     public const int FailuresBeforeSuspension = 5;
@@ -44,7 +44,7 @@ public sealed class DestinationThrottle : IDisposable
         lock (_lock)
         {
             var now = _time.GetUtcNow();
-            if (!_destinations.TryGetValue(destination, out var state)) _destinations[destination] = state = new();
+            if (!_destinations.TryGetValue(destination, out var state)) _destinations[destination] = state = new(channel.InitialDestinationConcurrency);
             _priorities.Add(channel.Priority);
             if (state.SuspendedUntil <= now) Resume(destination, state);
             var admission = state.Admit(now, channel.DestinationConcurrency, channel.DestinationRatePerMinute, out var wait);

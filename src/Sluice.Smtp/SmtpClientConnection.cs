@@ -18,16 +18,19 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     private readonly Socket _socket;
     private Stream _stream;
     private PipeReader _reader;
-    private readonly TimeSpan _commandTimeout;
+    /// <summary>Message data goes out in writes of at most this, each bounded by <see cref="SmtpTimeouts.DataBlock"/>.</summary>
+    private const int DataBlockBytes = 64 * 1024;
+    private readonly SmtpTimeouts _timeouts;
+    private IDisposable? _held;
     private readonly ArrayBufferWriter<byte> _out = new(8192);
 
-    private SmtpClientConnection(Socket socket, TimeSpan commandTimeout, string peer)
+    private SmtpClientConnection(Socket socket, SmtpTimeouts timeouts, string peer)
     {
         Peer = peer;
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = ReaderOver(_stream);
-        _commandTimeout = commandTimeout;
+        _timeouts = timeouts;
     }
 
     /// <summary>Who this connection is with, for logs and bounces: "mx.example[192.0.2.1]:25" or "host:port".</summary>
@@ -50,12 +53,12 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     /// <summary>Connects and reads the greeting; throws <see cref="SmtpException"/> on a non-220 greeting.</summary>
     /// <param name="peer">How to name the peer (e.g. the MX host's name with its address); null: "host:port".</param>
-    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan connectTimeout, TimeSpan commandTimeout, CancellationToken ct, string? peer = null)
+    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, SmtpTimeouts timeouts, CancellationToken ct, string? peer = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using (var connect = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
-            connect.CancelAfter(connectTimeout);
+            connect.CancelAfter(timeouts.Connect);
             try
             {
                 await socket.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
@@ -63,7 +66,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
                 socket.Dispose();
-                throw new SmtpException($"connect to {host}:{port} timed out after {connectTimeout.TotalSeconds:0}s", transient: true);
+                throw new SmtpException($"connect to {host}:{port} timed out after {timeouts.Connect.TotalSeconds:0}s", transient: true);
             }
             catch (SocketException e)
             {
@@ -71,8 +74,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 throw new SmtpException($"connect to {host}:{port} failed: {e.Message}", transient: true);
             }
         }
-        var conn = new SmtpClientConnection(socket, commandTimeout, peer ?? $"{host}:{port}");
-        var greeting = await conn.ReadReplyAsync(ct).ConfigureAwait(false);
+        var conn = new SmtpClientConnection(socket, timeouts, peer ?? $"{host}:{port}");
+        SmtpReply greeting;
+        try
+        {
+            greeting = await conn.ReadReplyAsync("greeting", timeouts.Greeting, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await conn.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         if (greeting.Code != 220)
         {
             await conn.DisposeAsync().ConfigureAwait(false);
@@ -127,7 +139,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         await _reader.CompleteAsync().ConfigureAwait(false);
         var tls = new SslStream(_stream, leaveInnerStreamOpen: true);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_commandTimeout);
+        timeout.CancelAfter(_timeouts.Command);
         try
         {
             await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
@@ -170,29 +182,29 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             Append(mail);
             for (int i = 0; i < recipients.Count; i++) Append(Rcpt(i));
             Append("DATA");
-            await FlushAsync(ct).ConfigureAwait(false);
-            mailReply = await ReadReplyAsync(ct).ConfigureAwait(false);
+            await FlushAsync(_timeouts.Mail, ct).ConfigureAwait(false);
+            mailReply = await ReadReplyAsync("reply to MAIL", _timeouts.Mail, ct).ConfigureAwait(false);
             if (mailReply.Code == ClosingCode) return ClosedWith(mailReply, results);
             for (int i = 0; i < recipients.Count; i++)
             {
-                results[i] = await ReadReplyAsync(ct).ConfigureAwait(false);
+                results[i] = await ReadReplyAsync("reply to RCPT", _timeouts.Rcpt, ct).ConfigureAwait(false);
                 if (results[i].Code == ClosingCode) return ClosedWith(results[i], results);
                 rcptOk[i] = results[i].Code is 250 or 251;
             }
-            dataReply = await ReadReplyAsync(ct).ConfigureAwait(false);
+            dataReply = await ReadReplyAsync("reply to DATA", _timeouts.DataInit, ct).ConfigureAwait(false);
         }
         else
         {
-            mailReply = await CommandAsync(mail, ct).ConfigureAwait(false);
+            mailReply = await CommandAsync(mail, "reply to MAIL", _timeouts.Mail, ct).ConfigureAwait(false);
             if (mailReply.Code == 250)
             {
                 for (int i = 0; i < recipients.Count; i++)
                 {
-                    results[i] = await CommandAsync(Rcpt(i), ct).ConfigureAwait(false);
+                    results[i] = await CommandAsync(Rcpt(i), "reply to RCPT", _timeouts.Rcpt, ct).ConfigureAwait(false);
                     if (results[i].Code == ClosingCode) return ClosedWith(results[i], results);
                     rcptOk[i] = results[i].Code is 250 or 251;
                 }
-                if (rcptOk.Any(ok => ok)) dataReply = await CommandAsync("DATA", ct).ConfigureAwait(false);
+                if (rcptOk.Any(ok => ok)) dataReply = await CommandAsync("DATA", "reply to DATA", _timeouts.DataInit, ct).ConfigureAwait(false);
             }
         }
         if (mailReply.Code == ClosingCode) return ClosedWith(mailReply, results);
@@ -211,8 +223,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             return results;
         }
         DotStuffing.WriteStuffed(message.Span, _out);
-        await FlushAsync(ct).ConfigureAwait(false);
-        var final = await ReadReplyAsync(ct).ConfigureAwait(false);
+        await FlushAsync(_timeouts.DataBlock, ct).ConfigureAwait(false);
+        var final = await ReadReplyAsync("reply to the end of data", _timeouts.DataTerm, ct).ConfigureAwait(false);
         for (int i = 0; i < results.Length; i++) if (rcptOk[i]) results[i] = final;
         if (final.Code == ClosingCode) Usable = false;
         else MessagesSent++;
@@ -233,12 +245,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (reply.Code != 250) Usable = false;
     }
 
-    public async Task<SmtpReply> CommandAsync(string command, CancellationToken ct)
+    /// <summary>Any command but those of a mail transaction, bounded by <see cref="SmtpTimeouts.Command"/>.</summary>
+    public Task<SmtpReply> CommandAsync(string command, CancellationToken ct) => CommandAsync(command, $"reply to {Verb(command)}", _timeouts.Command, ct);
+
+    private async Task<SmtpReply> CommandAsync(string command, string awaiting, TimeSpan timeout, CancellationToken ct)
     {
         Append(command);
-        await FlushAsync(ct).ConfigureAwait(false);
-        return await ReadReplyAsync(ct).ConfigureAwait(false);
+        await FlushAsync(timeout, ct).ConfigureAwait(false);
+        return await ReadReplyAsync(awaiting, timeout, ct).ConfigureAwait(false);
     }
+
+    private static string Verb(string command) => command.Split(' ', 2)[0];
 
     /// <summary>QUIT politely, then close; never throws.</summary>
     public async Task QuitAsync()
@@ -257,13 +274,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     private void Append(string command) => SmtpLine.Write(_out, command);
 
-    private async Task FlushAsync(CancellationToken ct)
+    /// <summary>Sends what was appended, in blocks of at most <see cref="DataBlockBytes"/>, each given <paramref name="timeout"/> (§4.5.3.2.5).</summary>
+    private async Task FlushAsync(TimeSpan timeout, CancellationToken ct)
     {
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(_commandTimeout);
-            await _stream.WriteAsync(_out.WrittenMemory, timeout.Token).ConfigureAwait(false);
+            using var block = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            for (var rest = _out.WrittenMemory; !rest.IsEmpty; rest = rest[Math.Min(rest.Length, DataBlockBytes)..])
+            {
+                block.CancelAfter(timeout);
+                await _stream.WriteAsync(rest[..Math.Min(rest.Length, DataBlockBytes)], block.Token).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {
@@ -276,11 +297,11 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads one (possibly multi-line) reply, bounded in line length and time.</summary>
-    public async Task<SmtpReply> ReadReplyAsync(CancellationToken ct)
+    /// <summary>Reads one (possibly multi-line) reply, bounded in line length and time; <paramref name="awaiting"/> names it in errors.</summary>
+    private async Task<SmtpReply> ReadReplyAsync(string awaiting, TimeSpan wait, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_commandTimeout);
+        timeout.CancelAfter(wait);
         var lines = new List<string>(1);
         try
         {
@@ -306,7 +327,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw Broken($"no reply within {_commandTimeout.TotalSeconds:0}s");
+            throw Broken($"no {awaiting} within {wait.TotalSeconds:0.#}s");
         }
         catch (IOException e)
         {
@@ -336,12 +357,16 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Something held for as long as the connection is open (e.g. a descriptor budget's slot), given back once when it closes.</summary>
+    public void ReleaseOnClose(IDisposable held) => _held = held;
+
     public async ValueTask DisposeAsync()
     {
         Usable = false;
         await _reader.CompleteAsync().ConfigureAwait(false);
         await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
+        Interlocked.Exchange(ref _held, null)?.Dispose();
     }
 }
 

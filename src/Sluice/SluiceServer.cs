@@ -3,6 +3,7 @@
 // it runs: re-read the configuration (SIGHUP), retry deferred mail now (SIGALRM).
 using System.Net;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 using Sluice.Core.Logging;
 using Sluice.Core.Mailboxes;
 using Sluice.Delivery;
@@ -39,7 +40,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     private ChannelMap? _channels;
     private readonly TimeProvider _time;
 
-    private SluiceServer(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time)
+    private SluiceServer(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionCaps caps)
     {
         _log = log;
         _time = time;
@@ -51,7 +52,8 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = _maildir,
-            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time),
+            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time, caps.Outbound,
+                new OwnAddresses(options.Hostname, options.Smtp.Listen.Select(l => Endpoints.TryParseSmtpListen(l, out var ep, out _) ? ep : null).OfType<IPEndPoint>())),
         };
     }
 
@@ -71,13 +73,14 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     public string QueuePlace => _stores?.Description ?? _started.QueueBase;
 
     /// <param name="configFile">Where <paramref name="options"/> came from (null: embedded defaults); a reload reads it again.</param>
-    /// <param name="maxSessions">Inbound sessions the open-files limit allows, when below Smtp.MaxConnections.</param>
-    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, int maxSessions = int.MaxValue)
+    /// <param name="caps">Sessions the open-files limit allows each way (none: no cap beyond the configuration).</param>
+    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionCaps? caps = null)
     {
-        var server = new SluiceServer(options, configFile, log, time);
+        caps ??= SessionCaps.None;
+        var server = new SluiceServer(options, configFile, log, time, caps);
         try
         {
-            server.StartStages(options, time, maxSessions);
+            server.StartStages(options, time, caps.Inbound);
             return server;
         }
         catch

@@ -1,5 +1,6 @@
 // `sluice serve` raises the soft open-files limit to the hard one at start, since every SMTP
 // session holds a descriptor; this checks the raise really takes effect in the process.
+using Sluice.Core.Configuration;
 using Sluice.Core.IO;
 
 namespace Sluice.Core.Tests;
@@ -32,5 +33,47 @@ public sealed class OpenFileLimitTests
         var limits = new OpenFileLimit.Limits(20_000, 20_000, null);
         Assert.Equal(20_000 - 40 - OpenFileLimit.Reserve, limits.SessionEstimate(40));
         Assert.Equal(0, new OpenFileLimit.Limits(50, 50, null).SessionEstimate(40));
+    }
+}
+
+public sealed class SessionCapsTests
+{
+    private static readonly OpenFileLimit.Limits Limit = new(20_000, 20_000, null);
+
+    private static SluiceOptions Options(int remoteConcurrency, int maxConnections)
+    {
+        var options = new SluiceOptions();
+        options.Smtp.MaxConnections = maxConnections;
+        options.Channels.Single(c => c.Transport == ChannelOptions.SmtpTransport).Concurrency = remoteConcurrency;
+        return options;
+    }
+
+    [Fact]
+    public void Outbound_concurrency_above_the_limit_is_capped_and_the_log_says_so()
+    {
+        var options = Options(remoteConcurrency: 10_000, maxConnections: 100); // × 4 queues = 40,000 outbound
+        var (caps, line) = SessionCaps.Plan(Limit, 50, options, dnsSockets: 256);
+        var budget = (int)Limit.SessionEstimate(50) - 256 - 100; // what DNS and inbound sessions may hold is kept back
+        Assert.Equal(budget, caps.Outbound);
+        Assert.Equal(int.MaxValue, caps.Inbound);
+        Assert.Contains($"remote delivery is configured for 40000 simultaneous sessions (smtp Channels[].Concurrency × 4 queues), so the open-files limit caps outbound connections at {budget}", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Within_the_limit_only_the_descriptor_budget_bounds_outbound_connections()
+    {
+        // Bounded even so: a reload may raise Channels[].Concurrency past what the descriptors allow.
+        var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 1000), dnsSockets: 256);
+        Assert.Equal(int.MaxValue, caps.Inbound);
+        Assert.Equal((int)Limit.SessionEstimate(50) - 256 - 1000, caps.Outbound);
+        Assert.DoesNotContain("caps", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Both_ways_together_past_the_limit_is_said_plainly()
+    {
+        var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 2000, maxConnections: 15_000), dnsSockets: 256);
+        Assert.Equal(int.MaxValue, caps.Inbound);
+        Assert.Contains("Smtp.MaxConnections (15000) and remote delivery's 8000 sessions together exceed it", line, StringComparison.Ordinal);
     }
 }

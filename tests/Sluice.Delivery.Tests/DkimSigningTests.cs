@@ -69,6 +69,20 @@ public sealed class DkimSigningTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_8bit_message_to_a_server_without_8BITMIME_is_converted_first_and_then_signed()
+    {
+        // The sink offers no 8BITMIME: the body is re-encoded, and our signature must cover what went out.
+        var eightBit = Message("sign.test").Replace("\r\n\r\n", "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            + "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n", StringComparison.Ordinal);
+        await using var agent = Agent();
+        var result = await agent.DeliverAsync(new DeliveryRequest("m1", "alice@sign.test", ["bob@dest.test"], "dest.test", Encoding.UTF8.GetBytes(eightBit)), CancellationToken.None);
+        Assert.Contains("converted to 7-bit", Assert.Single(result).Text, StringComparison.Ordinal);
+        var received = Assert.Single(_sink.Messages);
+        Assert.Contains("Content-Transfer-Encoding: quoted-printable", received.Data, StringComparison.Ordinal);
+        Assert.True(await VerifyAsync(received), received.Data);
+    }
+
+    [Fact]
     public async Task Every_attempt_carries_the_same_signature()
     {
         await using var agent = Agent();

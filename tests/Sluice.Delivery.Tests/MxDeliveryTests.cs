@@ -13,9 +13,11 @@ public sealed class MxDeliveryTests(TestDns dns)
 {
     private static readonly byte[] Message = Encoding.ASCII.GetBytes("Subject: mx\r\nFrom: <s@client.test>\r\n\r\nbody\r\n");
 
-    private SmtpRelayAgent Agent(int port, Dictionary<string, string>? routes = null) =>
-        new(new SmtpRoutes(routes ?? []), dns.Resolver(), "client.test",
-            new DeliveryOptions { Port = port, ConnectTimeout = TimeSpan.FromSeconds(2), CommandTimeout = TimeSpan.FromSeconds(10) }, TimeProvider.System);
+    private SmtpRelayAgent Agent(int port, Dictionary<string, string>? routes = null, TimeSpan? greetingTimeout = null, OwnAddresses? self = null) =>
+        new(new SmtpRoutes(routes ?? []), dns.Resolver(), "client.test", new DeliveryOptions
+        {
+            Port = port, ConnectTimeout = TimeSpan.FromSeconds(2), CommandTimeout = TimeSpan.FromSeconds(10), GreetingTimeout = greetingTimeout ?? TimeSpan.FromSeconds(10),
+        }, TimeProvider.System, self: self);
 
     private static Task<RecipientResult[]> Deliver(SmtpRelayAgent agent, string domain) =>
         agent.DeliverAsync(new DeliveryRequest("m1", "s@client.test", [$"rcpt@{domain}"], domain, Message), CancellationToken.None);
@@ -54,6 +56,31 @@ public sealed class MxDeliveryTests(TestDns dns)
         Assert.Equal(1, sinks[TestDns.First].Sessions.Total);
         Assert.Empty(sinks[TestDns.First].Messages);
         Assert.Single(sinks[TestDns.Second].Messages);
+    }
+
+    [Fact]
+    public async Task A_silent_MX_times_out_at_the_greeting_and_the_next_MX_takes_the_mail()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First, TestDns.Second);
+        sinks[TestDns.First].Silent = true;
+        await using var agent = Agent(sinks.Port, greetingTimeout: TimeSpan.FromSeconds(1));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Delivered, result.Status);
+        Assert.Equal(1, sinks[TestDns.First].Sessions.Total);
+        Assert.Single(sinks[TestDns.Second].Messages);
+    }
+
+    [Fact]
+    public async Task A_silent_MX_alone_defers_with_the_timeout_named()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First);
+        sinks[TestDns.First].Silent = true;
+        await using var agent = Agent(sinks.Port, greetingTimeout: TimeSpan.FromSeconds(1));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Deferred, result.Status);
+        Assert.True(result.DestinationUnavailable);
+        Assert.Contains("first.pref.test[127.0.0.21]", result.Text, StringComparison.Ordinal);
+        Assert.Contains("no greeting within 1s", result.Text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -113,6 +140,50 @@ public sealed class MxDeliveryTests(TestDns dns)
         Assert.Equal(DeliveryStatus.Deferred, result.Status);
         Assert.True(result.DestinationUnavailable);
         Assert.StartsWith("451 4.4.3", result.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_best_MX_being_this_server_bounces_as_a_loop()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First, TestDns.Second);
+        await using var agent = Agent(sinks.Port, self: new OwnAddresses("mx.sluice.test", [new IPEndPoint(TestDns.First, sinks.Port)]));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Failed, result.Status);
+        Assert.StartsWith("554 5.4.6 mail for pref.test loops back to myself", result.Text, StringComparison.Ordinal);
+        Assert.Equal(0, sinks[TestDns.First].Sessions.Total + sinks[TestDns.Second].Sessions.Total);
+    }
+
+    [Fact]
+    public async Task An_MX_named_by_our_hostname_is_this_server()
+    {
+        await using var agent = Agent(25, self: new OwnAddresses("FIRST.pref.test", []));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.StartsWith("554 5.4.6", result.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_backup_MX_tries_only_the_more_preferred_hosts()
+    {
+        // We are second.pref.test: when first.pref.test turns us away the mail waits, it is never sent to ourselves.
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First, TestDns.Second);
+        sinks[TestDns.First].Greeting = "421 4.3.2 too busy";
+        await using var agent = Agent(sinks.Port, self: new OwnAddresses("mx.sluice.test", [new IPEndPoint(TestDns.Second, sinks.Port)]));
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Deferred, result.Status);
+        Assert.Equal(0, sinks[TestDns.Second].Sessions.Total);
+
+        sinks[TestDns.First].Greeting = "220 first.pref.test ESMTP";
+        Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await Deliver(agent, "pref.test")).Status);
+        Assert.Single(sinks[TestDns.First].Messages);
+    }
+
+    [Fact]
+    public async Task A_route_to_this_server_is_followed()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First);
+        await using var agent = Agent(sinks.Port, new() { ["pref.test"] = $"{TestDns.First}:{sinks.Port}" },
+            self: new OwnAddresses("mx.sluice.test", [new IPEndPoint(TestDns.First, sinks.Port)]));
+        Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await Deliver(agent, "pref.test")).Status);
     }
 
     [Fact]

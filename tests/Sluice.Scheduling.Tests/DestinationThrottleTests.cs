@@ -37,6 +37,19 @@ public sealed class DestinationThrottleTests : IDisposable
     }
 
     [Fact]
+    public void The_first_window_is_the_channels_InitialDestinationConcurrency_within_its_limit()
+    {
+        var wide = new ChannelOptions { Name = "bulk", DestinationConcurrency = 12, InitialDestinationConcurrency = 10 };
+        var n = 0;
+        while (_throttle.TryAcquire("wide.example.test", wide) == Admission.Granted) n++;
+        Assert.Equal(10, n);
+        var narrow = new ChannelOptions { Name = "slow", DestinationConcurrency = 3, InitialDestinationConcurrency = 10 };
+        n = 0;
+        while (_throttle.TryAcquire("narrow.example.test", narrow) == Admission.Granted) n++;
+        Assert.Equal(3, n);
+    }
+
+    [Fact]
     public void A_failure_halves_the_window_and_only_a_success_with_the_window_full_grows_it()
     {
         Assert.Equal(Admission.Granted, _throttle.TryAcquire(Destination, _channel));

@@ -54,6 +54,8 @@ public sealed class SmtpSink : IAsyncDisposable
     public SessionGauge Sessions { get; } = new();
     /// <summary>The first line of each session; anything but a 220 is said and the connection closed (e.g. "421 4.3.2 busy").</summary>
     public string Greeting { get; set; } = "220 sink.test ESMTP";
+    /// <summary>Accept connections and never say a word, like a hung MX host: the client's timeouts must end the session.</summary>
+    public bool Silent { get; set; }
     /// <summary>Awaited after the data of a message and before its reply, to hold transactions open.</summary>
     public Func<Received, Task>? BeforeDataReply { get; set; }
     public ConcurrentQueue<Received> Messages { get; } = new();
@@ -133,6 +135,12 @@ public sealed class SmtpSink : IAsyncDisposable
             var reader = new StreamReader(stream, Encoding.Latin1);
             var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
             async Task Say(string line) { await writer.WriteLineAsync(line); await writer.FlushAsync(); }
+            if (Silent)
+            {
+                // Read (and ignore) until the client gives up and closes.
+                while (await stream.ReadAsync(new byte[512], _stop.Token) > 0) { }
+                return;
+            }
             var tls = false;
             var greeting = Greeting;
             await Say(greeting);

@@ -77,6 +77,7 @@ internal static class ConfigValidator
                 $"\"{c.Transport}\" is not a transport (maildir or smtp)");
             Check(c.Concurrency >= 1, $"{k}:Concurrency", "must be at least 1");
             Check(c.DestinationConcurrency >= 1, $"{k}:DestinationConcurrency", "must be at least 1");
+            Check(c.InitialDestinationConcurrency >= 1, $"{k}:InitialDestinationConcurrency", "must be at least 1");
             Check(c.DestinationRatePerMinute >= 0, $"{k}:DestinationRatePerMinute", "must be 0 (no limit) or more");
             Check(c.BatchRecipients >= 1, $"{k}:BatchRecipients", "must be at least 1");
             for (int j = 0; j < c.Domains.Count; j++)
@@ -98,8 +99,13 @@ internal static class ConfigValidator
         Check(o.Dns.Timeout > TimeSpan.Zero, "Dns:Timeout", "must be longer than zero");
 
         Check(o.Delivery.Port is >= 1 and <= 65535, "Delivery:Port", "must be a TCP port, 1 to 65535");
-        Check(o.Delivery.ConnectTimeout > TimeSpan.Zero, "Delivery:ConnectTimeout", "must be longer than zero");
-        Check(o.Delivery.CommandTimeout > TimeSpan.Zero, "Delivery:CommandTimeout", "must be longer than zero");
+        foreach (var (key, timeout) in new[]
+        {
+            ("ConnectTimeout", o.Delivery.ConnectTimeout), ("GreetingTimeout", o.Delivery.GreetingTimeout), ("MailTimeout", o.Delivery.MailTimeout),
+            ("RcptTimeout", o.Delivery.RcptTimeout), ("DataInitTimeout", o.Delivery.DataInitTimeout), ("DataBlockTimeout", o.Delivery.DataBlockTimeout),
+            ("DataTermTimeout", o.Delivery.DataTermTimeout), ("CommandTimeout", o.Delivery.CommandTimeout),
+        })
+            Check(timeout > TimeSpan.Zero, $"Delivery:{key}", "must be longer than zero");
         Check(o.Delivery.IdleTimeout >= TimeSpan.Zero, "Delivery:IdleTimeout", "must not be negative");
         Check(o.Delivery.MessagesPerConnection >= 1, "Delivery:MessagesPerConnection", "must be at least 1");
         foreach (var (domain, level) in o.Delivery.TlsPolicy)

@@ -104,6 +104,8 @@ public sealed class ChannelOptions
     public List<string> Domains { get; set; } = [];
     public int Concurrency { get; set; } = 20;
     public int DestinationConcurrency { get; set; } = 20;
+    /// <summary>Connections a destination gets before slow start has learned anything (Postfix's initial_destination_concurrency).</summary>
+    public int InitialDestinationConcurrency { get; set; } = 5;
     public int DestinationRatePerMinute { get; set; }
     /// <summary>Most recipients of one message sent to one destination in one transaction.</summary>
     public int BatchRecipients { get; set; } = 50;
@@ -122,8 +124,18 @@ public sealed class DnsOptions
 public sealed class DeliveryOptions
 {
     public int Port { get; set; } = 25;
-    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
-    /// <summary>RFC 5321 §4.5.3.2 timeouts are minutes; one value here bounds every command reply wait.</summary>
+    /// <summary>Short (Postfix's smtp_connect_timeout): a dead MX host holds a delivery slot this long before the next is tried.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    // RFC 5321 §4.5.3.2's client timeouts, its minimums by default.
+    public TimeSpan GreetingTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan MailTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan RcptTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan DataInitTimeout { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>Each block of message data written (§4.5.3.2.5).</summary>
+    public TimeSpan DataBlockTimeout { get; set; } = TimeSpan.FromMinutes(3);
+    /// <summary>The reply to the final dot (§4.5.3.2.6).</summary>
+    public TimeSpan DataTermTimeout { get; set; } = TimeSpan.FromMinutes(10);
+    /// <summary>The other commands (EHLO, STARTTLS with its handshake, RSET, QUIT), which §4.5.3.2 does not name.</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public int MessagesPerConnection { get; set; } = 1000;

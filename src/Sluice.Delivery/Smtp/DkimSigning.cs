@@ -4,7 +4,6 @@
 // message's Date: (not the clock) and RSA PKCS#1 v1.5 has no randomness, so every attempt and every
 // destination of a message carries the very same signature, as if it had been signed once at queue time.
 // A message MimeKit cannot parse goes out unsigned rather than waiting until it expires.
-using System.Runtime.InteropServices;
 using MimeKit;
 using MimeKit.Cryptography;
 using Org.BouncyCastle.Crypto;
@@ -54,10 +53,10 @@ public sealed class DkimSigning
         try
         {
             // The header section first: most mail relayed is not ours to sign, and its body need not be parsed.
-            var headers = HeaderList.Load(Read(message));
+            var headers = HeaderList.Load(MessageBytes.OpenRead(message));
             domain = InternetAddressList.TryParse(headers[HeaderId.From] ?? "", out var from) ? from.Mailboxes.FirstOrDefault()?.Domain : null;
             if (domain is null || !_keys.TryGetValue(domain, out key)) return message;
-            parsed = MimeMessage.Load(Read(message));
+            parsed = MimeMessage.Load(MessageBytes.OpenRead(message));
         }
         catch (FormatException)
         {
@@ -78,9 +77,6 @@ public sealed class DkimSigning
         message.Span.CopyTo(signed.AsSpan(name.Length + signature.RawValue.Length));
         return signed;
     }
-
-    private static MemoryStream Read(ReadOnlyMemory<byte> message) =>
-        MemoryMarshal.TryGetArray(message, out var bytes) ? new(bytes.Array!, bytes.Offset, bytes.Count, writable: false) : new(message.ToArray(), writable: false);
 
     /// <summary>t= from the message's Date: rather than the clock, so a message's signature is the same on every attempt.</summary>
     private sealed class DatedDkimSigner : DkimSigner

@@ -48,6 +48,17 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         _idle.GetOrAdd(key, _ => new()).Push((connection, _time.GetTimestamp()));
     }
 
+    /// <summary>Closes one idle connection, whichever comes first, to free its descriptor; none idle, nothing happens.</summary>
+    public void CloseOneIdle()
+    {
+        foreach (var stack in _idle.Values)
+            if (stack.TryPop(out var entry))
+            {
+                _ = entry.Connection.QuitAsync();
+                return;
+            }
+    }
+
     private bool IsStale(long idleSince) => _time.GetElapsedTime(idleSince) > _options.IdleTimeout;
 
     private async Task SweepAsync()

@@ -3,20 +3,30 @@
 // anything but 220. Trouble reaching every one of them, and a DNS lookup that failed for now, are the
 // destination's failure (Unavailable), so the scheduler backs off the destination. STARTTLS follows
 // Delivery.TlsPolicy for the recipients' domain: opportunistic by default, and a "required" domain's
-// mail is deferred rather than ever sent in plaintext or to an unverified certificate.
+// mail is deferred rather than ever sent in plaintext or to an unverified certificate. The spooled
+// bytes go out unchanged, but for an 8-bit body to a server without 8BITMIME (SevenBitDowngrade).
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Smtp;
 
 namespace Sluice.Delivery.Smtp;
 
-public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time) : IDeliveryAgent
+/// <param name="maxConnections">Outbound connections open at once, idle pooled ones included: what the open-files limit leaves room for.</param>
+/// <param name="self">This server's name and listeners, so an MX host that is us is not delivered to (a loop).</param>
+public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time,
+    int maxConnections = int.MaxValue, OwnAddresses? self = null) : IDeliveryAgent
 {
     /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
     private const int MaxAddressesTried = 5;
 
     private readonly SmtpConnectionPool _pool = new(options, time);
     private readonly DkimSigning _dkim = new(options.Dkim);
+    private readonly ConnectionBudget _budget = new(maxConnections);
+    private readonly SmtpTimeouts _timeouts = new()
+    {
+        Connect = options.ConnectTimeout, Greeting = options.GreetingTimeout, Command = options.CommandTimeout, Mail = options.MailTimeout,
+        Rcpt = options.RcptTimeout, DataInit = options.DataInitTimeout, DataBlock = options.DataBlockTimeout, DataTerm = options.DataTermTimeout,
+    };
 
     public string DestinationOf(string domain) => routes.DestinationOf(domain);
 
@@ -25,13 +35,13 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         var tls = options.TlsFor(request.Destination);
         // Connections are pooled per TLS level too: a plaintext one made for another domain must not carry a "required" domain's mail.
         var key = $"{DestinationOf(request.Destination)}/{tls}";
-        request = request with { Message = _dkim.Sign(request.Message) };
+        var signed = _dkim.Sign(request.Message);
         // A pooled connection may have been closed by the peer meanwhile: then a fresh one is opened.
         if (_pool.TryTake(key, out var pooled))
         {
             try
             {
-                return await TransactAsync(key, pooled, request, ct).ConfigureAwait(false);
+                return await TransactAsync(key, pooled, request, signed, ct).ConfigureAwait(false);
             }
             catch (SmtpException)
             {
@@ -58,7 +68,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
             }
             try
             {
-                return await TransactAsync(key, connection, request, ct).ConfigureAwait(false);
+                return await TransactAsync(key, connection, request, signed, ct).ConfigureAwait(false);
             }
             catch (SmtpException e)
             {
@@ -78,7 +88,10 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         if (routes.Find(domain) is { } route) return ([new SmtpTarget(route.Host, route.Host, route.Port)], null);
         var lookup = await mx.ResolveAsync(domain, ct).ConfigureAwait(false);
         if (lookup.Hosts.Count == 0) return ([], lookup);
-        return ([.. lookup.Hosts.SelectMany(h => h.Addresses.Select(a => new SmtpTarget(h.Name, a.ToString(), options.Port))).Take(MaxAddressesTried)], null);
+        // A route says where mail goes even to ourselves; MX hosts that are us are not tried (RFC 5321 §5.1).
+        if ((self ?? OwnAddresses.None).Before(lookup.Hosts, options.Port) is not { } hosts)
+            return ([], MxLookup.Failed($"554 5.4.6 mail for {domain} loops back to myself (an MX host of {domain} is this server)", permanent: true));
+        return ([.. hosts.SelectMany(h => h.Addresses.Select(a => new SmtpTarget(h.Name, a.ToString(), options.Port))).Take(MaxAddressesTried)], null);
     }
 
     /// <summary>
@@ -87,7 +100,18 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// </summary>
     private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
     {
-        var connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, options.ConnectTimeout, options.CommandTimeout, ct, target.ToString()).ConfigureAwait(false);
+        var slot = await _budget.TakeAsync(_pool.CloseOneIdle, ct).ConfigureAwait(false);
+        SmtpClientConnection connection;
+        try
+        {
+            connection = await SmtpClientConnection.ConnectAsync(target.Host, target.Port, _timeouts, ct, target.ToString()).ConfigureAwait(false);
+        }
+        catch
+        {
+            slot.Dispose();
+            throw;
+        }
+        connection.ReleaseOnClose(slot);
         try
         {
             await connection.HelloAsync(hostname, ct).ConfigureAwait(false);
@@ -115,31 +139,56 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         }
     }
 
-    /// <summary>One transaction on an open connection, which goes back to the pool after; throws <see cref="SmtpException"/> when the connection failed.</summary>
-    private async Task<RecipientResult[]> TransactAsync(string key, SmtpClientConnection connection, DeliveryRequest request, CancellationToken ct)
+    /// <summary>
+    /// One transaction on an open connection, which goes back to the pool after; throws <see cref="SmtpException"/> when the connection failed.
+    /// <paramref name="signed"/> is the request's message with our DKIM signature, when it gets one.
+    /// </summary>
+    private async Task<RecipientResult[]> TransactAsync(string key, SmtpClientConnection connection, DeliveryRequest request, ReadOnlyMemory<byte> signed, CancellationToken ct)
     {
-        if (connection.MaxSize is long max && request.Message.Length > max)
-        {
-            _pool.Return(key, connection);
-            return Each(request, RecipientResult.Failed($"552 5.3.4 message of {request.Message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
-        }
         if (!connection.SmtpUtf8 && SmtpParameters.NeedsSmtpUtf8(request))
         {
             // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
-            _pool.Return(key, connection);
+            ReturnToPool(key, connection);
             return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
         }
+        var (message, note) = ForServer(request.Message, signed, connection);
+        if (connection.MaxSize is long max && message.Length > max)
+        {
+            ReturnToPool(key, connection);
+            return Each(request, RecipientResult.Failed($"552 5.3.4 message of {message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
+        }
         var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
-            SmtpParameters.ForRecipients(request, connection), request.Message, ct).ConfigureAwait(false);
-        _pool.Return(key, connection);
+            SmtpParameters.ForRecipients(request, connection), message, ct).ConfigureAwait(false);
+        ReturnToPool(key, connection);
         // RFC 3461 §5.2.1/§5.2.2: a next hop with DSN took the notices over; without it, accepted means "relayed".
         var action = connection.Dsn ? SuccessAction.PassedOn : SuccessAction.Relayed;
-        return [.. replies.Select(r => ToResult(connection.Peer, r, action))];
+        return [.. replies.Select(r => ToResult(connection.Peer, r, action, note))];
     }
 
-    private static RecipientResult ToResult(string host, SmtpReply reply, SuccessAction action)
+    /// <summary>
+    /// The bytes to send: as spooled (and signed), unless the body is 8-bit and the server lacks 8BITMIME (RFC 6152 §3);
+    /// then re-encoded to 7 bits and signed after, so our signature covers what goes out. The note says what was done.
+    /// </summary>
+    private (ReadOnlyMemory<byte> Message, string? Note) ForServer(ReadOnlyMemory<byte> spooled, ReadOnlyMemory<byte> signed, SmtpClientConnection connection)
     {
-        var text = $"{host} said: {reply}";
+        if (connection.EightBitMime || !SevenBitDowngrade.HasEightBitBody(spooled.Span)) return (signed, null);
+        var (converted, note) = SevenBitDowngrade.Convert(spooled);
+        return (converted is { } seven ? _dkim.Sign(seven) : signed, note);
+    }
+
+    /// <summary>Kept for the next message to the same place, unless a delivery waits for its descriptor (<see cref="ConnectionBudget"/>).</summary>
+    private void ReturnToPool(string key, SmtpClientConnection connection)
+    {
+        if (_budget.HasWaiters) _ = connection.QuitAsync();
+        else _pool.Return(key, connection);
+    }
+
+    /// <summary>A delivery waits for an outbound connection because <c>maxConnections</c> are open.</summary>
+    internal bool WaitingForConnection => _budget.HasWaiters;
+
+    private static RecipientResult ToResult(string host, SmtpReply reply, SuccessAction action, string? note)
+    {
+        var text = $"{host} said: {reply}" + (note is null ? "" : $" ({note})");
         return reply.Code < 400 ? RecipientResult.Delivered(text, action)
             : reply.Code == SmtpClientConnection.ClosingCode ? RecipientResult.Unavailable(text)
             : reply.Code < 500 ? RecipientResult.Deferred(text)

@@ -24,11 +24,11 @@ internal static class ServeVerb
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
             using var signals = new ServerSignals(log);
-            var maxSessions = ApplyOpenFileLimit(log, options);
+            var caps = ApplyOpenFileLimit(log, options);
             SluiceServer server;
             try
             {
-                server = SluiceServer.Start(options, configFile, log, time, maxSessions);
+                server = SluiceServer.Start(options, configFile, log, time, caps);
             }
             catch (ConfigurationException e)
             {
@@ -81,35 +81,19 @@ internal static class ServeVerb
     }
 
     /// <summary>
-    /// Raises the open-files limit (each session is a socket), logs what it allows, and returns the cap on
-    /// inbound sessions below it: a process out of descriptors cannot even start a thread, and the runtime aborts.
+    /// Raises the open-files limit (each session is a socket), logs what it allows, and returns the caps on
+    /// sessions below it: a process out of descriptors cannot even start a thread, and the runtime aborts.
     /// </summary>
-    private static int ApplyOpenFileLimit(DeliveryLog log, SluiceOptions options)
+    private static SessionCaps ApplyOpenFileLimit(DeliveryLog log, SluiceOptions options)
     {
-        if (OpenFileLimit.Raise() is not { } limits) return int.MaxValue;
+        if (OpenFileLimit.Raise() is not { } limits) return SessionCaps.None;
         if (limits.Soft == 0 && limits.Error is not null)
         {
             log.Write($"limits: cannot read the open-files limit ({limits.Error}); it caps simultaneous SMTP sessions");
-            return int.MaxValue;
+            return SessionCaps.None;
         }
-        var sessions = limits.SessionEstimate(OpenFileLimit.OpenNow());
-        var line = $"limits: open files {OpenFileLimit.Limits.Format(limits.Soft)} (hard {OpenFileLimit.Limits.Format(limits.Hard)}); "
-            + $"at most ~{sessions} simultaneous SMTP sessions, fewer while deliveries hold connections";
-        if (limits.Error is not null)
-            line += $"; cannot raise the soft limit to the hard one ({limits.Error}): the open-files limit caps sessions";
-        var cap = int.MaxValue;
-        if (options.Smtp.MaxConnections > sessions)
-        {
-            line += $"; Smtp.MaxConnections ({options.Smtp.MaxConnections}) is above that, so inbound sessions are capped at {sessions}";
-            cap = (int)Math.Max(1, sessions);
-        }
-        // Outbound sessions need descriptors too (the seeds' per-process fd warning): say when the channels ask for more.
-        var queues = options.Queue.Dynamic ? options.Queue.Max : options.Queue.Count;
-        var outbound = options.Channels.Where(c => c.Transport == ChannelOptions.SmtpTransport).Sum(c => (long)c.Concurrency) * queues;
-        if (outbound > sessions)
-            line += $"; remote delivery is configured for {outbound} simultaneous sessions (smtp Channels[].Concurrency × {queues} queues), "
-                + $"so the open-files limit caps outbound concurrency at ~{sessions}: connections past it fail and are deferred";
+        var (caps, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options, Sluice.Delivery.Smtp.MxResolver.MaxQueriesInFlight);
         log.Write(line);
-        return cap;
+        return caps;
     }
 }

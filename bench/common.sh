@@ -1,0 +1,53 @@
+# Sourced by the bench scripts that run `sluice serve`: the processes they own and their cleanup,
+# an environment without Sluice overrides, and small helpers. Only PIDs in `owned` are ever
+# signalled: the machine may run other sluice/postfix processes.
+declare -a owned=()
+cleanup() {
+  local p
+  for p in "${owned[@]}"; do kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Sluice reads SLUICE__* and QUEUE_* from the environment on top of the file; a benchmark must run
+# with exactly its own config, so `env "${clean_env[@]}" sluice …` strips them.
+clean_env=()
+while IFS= read -r v; do clean_env+=(-u "$v"); done \
+  < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
+
+# A loopback TCP port nobody listens on (other than $1). Racy in principle; the callers check the listener came up.
+free_port() {
+  local p _
+  for _ in $(seq 100); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    [ "$p" != "${1:-}" ] || continue
+    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+median() { sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
+
+# Starts `sluice serve --config $2` in directory $1, waits (up to STARTUP_TIMEOUT s, default 180; it
+# may rebuild first) until it listens on 127.0.0.1, and sets sluice_pid and sluice_port. Its stdout
+# comes through a FIFO so that we block on its lines instead of polling; the rest goes on to
+# $1/sluice.log, copied by drain_pid (which ends when Sluice does).
+start_sluice() {
+  local dir="$1" config="$2" line deadline
+  sluice_port=""
+  mkfifo "$dir/out"
+  ( cd "$dir" && exec env "${clean_env[@]}" "$root/sluice" serve --config "$config" >"$dir/out" 2>"$dir/sluice.err" ) &
+  sluice_pid=$!; owned+=("$sluice_pid")
+  exec 5<"$dir/out"
+  deadline=$(( SECONDS + ${STARTUP_TIMEOUT:-180} ))
+  while (( SECONDS < deadline )) && IFS= read -r -t $(( deadline - SECONDS )) -u 5 line; do
+    echo "$line" >>"$dir/sluice.log"
+    [[ "$line" =~ smtp:\ listening\ on\ 127\.0\.0\.1:([0-9]+) ]] && { sluice_port="${BASH_REMATCH[1]}"; break; }
+  done
+  [ -n "$sluice_port" ] || { cat "$dir/sluice.log" "$dir/sluice.err" >&2; echo "sluice not listening (see $dir)" >&2; return 1; }
+  cat <&5 >>"$dir/sluice.log" &
+  drain_pid=$!; owned+=("$drain_pid")
+  exec 5<&-
+}
