@@ -78,7 +78,10 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _sweeper.DisposeAsync().ConfigureAwait(false);
+        // All at once: with thousands idle, one QUIT after another (each allowed seconds) would hold the stop for minutes.
+        var quits = new List<Task>();
         foreach (var stack in _idle.Values)
-            while (stack.TryPop(out var entry)) await entry.Connection.QuitAsync().ConfigureAwait(false);
+            while (stack.TryPop(out var entry)) quits.Add(entry.Connection.QuitAsync());
+        await Task.WhenAll(quits).ConfigureAwait(false);
     }
 }
