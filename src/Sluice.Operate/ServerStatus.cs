@@ -11,10 +11,16 @@ public sealed record ServerStatus(DateTimeOffset At, IReadOnlyList<QueueStatus> 
     IReadOnlyList<DestinationStatus> Destinations, QueueSettings Scaling)
 {
     /// <summary>How fast one of a queue's totals grew per second since <paramref name="before"/>, as `top` shows it.</summary>
-    public string RateOf(QueueStatus queue, ServerStatus before, Func<QueueStatus, long> total)
+    public string RateOf(QueueStatus queue, ServerStatus before, Func<QueueStatus, long> total) =>
+        Rate(total(queue) - total(before.Queues.FirstOrDefault(b => b.Name == queue.Name) ?? queue), before);
+
+    /// <summary>Deliveries per second that ended at a destination; one forgotten in between (its count restarted) counts from zero.</summary>
+    public string RateOf(DestinationStatus destination, ServerStatus before)
     {
-        var was = before.Queues.FirstOrDefault(b => b.Name == queue.Name) ?? queue;
-        var seconds = Math.Max((At - before.At).TotalSeconds, 0.001);
-        return ((total(queue) - total(was)) / seconds).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture);
+        var was = before.Destinations.FirstOrDefault(b => b.Name == destination.Name)?.Finished ?? 0;
+        return Rate(destination.Finished >= was ? destination.Finished - was : destination.Finished, before);
     }
+
+    private string Rate(long grown, ServerStatus before) =>
+        (grown / Math.Max((At - before.At).TotalSeconds, 0.001)).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -22,9 +22,9 @@ public static class TopTable
                 Rate(s => s.Accepted), Rate(s => s.Delivered), Rate(s => s.Deferred), Rate(s => s.Failed));
         }
         var destinations = new Table().Title("busiest destinations");
-        foreach (var column in new[] { "destination", "connections", "window", "failures", "last error" }) destinations.AddColumn(column);
+        foreach (var column in new[] { "destination", "connections", "window", "deliveries/s", "failures", "last error" }) destinations.AddColumn(column);
         foreach (var d in now.Destinations)
-            destinations.AddRow(Markup.Escape(d.Name), $"{d.InUse}", $"{d.Window}", d.Suspended ? $"{d.Failures} (suspended)" : $"{d.Failures}", Markup.Escape(d.LastError));
+            destinations.AddRow(Markup.Escape(d.Name), $"{d.InUse}", $"{d.Window}", now.RateOf(d, before), d.Suspended ? $"{d.Failures} (suspended)" : $"{d.Failures}", Markup.Escape(d.LastError));
         return new Rows(queues, destinations);
     }
 }

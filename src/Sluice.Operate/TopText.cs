@@ -26,7 +26,7 @@ public static class TopText
         }
         foreach (var d in now.Destinations)
         {
-            text.Append(CultureInfo.InvariantCulture, $"destination {d.Name} connections {d.InUse} window {d.Window} failures {d.Failures}");
+            text.Append(CultureInfo.InvariantCulture, $"destination {d.Name} connections {d.InUse} window {d.Window} rate/s {now.RateOf(d, before)} failures {d.Failures}");
             if (d.Suspended) text.Append(" suspended");
             if (d.LastError.Length > 0) text.Append(CultureInfo.InvariantCulture, $" last-error \"{d.LastError}\"");
             text.AppendLine();

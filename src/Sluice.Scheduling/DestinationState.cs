@@ -24,7 +24,14 @@ internal sealed class DestinationState(int initialWindow)
         return Admission.Granted;
     }
 
-    public void Release() => InUse--;
+    /// <summary>Deliveries (jobs) that ended here while the destination was remembered, whatever their outcome.</summary>
+    public long Finished { get; private set; }
+
+    public void Release()
+    {
+        InUse--;
+        Finished++;
+    }
 
     /// <summary>
     /// Call before <see cref="Release"/>. A window in full use gets one more connection, up to the

@@ -170,7 +170,7 @@ public sealed class DestinationThrottle : IDisposable
     {
         lock (_lock)
             return [.. _destinations.OrderByDescending(d => d.Value.InUse).ThenByDescending(d => d.Value.Failures).ThenBy(d => d.Key, StringComparer.Ordinal)
-                .Take(count).Select(d => new Status.DestinationStatus(d.Key, d.Value.InUse, d.Value.Window, d.Value.Failures, d.Value.SuspendedUntil is not null, d.Value.LastError))];
+                .Take(count).Select(d => new Status.DestinationStatus(d.Key, d.Value.InUse, d.Value.Window, d.Value.Failures, d.Value.SuspendedUntil is not null, d.Value.LastError, d.Value.Finished))];
     }
 
     public void Dispose() => _wake.Dispose();

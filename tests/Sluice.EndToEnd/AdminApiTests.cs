@@ -74,6 +74,22 @@ public sealed class AdminApiTests
     }
 
     [Fact]
+    public async Task Inject_with_the_spool_nearly_full_is_refused_for_now_and_nothing_is_queued()
+    {
+        // Queue.MinFreeBytes of 1 PiB is never free: MAIL gets 452 4.3.1, as over SMTP.
+        await using var sluice = await Instance.StartAsync(c => c["Queue"] = new { MinFreeBytes = 1L << 50 });
+        using var http = Admin(sluice);
+
+        using var reply = await http.PostAsJsonAsync("api/v1/inject", new { sender = "a@client.test", recipients = new[] { "b@remote.test" }, content = "Subject: x\n\nx\n" });
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, reply.StatusCode);
+        var body = await reply.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Empty(body.GetProperty("ids").EnumerateArray());
+        Assert.StartsWith("452 4.3.1", Assert.Single(body.GetProperty("refused").EnumerateArray()).GetProperty("reply").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("new msg", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task With_a_token_Http_Listen_answers_only_requests_that_carry_it_and_the_socket_needs_none()
     {
         var port = LoopbackPort.Free();

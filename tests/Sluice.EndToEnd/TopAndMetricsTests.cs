@@ -27,7 +27,7 @@ public sealed partial class TopAndMetricsTests
         Assert.All(lines.Take(3), l => Assert.Matches(QueueLine(), l));
         Assert.Contains(lines, l => l.Contains("messages 1 recipients 1", StringComparison.Ordinal));
         var destination = Assert.Single(lines, l => l.StartsWith("destination 127.0.0.1:1 ", StringComparison.Ordinal));
-        Assert.Matches(@"failures [1-9]\d* .*last-error "".*connect to 127\.0\.0\.1:1 failed", destination);
+        Assert.Matches(@"window \d+ rate/s [\d.]+ failures [1-9]\d* .*last-error "".*connect to 127\.0\.0\.1:1 failed", destination);
     }
 
     [Fact]

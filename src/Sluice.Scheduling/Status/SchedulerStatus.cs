@@ -11,4 +11,5 @@ public sealed record QueueStatus(
 
 /// <param name="Window">Connections allowed now by slow start and back-off (the channel's limit caps it).</param>
 /// <param name="Failures">Destination failures since its last success.</param>
-public sealed record DestinationStatus(string Name, int InUse, int Window, int Failures, bool Suspended, string LastError);
+/// <param name="Finished">Deliveries ended there since it was last idle and forgotten: `top` takes its rate from two snapshots.</param>
+public sealed record DestinationStatus(string Name, int InUse, int Window, int Failures, bool Suspended, string LastError, long Finished = 0);
