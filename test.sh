@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, the unbound
+# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, tmux, the unbound
 # DNS server the delivery tests serve their zone from, Dovecot's IMAP server and PostgreSQL's server,
 # which the tests start privately (initdb + pg_ctl in a temp directory) and never as a service) when missing,
 # builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# `sluice top`'s live view is read from a real terminal under tmux.
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # /usr/sbin may be off a non-root PATH, so look for the files themselves.
 [ -x /usr/sbin/unbound ] || need+=(unbound)
 [ -x /usr/sbin/dovecot ] && [ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)

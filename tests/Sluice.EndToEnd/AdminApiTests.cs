@@ -74,19 +74,30 @@ public sealed class AdminApiTests
     }
 
     [Fact]
-    public async Task Inject_with_the_spool_nearly_full_is_refused_for_now_and_nothing_is_queued()
+    public async Task Inject_with_the_spool_nearly_full_is_refused_for_now_and_succeeds_once_space_returns()
     {
         // Queue.MinFreeBytes of 1 PiB is never free: MAIL gets 452 4.3.1, as over SMTP.
         await using var sluice = await Instance.StartAsync(c => c["Queue"] = new { MinFreeBytes = 1L << 50 });
         using var http = Admin(sluice);
+        var request = new { sender = "a@client.test", recipients = new[] { "b@remote.test" }, content = "Subject: x\n\nx\n" };
 
-        using var reply = await http.PostAsJsonAsync("api/v1/inject", new { sender = "a@client.test", recipients = new[] { "b@remote.test" }, content = "Subject: x\n\nx\n" });
+        using (var full = await http.PostAsJsonAsync("api/v1/inject", request))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, full.StatusCode);
+            var body = await full.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Empty(body.GetProperty("ids").EnumerateArray());
+            Assert.StartsWith("452 4.3.1", Assert.Single(body.GetProperty("refused").EnumerateArray()).GetProperty("reply").GetString(), StringComparison.Ordinal);
+            Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("new msg", StringComparison.Ordinal));
+        }
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, reply.StatusCode);
-        var body = await reply.Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Empty(body.GetProperty("ids").EnumerateArray());
-        Assert.StartsWith("452 4.3.1", Assert.Single(body.GetProperty("refused").EnumerateArray()).GetProperty("reply").GetString(), StringComparison.Ordinal);
-        Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("new msg", StringComparison.Ordinal));
+        // Space returns (here: the threshold is lowered and reloaded): the same request is queued and delivered.
+        sluice.Config["Queue"] = new { MinFreeBytes = 1 };
+        await sluice.WriteConfigAsync();
+        var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
+        Assert.True(exit == 0, stderr);
+        await sluice.WaitForLogAsync("sighup: configuration reloaded");
+        using (var ok = await http.PostAsJsonAsync("api/v1/inject", request)) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        await sluice.Sink.WaitForCountAsync(1, TimeSpan.FromSeconds(30));
     }
 
     [Fact]
