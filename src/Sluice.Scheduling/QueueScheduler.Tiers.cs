@@ -132,7 +132,9 @@ public sealed partial class QueueScheduler
                 return;
             }
             _openJobs[m.Spooled] = jobs.Count;
-            foreach (var job in jobs) AddReady(job);
+            // Split outside the lock: a reload in between retired the channel these jobs name, so they go to its successor.
+            foreach (var job in jobs)
+                if (!ReassignedByReload(job)) AddReady(job);
         }
         StartJobs();
     }

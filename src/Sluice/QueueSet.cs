@@ -125,7 +125,17 @@ internal sealed class QueueSet : IAsyncDisposable
             if (!member.Queue.TakesNewMail) return null;
         }
         // A replacement first when this one was the last taking mail, so there is never a moment without a queue.
-        if (Balancer.Queues.Count == 1) Balancer.Add(Open(FreeNumber()).Queue);
+        if (Balancer.Queues.Count == 1)
+        {
+            try
+            {
+                Balancer.Add(OpenNext().Queue);
+            }
+            catch (IOException e)
+            {
+                return $"queue{number} is the last taking mail and no queue could be opened to replace it: {e.Message}";
+            }
+        }
         Retire(member, "disabled by the operator");
         return null;
     }
@@ -180,7 +190,7 @@ internal sealed class QueueSet : IAsyncDisposable
         var step = QueueScaling.Next(settings, taking);
         if (step.Action == ScaleAction.Grow)
         {
-            var member = Open(FreeNumber());
+            var member = OpenNext();
             Balancer.Add(member.Queue);
             _log.Write($"scaler: {member.Queue.Name} added ({step.Reason})");
         }
@@ -192,14 +202,26 @@ internal sealed class QueueSet : IAsyncDisposable
         }
     }
 
-    /// <summary>The lowest queue number from Start not open: a retired queue's number is used again.</summary>
-    private int FreeNumber()
+    /// <summary>
+    /// Opens the lowest queue number from Start not open here (a retired queue's number is used again). A number the store
+    /// will not open (another node on a shared database owns it) is passed over for the next, a few times at most.
+    /// </summary>
+    private Member OpenNext()
     {
-        lock (_gate)
+        const int Tries = 16;
+        var n = _start;
+        for (var tried = 1; ; tried++, n++)
         {
-            var n = _start;
-            while (_members.ContainsKey(n)) n++;
-            return n;
+            lock (_gate)
+                while (_members.ContainsKey(n)) n++;
+            try
+            {
+                return Open(n);
+            }
+            catch (IOException e) when (tried < Tries)
+            {
+                _log.Write($"scaler: queue{n} cannot be opened here ({e.Message}); trying the next number");
+            }
         }
     }
 
