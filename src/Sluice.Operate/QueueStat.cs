@@ -1,9 +1,11 @@
-// `sluice queue stat` (qmail-qstat): messages and pending recipients per queue and channel,
-// read from the spool without disturbing a running server; and any damaged records moved aside.
+// `sluice queue stat` (qmail-qstat): messages and pending recipients per queue and channel, read
+// from the spool (or the queue database) without disturbing a running server; and any damaged
+// spool records moved aside.
 using System.Text;
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Queue;
+using Sluice.Queue.Postgres;
 using Sluice.Queue.Spool;
 using Sluice.Scheduling;
 
@@ -11,29 +13,44 @@ namespace Sluice.Operate;
 
 public static class QueueStat
 {
-    public static string Render(SluiceOptions options, Action<string> warn)
+    public static async Task<string> RenderAsync(SluiceOptions options, Action<string> warn, CancellationToken ct)
     {
+        var counts = options.Queue.Store == QueueOptions.PostgresStore
+            ? await PostgresQueueCounts.ReadAsync(options.Queue.ConnectionString!, ct).ConfigureAwait(false)
+            : SpoolCounts(options, warn);
         var channels = new ChannelMap(options.Channels);
-        var total = new Dictionary<string, int>();
-        int totalMessages = 0;
+        var total = options.Channels.ToDictionary(c => c.Name, _ => 0);
         var text = new StringBuilder();
-        foreach (var number in QueueLayout.Numbers(options.QueueBase, Enumerable.Range(options.Queue.Start, options.Queue.Count)))
+        foreach (var (number, queue) in counts)
         {
-            var dir = QueueLayout.PathOf(options.QueueBase, number);
-            var messages = FileQueueStore.ReadOnly(number, dir, warn);
             var perChannel = options.Channels.ToDictionary(c => c.Name, _ => 0);
-            foreach (var m in messages)
-                for (int i = 0; i < m.Recipients.Count; i++)
-                    if (m.States[i].Status == RecipientStatus.Pending) perChannel[channels.For(Address.DomainOf(m.Recipients[i])).Name]++;
-            totalMessages += messages.Count;
-            foreach (var (k, v) in perChannel) total[k] = total.GetValueOrDefault(k) + v;
-            text.AppendLine(Line($"queue{number}", messages.Count, perChannel));
+            foreach (var (domain, pending) in queue.PendingByDomain) perChannel[channels.For(domain).Name] += pending;
+            foreach (var (k, v) in perChannel) total[k] += v;
+            text.AppendLine(Line($"queue{number}", queue.Messages, perChannel));
+            if (options.Queue.Store == QueueOptions.PostgresStore) continue;
             // Never silent: a damaged record copied aside at start stays listed until the operator removes it.
-            foreach (var bad in FileQueueStore.CorruptEntries(dir))
+            foreach (var bad in FileQueueStore.CorruptEntries(QueueLayout.PathOf(options.QueueBase, number)))
                 text.AppendLine($"queue{number}: corrupt: {bad.FullName} ({bad.Length} bytes copied aside from a damaged spool record)");
         }
-        text.AppendLine(Line("total", totalMessages, total));
+        text.AppendLine(Line("total", counts.Values.Sum(q => q.Messages), total));
         return text.ToString();
+    }
+
+    private static SortedDictionary<int, QueueCounts> SpoolCounts(SluiceOptions options, Action<string> warn)
+    {
+        var counts = new SortedDictionary<int, QueueCounts>();
+        foreach (var number in QueueLayout.Numbers(options.QueueBase, Enumerable.Range(options.Queue.Start, options.Queue.Count)))
+        {
+            var queue = counts[number] = new QueueCounts();
+            foreach (var m in FileQueueStore.ReadOnly(number, QueueLayout.PathOf(options.QueueBase, number), warn))
+            {
+                queue.Messages++;
+                for (int i = 0; i < m.Recipients.Count; i++)
+                    if (m.States[i].Status == RecipientStatus.Pending)
+                        queue.PendingByDomain[Address.DomainOf(m.Recipients[i])] = queue.PendingByDomain.GetValueOrDefault(Address.DomainOf(m.Recipients[i])) + 1;
+            }
+        }
+        return counts;
     }
 
     private static string Line(string name, int messages, Dictionary<string, int> perChannel) =>

@@ -13,12 +13,20 @@ internal static class QueueVerb
     {
         var queue = new Command("queue", "Inspect and administer the queues");
         var stat = new Command("stat", "Messages and pending recipients per queue and channel (qmail-qstat)");
-        stat.SetAction(parse =>
+        stat.SetAction(async (parse, ct) =>
         {
             var options = ConfigOption.Load(parse.GetValue(config));
             if (options is null) return ExitCodes.Config;
-            Console.Write(QueueStat.Render(options, w => Console.Error.WriteLine(w)));
-            return ExitCodes.Ok;
+            try
+            {
+                Console.Write(await QueueStat.RenderAsync(options, w => Console.Error.WriteLine(w), ct));
+                return ExitCodes.Ok;
+            }
+            catch (IOException e)
+            {
+                Console.Error.WriteLine($"queue stat: {e.Message}");
+                return ExitCodes.Unavailable;
+            }
         });
         queue.Subcommands.Add(stat);
         var flush = new Command("flush",

@@ -1,5 +1,6 @@
 // `sluice serve` with its queue in PostgreSQL (Queue.Store "postgres"): mail accepted over SMTP is
-// delivered, a SIGKILL loses nothing, and a schema newer than the binary stops it at start.
+// delivered, a SIGKILL loses nothing (and `queue stat` counts it from the database meanwhile), and a
+// schema newer than the binary stops it at start.
 using MailKit.Net.Smtp;
 using MimeKit;
 using System.Text.RegularExpressions;
@@ -43,6 +44,10 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
 
         sluice.Process.Kill();
         await sluice.Process.DisposeAsync();
+        // queue stat reads the database itself, with no server running.
+        var (exit, stat, stderr) = await sluice.RunVerbAsync("queue", "stat");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains($"total: messages {count} recipients {count} (local 0, remote {count})", stat, StringComparison.Ordinal);
         sluice.Sink.StartListening();
         await sluice.RestartAsync();
         await sluice.Sink.WaitForCountAsync(count, TimeSpan.FromSeconds(60));
