@@ -12,18 +12,17 @@ public sealed partial class SmtpSession
     private Dictionary<string, AliasExpansion>? _aliases;
 
     /// <summary>
-    /// Spools the message: once as it came, or split into the direct recipients and one message per alias.
-    /// The parts are not one commit: if a later one fails the client is told 451 and its retry may
-    /// duplicate the earlier parts (at least once, never lost).
+    /// Spools the message: once as it came, or split into the direct recipients and one message per alias,
+    /// handed over together so that they usually share one group commit. They are still not one commit:
+    /// if one fails the client is told 451 and its retry duplicates the parts that were made durable
+    /// (at least once, never lost); making them atomic would need a group record the spool's replay honours.
     /// </summary>
     private async Task<IReadOnlyList<QueuedMessage>> AcceptAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
     {
         var envelope = BuildEnvelope([.. _recipients], _dsn is null ? null : [.. _dsn]);
         if (_aliases is null) return [await _context.Acceptor.AcceptAsync(envelope, message, ct).ConfigureAwait(false)];
-        var queued = new List<QueuedMessage>();
-        foreach (var part in AliasSplit.Split(envelope, message, _policy.Mailboxes))
-            queued.Add(await _context.Acceptor.AcceptAsync(part.Envelope, part.Message, ct).ConfigureAwait(false));
-        return queued;
+        return await Task.WhenAll(AliasSplit.Split(envelope, message, _policy.Mailboxes)
+            .Select(part => _context.Acceptor.AcceptAsync(part.Envelope, part.Message, ct))).ConfigureAwait(false);
     }
 
     /// <summary>
