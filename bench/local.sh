@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end local delivery benchmark (design.md §4 "local"): N messages over SMTP into Maildirs,
 # spread evenly over M mailboxes, each a listed user of bench.test (so every RCPT and every delivery
-# goes through the mailbox map). Per M: a fresh data dir and a fresh `sluice serve`; we time
+# goes through the mailbox map). Per M and round: a fresh data dir and a fresh `sluice serve`
+# (ROUNDS rounds, the median reported); we time
 #   - injection: bench/local_inject.py, SESSIONS pipelined sessions; 250 after DATA means durable;
 #   - end to end: from injection start to the N-th "delivery ...: success:" line's own timestamp.
 # Results are printed and appended to bench/RESULTS.md. Only processes started here are signalled.
@@ -13,7 +14,8 @@ root="$(cd "$here/.." && pwd)"
 N="${N:-20000}"                         # messages per run, one recipient each
 SIZE="${SIZE:-4096}"                    # body bytes per message
 SESSIONS="${SESSIONS:-20}"
-MS="${MS:-100 10000}"                   # mailbox counts, one run each
+MS="${MS:-100 10000}"                   # mailbox counts, ROUNDS runs each
+ROUNDS="${ROUNDS:-3}"
 TIMEOUT="${TIMEOUT:-300}"               # seconds to wait for all deliveries after injection
 STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"
 NOTE="${NOTE:-}"
@@ -21,7 +23,7 @@ WORKDIR="${WORKDIR:-/var/tmp}"          # must be a real disk: fsync is the poin
 KEEP="${KEEP:-0}"
 
 die() { echo "local.sh: $*" >&2; exit 1; }
-for v in N SIZE SESSIONS TIMEOUT STARTUP_TIMEOUT; do
+for v in N SIZE SESSIONS ROUNDS TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
 
@@ -78,18 +80,25 @@ EOF
 
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" bench/local.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS bench/local.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+fmt='| %9s | %6s | %8s | %10s | %8s | %11s |'
 rows=()
 for m in $MS; do
-  run_result=""
-  run_once "$m"
-  read -r inj e2e <<<"$run_result"
-  rows+=("$(printf '| %9s | %8s | %10s | %8s | %11s |' "$m" "$inj" "$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')" \
-    "$e2e" "$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')")")
+  accepted=(); delivered=()
+  for (( r = 1; r <= ROUNDS; r++ )); do
+    echo "local.sh: $m mailboxes, round $r of $ROUNDS" >&2
+    run_result=""
+    run_once "$m"
+    read -r inj e2e <<<"$run_result"
+    accepted+=("$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')")
+    delivered+=("$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')")
+    rows+=("$(printf "$fmt" "$m" "$r" "$inj" "${accepted[-1]}" "$e2e" "${delivered[-1]}")")
+  done
+  rows+=("$(printf "$fmt" "$m" median "" "$(printf '%s\n' "${accepted[@]}" | median)" "" "$(printf '%s\n' "${delivered[@]}" | median)")")
 done
-table="$(printf '%s\n' "$(printf '| %9s | %8s | %10s | %8s | %11s |' mailboxes inject_s accepted/s e2e_s delivered/s)" \
-  "|----------:|---------:|-----------:|---------:|------------:|" "${rows[@]}")"
+table="$(printf '%s\n' "$(printf "$fmt" mailboxes round inject_s accepted/s e2e_s delivered/s)" \
+  "|----------:|-------:|---------:|-----------:|---------:|------------:|" "${rows[@]}")"
 echo
 echo "$table"
 

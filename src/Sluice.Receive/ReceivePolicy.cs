@@ -13,7 +13,7 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
     private readonly string _mailboxRoot = options.MailboxRoot;
     private readonly HashSet<string> _relayDomains = AsciiSet(options.Smtp.RelayDomains);
 
-    public MailboxMap Mailboxes { get; } = new(options);
+    public MailboxMap Mailboxes { get; } = new(options, time);
     public string Hostname { get; } = options.Hostname;
     public long MaxMessageBytes { get; } = options.Smtp.MaxMessageBytes;
     public int MaxRecipients { get; } = options.Smtp.MaxRecipients;
@@ -45,6 +45,8 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
     {
         alias = null;
         if (!Mailboxes.IsLocal(Address.DomainOf(rcpt))) return null;
+        // A bounce to an SRS address we never made, or made too long ago: refused, not relayed (no backscatter by proxy).
+        if (Mailboxes.SrsRefusal(rcpt) is { } forged) return $"550 5.7.1 <{rcpt}>: Recipient address rejected: {forged}";
         if (Mailboxes.Expand(rcpt) is not { } expansion) return $"550 5.1.1 <{rcpt}>: Recipient address rejected: no such user here";
         if (expansion.Aliases.Count > 0)
         {

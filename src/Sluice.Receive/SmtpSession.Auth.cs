@@ -1,5 +1,7 @@
 // AUTH PLAIN and LOGIN (RFC 4954, RFC 4616), offered only over TLS so no password crosses the
 // wire in the clear. An authenticated session may relay, and its identity is logged and traced.
+// A mailbox user with a password hash in Mailboxes.Users logs in as user@domain; other names are
+// looked up in the smtp-users file.
 using Sluice.Receive.Auth;
 
 namespace Sluice.Receive;
@@ -88,7 +90,10 @@ public sealed partial class SmtpSession
 
     private async ValueTask CheckAsync(string user, string password)
     {
-        if (await _context.Users!.VerifyAsync(user, password).ConfigureAwait(false))
+        var verified = _policy.Mailboxes.PasswordHashOf(user) is { } hash
+            ? SmtpUserStore.VerifyHashAsync(password, hash)
+            : _context.Users!.VerifyAsync(user, password);
+        if (await verified.ConfigureAwait(false))
         {
             _authUser = user;
             _context.Log($"smtp: session {_id} from {ClientLiteral}: authenticated as {user}");

@@ -36,9 +36,10 @@ public sealed partial class QueueScheduler : IAsyncDisposable
 
     /// <param name="postmaster">Where double bounces go; postmaster@<paramref name="hostname"/> if not given.</param>
     /// <param name="activeMessages">Messages worked on at once with their envelope in memory (Queue.ActiveMessages).</param>
+    /// <param name="mailboxes">The mailbox map in force, to expand aliases a report is addressed to; none: reports are queued as addressed.</param>
     public QueueScheduler(MailQueue queue, ChannelMap channels, IReadOnlyDictionary<string, IDeliveryAgent> agentsByTransport,
         DestinationThrottle throttle, RetryPolicy retry, DeliveryLog log, TimeProvider time, string hostname, string? postmaster = null,
-        int activeMessages = QueueOptions.DefaultActiveMessages)
+        int activeMessages = QueueOptions.DefaultActiveMessages, Func<Core.Mailboxes.MailboxMap?>? mailboxes = null)
     {
         _activeLimit = activeMessages;
         _destinationShare = Math.Max(1, activeMessages / 4);
@@ -48,7 +49,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         _retry = retry;
         _log = log;
         _time = time;
-        _notices = new DsnNotices(queue, log, hostname, postmaster ?? $"postmaster@{hostname}");
+        _notices = new DsnNotices(queue, log, hostname, postmaster ?? $"postmaster@{hostname}", mailboxes ?? (() => null));
         _map = channels;
         _channels = [.. channels.Channels.Select(c => new ChannelSlots(c))];
         _dueTimer = time.CreateTimer(_ => OnTimer(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

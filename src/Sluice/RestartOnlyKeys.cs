@@ -19,7 +19,7 @@ internal static class RestartOnlyKeys
         "Queue.Dynamic", "Queue.Count", "Queue.Max", "Queue.Load", "Queue.IdleRetire", "Queue.ScaleInterval",
         // The mailbox map: the receiver's next sessions and the Maildir agent's next deliveries get it.
         "Mailboxes.Users", "Mailboxes.Aliases", "Mailboxes.Domains", "Mailboxes.ExtensionSeparators", "Mailboxes.CreateExtensionFolders",
-        "Mailboxes.RoleAccounts",
+        "Mailboxes.RoleAccounts", "Mailboxes.Srs",
     };
 
     /// <summary>"Smtp.Listen", "Hostname"...: each key outside <see cref="Reloadable"/> whose value differs.</summary>

@@ -48,7 +48,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         _configFile = configFile;
         _routes = new SmtpRoutes(options.Routes);
         _retry = new RetryPolicy(options.Retry);
-        _maildir = new MaildirAgent(options.MailboxRoot, options.Hostname, new MailboxMap(options), time);
+        _maildir = new MaildirAgent(options.MailboxRoot, options.Hostname, new MailboxMap(options, time), time);
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = _maildir,
@@ -98,7 +98,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         var stores = _stores = QueueStores.Open(options, time, _log.Write);
         _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, stores, queue =>
             new QueueScheduler(queue, Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages), _log, time) { Interval = q.ScaleInterval };
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes), _log, time) { Interval = q.ScaleInterval };
         _queues.OpenAtStart();
         var balancer = _queues.Balancer;
         _listener = new SmtpListener(ReceiveContext(options, balancer, time),
@@ -169,7 +169,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             var channels = new ChannelMap(next.Channels);
             Volatile.Write(ref _channels, channels);
             foreach (var s in Schedulers()) s.Reload(channels);
-            _maildir.Mailboxes = new MailboxMap(next);
+            _maildir.Mailboxes = new MailboxMap(next, _time);
             if (_queues is not null)
             {
                 _queues.Interval = next.Queue.ScaleInterval;
@@ -195,6 +195,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             ExtensionSeparators = next.Mailboxes.ExtensionSeparators,
             CreateExtensionFolders = next.Mailboxes.CreateExtensionFolders,
             RoleAccounts = next.Mailboxes.RoleAccounts,
+            Srs = next.Mailboxes.Srs,
         },
         Queue = new QueueOptions { Base = _started.Queue.Base, MinFreeBytes = next.Queue.MinFreeBytes },
     }, _time);

@@ -142,6 +142,16 @@ internal static class ConfigValidator
         foreach (var (user, u) in m.Users)
             check(IsAddress(user) && MailboxMap.IsDirectoryName(Address.LocalPartOf(user)) && (u.Quota is null || u.Quota.Value.Bytes > 0),
                 $"Mailboxes:Users:{user}", "must be user@domain (the user a Maildir name: no slash, not starting with a dot) with a positive quota");
+        foreach (var (user, u) in m.Users)
+            check(u.PasswordHash is null || IsBcryptHash(u.PasswordHash), $"Mailboxes:Users:{user}:PasswordHash",
+                "must be a bcrypt hash (\"$2y$11$\" and 53 more characters, as `sluice passwd` writes into the users file)");
+        if (m.Srs is { } srs)
+        {
+            check(IsHostname(srs.Domain), "Mailboxes:Srs:Domain", $"\"{srs.Domain}\" is not a domain (it must name this server in DNS: bounces come back to it)");
+            check(srs.Secret.Length >= SrsOptions.MinSecretLength, "Mailboxes:Srs:Secret",
+                $"must be at least {SrsOptions.MinSecretLength} characters (e.g. from `openssl rand -hex 32`): whoever knows it can make this server relay");
+            check(srs.MaxAgeDays is > 0 and < 1024, "Mailboxes:Srs:MaxAgeDays", "must be from 1 to 1023 days (the timestamp counts days modulo 1024)");
+        }
         var map = new MailboxMap(o);
         foreach (var (alias, targets) in m.Aliases)
         {
@@ -169,6 +179,11 @@ internal static class ConfigValidator
                 check(maildirChannels.Count > 0, "Mailboxes", $"\"{d}\" has mailboxes, but no channel has Transport maildir to deliver them");
         }
     }
+
+    /// <summary>Modular crypt bcrypt: $2a$, $2b$ or $2y$, a two-digit cost from 04 to 31, 22 characters of salt and 31 of hash.</summary>
+    private static bool IsBcryptHash(string h) =>
+        h.Length == 60 && h[0] == '$' && h[1] == '2' && h[2] is 'a' or 'b' or 'y' && h[3] == '$' && int.TryParse(h.AsSpan(4, 2), out var cost)
+        && cost is >= 4 and <= 31 && h[6] == '$' && h[7..].All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '/');
 
     /// <summary>RFC 1035 §2.3.1 letters, digits, hyphens and dots; UTF-8 labels are allowed for IDN (RFC 6531).</summary>
     internal static bool IsHostname(string s) =>

@@ -174,11 +174,26 @@ public sealed class MailboxesOptions
     public bool CreateExtensionFolders { get; set; }
     /// <summary>Local parts every local domain accepts besides postmaster (RFC 5321 §4.5.1), per RFC 2142.</summary>
     public List<string> RoleAccounts { get; set; } = ["abuse", "MAILER-DAEMON"];
+    /// <summary>When set, mail an alias forwards to another domain gets an SRS envelope sender at Srs.Domain; unset, the original sender is kept.</summary>
+    public SrsOptions? Srs { get; set; }
 }
 
 public sealed class MailboxUserOptions
 {
     public ByteSize? Quota { get; set; }
+    /// <summary>A bcrypt hash (as `sluice passwd` writes): the user may then SMTP AUTH as user@domain.</summary>
+    public string? PasswordHash { get; set; }
+}
+
+public sealed class SrsOptions
+{
+    public const int MinSecretLength = 16;
+    /// <summary>Where rewritten senders live: a domain whose MX is this server (bounces to it come back here).</summary>
+    public string Domain { get; set; } = "";
+    /// <summary>The HMAC key: keep it secret and stable, or bounces to addresses made with the old one are refused.</summary>
+    public string Secret { get; set; } = "";
+    /// <summary>Days a rewritten address is honoured for bounces (libsrs2's default is 21).</summary>
+    public int MaxAgeDays { get; set; } = Mailboxes.SenderRewriting.DefaultMaxAgeDays;
 }
 
 public sealed class RetryOptions

@@ -57,6 +57,18 @@ public sealed class Envelope
 
     public RecipientDsn DsnOf(int recipient) => Dsn is { } d ? d[recipient] : default;
 
+    /// <summary>This envelope for another sender and recipients (an alias's share of a message), every other field kept.</summary>
+    public Envelope Readdressed(string sender, IReadOnlyList<string> recipients, IReadOnlyList<RecipientDsn>? dsn) => new(sender, recipients)
+    {
+        Dsn = dsn,
+        Return = Return,
+        EnvelopeId = EnvelopeId,
+        SmtpUtf8 = SmtpUtf8,
+        EightBitMime = EightBitMime,
+        DoubleBounce = DoubleBounce,
+        AuthenticatedAs = AuthenticatedAs,
+    };
+
     /// <summary>True when anything beyond sender and recipients is set, so the spool need not store it otherwise.</summary>
     public bool HasExtensions =>
         Dsn is not null || Return != DsnReturn.Unspecified || EnvelopeId is not null || SmtpUtf8 || EightBitMime || DoubleBounce || AuthenticatedAs is not null;

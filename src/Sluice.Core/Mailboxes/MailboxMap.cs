@@ -1,7 +1,8 @@
 // Who lives at a local domain (qmail's assign and virtualdomains, Postfix's virtual(8) maps): users
 // with an optional quota, aliases (one to several, "@domain" catch-alls), address extensions and the
-// role accounts every domain has. Pure lookups, no I/O: the receiver asks at RCPT, the Maildir agent
-// at delivery, and a reload swaps the whole map.
+// role accounts every domain has, the SRS domain's rewritten senders, and the users' AUTH passwords.
+// Pure lookups, no I/O: the receiver asks at RCPT and AUTH, whatever queues mail asks to expand
+// aliases (AliasSplit), the Maildir agent at delivery, and a reload swaps the whole map.
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 
@@ -30,12 +31,14 @@ public sealed class MailboxMap
     private readonly HashSet<string> _domains = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> _closedDomains = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, long?> _users = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, string> _passwordHashes = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, string[]> _aliases = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, string> _directories = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> _roles = new(StringComparer.OrdinalIgnoreCase) { Postmaster };
     private readonly char[] _separators;
 
-    public MailboxMap(SluiceOptions options)
+    /// <param name="time">The clock SRS timestamps are made and checked with.</param>
+    public MailboxMap(SluiceOptions options, TimeProvider? time = null)
     {
         var m = options.Mailboxes;
         _separators = [.. m.ExtensionSeparators];
@@ -51,6 +54,7 @@ public sealed class MailboxMap
         {
             var key = Key(user);
             _users[key] = u.Quota?.Bytes;
+            if (u.PasswordHash is { } hash) _passwordHashes[key] = hash;
             _closedDomains.Add(Address.DomainOf(key));
             mailboxDomains.Add(Address.DomainOf(key));
         }
@@ -59,14 +63,24 @@ public sealed class MailboxMap
             _aliases[Key(alias)] = [.. targets];
             mailboxDomains.Add(Address.DomainOf(Key(alias)));
         }
-        MailboxDomains = [.. mailboxDomains.Order(StringComparer.Ordinal)];
         _domains.UnionWith(mailboxDomains);
         foreach (var d in options.Smtp.LocalDomains) _domains.Add(Ascii(d));
+        if (m.Srs is { } srs)
+        {
+            Srs = new SenderRewriting(Ascii(srs.Domain), srs.Secret, srs.MaxAgeDays, time ?? TimeProvider.System);
+            // A domain used for SRS alone has nobody else: any other local part there is unknown, not a Maildir.
+            if (_domains.Add(Srs.Domain)) _closedDomains.Add(Srs.Domain);
+            mailboxDomains.Add(Srs.Domain);
+        }
+        MailboxDomains = [.. mailboxDomains.Order(StringComparer.Ordinal)];
     }
+
+    /// <summary>Sender rewriting for forwarded mail, when Mailboxes.Srs is configured.</summary>
+    public SenderRewriting? Srs { get; }
 
     public bool CreateExtensionFolders { get; }
 
-    /// <summary>Domains the Mailboxes section names (users, aliases, virtual domains): local, and delivered to Maildirs.</summary>
+    /// <summary>Domains the Mailboxes section names (users, aliases, virtual domains, SRS): local, and delivered to Maildirs.</summary>
     public IReadOnlyList<string> MailboxDomains { get; }
 
     /// <summary>Smtp.LocalDomains and the <see cref="MailboxDomains"/>: mail to them is ours to deliver, checked at RCPT.</summary>
@@ -90,9 +104,25 @@ public sealed class MailboxMap
         return default;
     }
 
+    /// <summary>The bcrypt hash Mailboxes.Users gives the user at <paramref name="address"/>, or null.</summary>
+    public string? PasswordHashOf(string address) =>
+        address.Contains('@', StringComparison.Ordinal) && _passwordHashes.TryGetValue(Key(address), out var hash) ? hash : null;
+
+    /// <summary>
+    /// The envelope sender for mail an alias forwards to another domain: SRS-rewritten when configured,
+    /// except the null sender and our own domains' senders, which SPF already lets us send for.
+    /// </summary>
+    public string ForwardingSender(string sender) =>
+        Srs is { } srs && sender.Length > 0 && !IsLocal(Address.DomainOf(sender)) ? srs.Forward(sender) : sender;
+
+    /// <summary>Why an address at the SRS domain is refused (forged, expired, malformed), or null when it is not one or is good.</summary>
+    public string? SrsRefusal(string address) =>
+        Srs is { } srs && srs.IsRewritten(address) && srs.Reverse(address, out var why) is null ? why : null;
+
     /// <summary>
     /// Follows aliases to final recipients (remote addresses are final); null when the address, or a
-    /// local address an alias names, is unknown, or the aliases loop.
+    /// local address an alias names, is unknown, or the aliases loop. A good SRS address is an alias of
+    /// the sender it stands for.
     /// </summary>
     public AliasExpansion? Expand(string address)
     {
@@ -102,7 +132,7 @@ public sealed class MailboxMap
 
         bool Walk(string a)
         {
-            if (IsLocal(Address.DomainOf(a)) && Find(a) is { Mailbox: null } found)
+            if (IsLocal(Address.DomainOf(a)) && LookUp(a) is { Mailbox: null } found)
             {
                 if (found.AliasTargets is not { } targets || path.Count >= MaxAliasDepth || path.Contains(a, StringComparer.OrdinalIgnoreCase)) return false;
                 // An alias reached twice by different paths is expanded once; reached again on its own path, it loops.
@@ -118,6 +148,11 @@ public sealed class MailboxMap
             return true;
         }
     }
+
+    private MailboxLookup LookUp(string address) =>
+        Srs is { } srs && srs.IsRewritten(address)
+            ? srs.Reverse(address, out _) is { } original ? new(null, [original]) : default
+            : Find(address);
 
     private MailboxLookup Exact(string local, string domain, string? extension)
     {

@@ -41,9 +41,9 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
     private async Task<RecipientResult> DeliverOneAsync(DeliveryRequest request, string recipient, MailboxMap mailboxes, byte[] body, CancellationToken ct)
     {
         var found = mailboxes.Find(recipient);
-        // Aliases are expanded when mail is received; one here was made an alias by a reload since, or is a bounce to one.
+        // Aliases are expanded when mail is queued (AliasSplit); one here was made an alias by a reload since.
         if (found.Mailbox is not { } mailbox)
-            return RecipientResult.Failed(found.Unknown ? $"550 5.1.1 <{recipient}>: no such user here" : $"550 5.1.1 <{recipient}>: an alias, expanded only when mail is received over SMTP");
+            return RecipientResult.Failed(found.Unknown ? $"550 5.1.1 <{recipient}>: no such user here" : $"550 5.1.1 <{recipient}>: an alias since this message was queued, so not expanded for it");
         var maildir = Path.Combine(root, mailbox.Directory);
         var folder = mailbox.Folder is { } f && (mailboxes.CreateExtensionFolders || Directory.Exists(Path.Combine(maildir, "." + f))) ? "." + f : null;
         var target = folder is null ? maildir : Path.Combine(maildir, folder);

@@ -1,5 +1,6 @@
 // Who may SMTP AUTH (RFC 4954): "name:bcrypt-hash" lines in one file, re-read when it changes so
-// `sluice passwd` takes effect without a restart.
+// `sluice passwd` takes effect without a restart. (Mailbox users may carry a hash of the same form in
+// the configuration instead; the session checks those with VerifyHashAsync.)
 using System.Text;
 using BCryptNet = BCrypt.Net.BCrypt;
 
@@ -41,6 +42,9 @@ public sealed class SmtpUserStore : ISmtpAuthenticator
         // bcrypt is slow on purpose (~100ms at cost 11): keep it off the session's thread.
         return Task.Run(() => Verify(user, password));
     }
+
+    /// <summary>True when <paramref name="password"/> matches the bcrypt <paramref name="hash"/>; off the caller's thread, as bcrypt is slow.</summary>
+    public static Task<bool> VerifyHashAsync(string password, string hash) => Task.Run(() => Check(password, hash));
 
     private bool Verify(string user, string password)
     {

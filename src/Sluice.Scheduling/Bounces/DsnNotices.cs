@@ -1,15 +1,18 @@
 // Who is told what (RFC 3461 §4.1 NOTIFY): a failure report ("bounce") or a success report for
 // the recipients that asked, accepted into the message's own queue, with a delivery log line for
-// each report made and each failure a NOTIFY kept silent.
+// each report made and each failure a NOTIFY kept silent. A report to an alias (or an SRS address)
+// is expanded as the receiver expands mail, so it reaches the mailboxes behind it.
 using Sluice.Core.Logging;
 using Sluice.Core.Mail;
+using Sluice.Core.Mailboxes;
 using Sluice.Queue;
 using static Sluice.Scheduling.Bounces.BounceMessage;
 
 namespace Sluice.Scheduling.Bounces;
 
 /// <param name="postmaster">Where a double bounce goes: the failure report of a null-sender message.</param>
-internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostname, string postmaster)
+/// <param name="mailboxes">The mailbox map in force (a reload replaces it), whose aliases reports are expanded with.</param>
+internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostname, string postmaster, Func<MailboxMap?> mailboxes)
 {
     /// <summary>A failed recipient of the message: its index, the reason and its RFC 3463 status.</summary>
     public readonly record struct Failure(int Index, string Text, string Status);
@@ -30,7 +33,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
             var all = failures.Select(f => new ReportedRecipient(m.Recipients[f.Index], m.Envelope.DsnOf(f.Index).OriginalRecipient,
                 ReportAction.Failed, f.Status, f.Text)).ToList();
             var notice = await SendAsync(m, body, all, postmaster, now, ct).ConfigureAwait(false);
-            log.Write($"double bounce msg {m.Id} qp {notice.Id}");
+            log.Write($"double bounce msg {m.Id} qp {Ids(notice)}");
             return;
         }
         var wanted = new List<ReportedRecipient>(failures.Count);
@@ -44,7 +47,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
         }
         if (wanted.Count == 0) return;
         var bounce = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
-        log.Write($"bounce msg {m.Id} qp {bounce.Id}");
+        log.Write($"bounce msg {m.Id} qp {Ids(bounce)}");
     }
 
     /// <summary>
@@ -65,7 +68,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
         }
         if (wanted.Count == 0) return;
         var notice = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
-        log.Write($"success dsn msg {m.Id} qp {notice.Id}");
+        log.Write($"success dsn msg {m.Id} qp {Ids(notice)}");
     }
 
     /// <summary>
@@ -85,11 +88,11 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
         }
         if (wanted.Count == 0) return;
         var notice = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
-        log.Write($"delay warning msg {m.Id} qp {notice.Id}");
+        log.Write($"delay warning msg {m.Id} qp {Ids(notice)}");
     }
 
     /// <summary>RFC 3461 §6.1: to the original sender (or postmaster) from the null reverse-path, so a report never causes another.</summary>
-    private Task<QueuedMessage> SendAsync(QueuedMessage m, byte[] body, List<ReportedRecipient> recipients, string to, DateTimeOffset now, CancellationToken ct)
+    private async Task<IReadOnlyList<QueuedMessage>> SendAsync(QueuedMessage m, byte[] body, List<ReportedRecipient> recipients, string to, DateTimeOffset now, CancellationToken ct)
     {
         var report = Build(hostname, m, body, recipients, to, now);
         var envelope = new Envelope("", [to])
@@ -98,6 +101,11 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
             SmtpUtf8 = m.Envelope.SmtpUtf8, // the sender's address may be UTF-8 (RFC 6531); relaying checks what is needed
             EightBitMime = !System.Text.Ascii.IsValid(report),
         };
-        return queue.AcceptAsync(envelope, report, ct);
+        var queued = new List<QueuedMessage>();
+        foreach (var part in mailboxes() is { } map ? AliasSplit.Split(envelope, report, map) : [new(envelope, report)])
+            queued.Add(await queue.AcceptAsync(part.Envelope, part.Message, ct).ConfigureAwait(false));
+        return queued;
     }
+
+    private static string Ids(IReadOnlyList<QueuedMessage> queued) => string.Join(' ', queued.Select(q => q.Id));
 }

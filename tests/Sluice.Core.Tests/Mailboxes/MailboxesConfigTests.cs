@@ -27,10 +27,25 @@ public sealed class MailboxesConfigTests : IDisposable
         "key 'Mailboxes:Aliases:a@local.test': leads to a local address that is no user or alias, or loops back to itself")]
     [InlineData("""{ "Domains": { "virtual.test": "../etc" } }""", "key 'Mailboxes:Domains:virtual.test': must map a domain to one directory name")]
     [InlineData("""{ "ExtensionSeparators": "+." }""", "key 'Mailboxes:ExtensionSeparators': \"+.\" may hold only the characters")]
+    [InlineData("""{ "Users": { "alice@local.test": { "PasswordHash": "secret" } } }""", "key 'Mailboxes:Users:alice@local.test:PasswordHash': must be a bcrypt hash")]
+    [InlineData("""{ "Srs": { "Domain": "srs.local.test", "Secret": "short" } }""", "key 'Mailboxes:Srs:Secret': must be at least 16 characters")]
+    [InlineData("""{ "Srs": { "Domain": "not a domain", "Secret": "sixteen characters or more" } }""", "key 'Mailboxes:Srs:Domain': \"not a domain\" is not a domain")]
+    [InlineData("""{ "Srs": { "Domain": "srs.local.test", "Secret": "sixteen characters or more", "MaxAgeDays": 1024 } }""", "key 'Mailboxes:Srs:MaxAgeDays': must be from 1 to 1023 days")]
     public void A_bad_mailbox_entry_is_named_with_its_key_and_reason(string mailboxes, string expected)
     {
         var e = Assert.Throws<ConfigurationException>(() => Load(mailboxes));
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bcrypt_password_hash_and_an_SRS_section_are_taken_and_the_SRS_domain_is_delivered_by_the_maildir_channel()
+    {
+        var o = Load("""
+            { "Users": { "alice@local.test": { "PasswordHash": "$2y$11$Nk0dg234SBXdXhBrPAfzw.GPPZV8ji/yd4j7HnU301BPcg35qjwQO" } },
+              "Srs": { "Domain": "srs.local.test", "Secret": "sixteen characters or more" } }
+            """);
+        Assert.Equal(21, o.Mailboxes.Srs!.MaxAgeDays);
+        Assert.Contains("srs.local.test", o.Channels.Single(c => c.Name == "local").Domains);
     }
 
     [Fact]
