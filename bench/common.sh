@@ -1,9 +1,12 @@
 # Sourced by the bench scripts that run `sluice serve`: the processes they own and their cleanup,
 # an environment without Sluice overrides, and small helpers. Only PIDs in `owned` are ever
 # signalled: the machine may run other sluice/postfix processes.
-declare -a owned=()
+# `on_cleanup CMD…` registers a command run first (e.g. stopping a daemon that forks away from us).
+declare -a owned=() cleanup_cmds=()
+on_cleanup() { cleanup_cmds+=("$*"); }
 cleanup() {
-  local p
+  local p c
+  for c in "${cleanup_cmds[@]}"; do eval "$c" || true; done
   for p in "${owned[@]}"; do kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true; done
   for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
 }

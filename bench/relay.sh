@@ -35,22 +35,9 @@ done
 (( SESSIONS % SESSIONS_PER_PROC == 0 )) || die "SESSIONS ($SESSIONS) must be a multiple of SESSIONS_PER_PROC ($SESSIONS_PER_PROC)"
 
 # ---------------------------------------------------------------- processes we own, and cleanup
-<<<<<<< HEAD
-# Only PIDs started here are ever signalled: the machine may run other sluice/postfix processes.
-declare -a owned=() pg_running=()
-cleanup() {
-  local p
-  for p in "${pg_running[@]}"; do pg_stop "$p"; done
-  for p in "${owned[@]}"; do
-    kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-=======
 . "$here/common.sh"  # owned PIDs and their cleanup, clean_env, free_port, rss_kib, median
->>>>>>> issue5b
+declare -a pg_running=()
+on_cleanup 'for p in "${pg_running[@]}"; do pg_stop "$p"; done'
 
 # ---------------------------------------------------------------- tools
 # smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
