@@ -54,3 +54,39 @@ start_sluice() {
   drain_pid=$!; owned+=("$drain_pid")
   exec 5<&-
 }
+
+# smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
+# "No configuration" leaves main.cf absent so the package cannot start an instance, and if the
+# install did start one anyway we stop it (and only then).
+ensure_postfix_tools() {
+  [ -x /usr/sbin/smtp-source ] && [ -x /usr/sbin/smtp-sink ] && return 0
+  echo "bench: installing postfix for smtp-source/smtp-sink (no system instance)" >&2
+  local before after
+  before="$(pgrep -x master || true)"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null
+  fi
+  after="$(pgrep -x master || true)"
+  if [ -n "$after" ] && [ "$after" != "$before" ]; then
+    echo "bench: the postfix install started a system instance; stopping it" >&2
+    postfix stop || true
+  fi
+  [ -x /usr/sbin/smtp-source ] || { echo "bench: smtp-source still missing after installing postfix" >&2; return 1; }
+}
+
+# Starts smtp-sink on a free loopback port, logging to $1/sink.log; sets sink_pid and sink_port.
+# It refuses to run as root without -u; 1000 is the listen backlog.
+start_smtp_sink() {
+  local dir="$1" i
+  sink_port="$(free_port)" || { echo "bench: no free port" >&2; return 1; }
+  /usr/sbin/smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$dir/sink.log" 2>&1 &
+  sink_pid=$!; owned+=("$sink_pid")
+  for (( i = 0; i < 50; i++ )); do
+    [ -n "$(ss -Htln "sport = :$sink_port")" ] && return 0
+    kill -0 "$sink_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$dir/sink.log" >&2; echo "bench: smtp-sink did not start" >&2; return 1
+}

@@ -39,28 +39,6 @@ done
 declare -a pg_running=()
 on_cleanup 'for p in "${pg_running[@]}"; do pg_stop "$p"; done'
 
-# ---------------------------------------------------------------- tools
-# smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
-# "No configuration" leaves main.cf absent so the package cannot start an instance, and if the
-# install did start one anyway we stop it (and only then).
-ensure_postfix_tools() {
-  [ -x /usr/sbin/smtp-source ] && [ -x /usr/sbin/smtp-sink ] && return 0
-  echo "relay.sh: installing postfix for smtp-source/smtp-sink (no system instance)" >&2
-  local before after
-  before="$(pgrep -x master || true)"
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null
-  fi
-  after="$(pgrep -x master || true)"
-  if [ -n "$after" ] && [ "$after" != "$before" ]; then
-    echo "relay.sh: the postfix install started a system instance; stopping it" >&2
-    postfix stop || true
-  fi
-  [ -x /usr/sbin/smtp-source ] || die "smtp-source still missing after installing postfix"
-}
-
 # Epoch seconds (with fraction) of a Sluice log timestamp such as 2025-11-23T23:05:01.123456Z.
 epoch_of() { date -u -d "$1" +%s.%N; }
 
@@ -77,9 +55,12 @@ epoch_of() { date -u -d "$1" +%s.%N; }
 PROCS=$(( SESSIONS / SESSIONS_PER_PROC ))
 JOBS=$(( DOMAINS > PROCS ? DOMAINS : PROCS ))
 
+# Job j's smtp-source recipient arguments; bench/compare's local workload replaces it (one mailbox per job).
+job_recipient() { echo "-N -t user@d$(( ($1 - 1) % DOMAINS + 1 )).bench.test"; }
+
 # Runs all jobs against 127.0.0.1:$1, logs into directory $2; returns non-zero if any job failed.
 inject() {
-  local port="$1" dir="$2" j running=0 failed=0 done_pid m d
+  local port="$1" dir="$2" j running=0 failed=0 done_pid m
   declare -A job_of=()
   for (( j = 1; j <= JOBS; j++ )); do
     if (( running == PROCS )); then
@@ -87,10 +68,10 @@ inject() {
       unset "job_of[$done_pid]"; running=$(( running - 1 ))
     fi
     m=$(( N / JOBS + (j <= N % JOBS ? 1 : 0) ))
-    d=$(( (j - 1) % DOMAINS + 1 ))
     (( m > 0 )) || continue
-    /usr/sbin/smtp-source -4 -d -N -s "$SESSIONS_PER_PROC" -m "$m" -l "$SIZE" \
-      -M client.bench.test -f sender@client.bench.test -t "user@d$d.bench.test" \
+    # shellcheck disable=SC2046  # job_recipient's words are separate arguments
+    /usr/sbin/smtp-source -4 -d -s "$SESSIONS_PER_PROC" -m "$m" -l "$SIZE" \
+      -M client.bench.test -f sender@client.bench.test $(job_recipient "$j") \
       "127.0.0.1:$port" >"$dir/source.$j.out" 2>&1 &
     owned+=($!); job_of[$!]=$j; running=$(( running + 1 ))
   done
@@ -128,19 +109,12 @@ pg_counters() {
 # Sets round_result="inject_s e2e_s records commits fsyncs". Runs in the main shell (not a
 # subshell) so that die() and the PIDs it starts reach the cleanup trap.
 run_round() {
-  local r="$1" keep="$KEEP" tmp sink_port smtp_port sink_pid sluice_pid t0 t1 t_end count deadline spool i
+  local r="$1" keep="$KEEP" tmp smtp_port sluice_pid t0 t1 t_end count deadline spool i
   tmp="$(mktemp -d "$WORKDIR/sluice-relay.XXXXXX")"
   echo "relay.sh: round $r in $tmp" >&2
 
-  sink_port="$(free_port)" || die "no free port"
-  # smtp-sink refuses to run as root without -u; 1000 is the listen backlog.
-  /usr/sbin/smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$tmp/sink.log" 2>&1 &
-  sink_pid=$!; owned+=("$sink_pid")
-  for (( i = 0; i < 50; i++ )); do
-    [ -n "$(ss -Htln "sport = :$sink_port")" ] && break
-    kill -0 "$sink_pid" 2>/dev/null || { cat "$tmp/sink.log" >&2; die "smtp-sink did not start"; }
-    sleep 0.1
-  done
+  local sink_port sink_pid
+  start_smtp_sink "$tmp" || die "smtp-sink did not start (see $tmp)"
 
   smtp_port="$(free_port "$sink_port")" || die "no free port"
   local queue='{ "Count": 4 }' pg_port="" pg_before=""
@@ -225,7 +199,9 @@ EOF
 }
 
 # ---------------------------------------------------------------- main
-ensure_postfix_tools
+# bench/compare sources this file for inject and run_round: it stops here then.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+ensure_postfix_tools || die "no smtp-source"
 mkdir -p "$WORKDIR"
 # Build outside the timed part (the wrapper builds on first use or after a source change).
 "$root/sluice" --help >/dev/null || die "sluice does not build"
