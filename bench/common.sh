@@ -1,6 +1,10 @@
 # Sourced by the bench scripts that run `sluice serve`: the processes they own and their cleanup,
 # an environment without Sluice overrides, and small helpers. Only PIDs in `owned` are ever
 # signalled: the machine may run other sluice/postfix processes.
+# bench/compare sources several scripts that each source this file: set up once.
+[ -z "${bench_common_loaded:-}" ] || return 0
+bench_common_loaded=1
+
 # `on_cleanup CMD…` registers a command run first (e.g. stopping a daemon that forks away from us).
 declare -a owned=() cleanup_cmds=()
 on_cleanup() { cleanup_cmds+=("$*"); }
