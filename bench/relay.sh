@@ -26,6 +26,7 @@ NOTE="${NOTE:-}"                        # free text for RESULTS.md, e.g. what el
 WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk, fsync is the point
 KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
+TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 [[ "$STORE" == file || "$STORE" == postgres ]] || die "STORE must be file or postgres (got '$STORE')"
@@ -106,7 +107,8 @@ pg_counters() {
 }
 
 # ---------------------------------------------------------------- one round
-# Sets round_result="inject_s e2e_s records commits fsyncs". Runs in the main shell (not a
+# Sets round_result="inject_s e2e_s records commits fsyncs cpu_s" (cpu_s: Sluice's user+system
+# CPU seconds from injection start to the last delivery). Runs in the main shell (not a
 # subshell) so that die() and the PIDs it starts reach the cleanup trap.
 run_round() {
   local r="$1" keep="$KEEP" tmp smtp_port sluice_pid t0 t1 t_end count deadline spool i
@@ -142,6 +144,15 @@ EOF
   done
 
   [ -z "$pg_port" ] || pg_before="$(pg_counters "$pg_port")"
+  local cpu0 trace_pid=""
+  if [ "$TRACE" = 1 ]; then
+    # Sampled managed stacks (~100 Hz, every thread) for bench/trace_top.py; the trace costs Sluice some CPU.
+    dotnet-trace collect -p "$sluice_pid" --profile dotnet-sampled-thread-time,dotnet-common --format Speedscope \
+      -o "$tmp/trace.nettrace" >"$tmp/trace.out" 2>&1 &
+    trace_pid=$!; owned+=("$trace_pid"); keep=1
+    until grep -q 'Process' "$tmp/trace.out" 2>/dev/null; do kill -0 "$trace_pid" 2>/dev/null || die "dotnet-trace failed: $(cat "$tmp/trace.out")"; sleep 0.2; done
+  fi
+  cpu0="$(cpu_seconds "$sluice_pid")"
   t0="$(date +%s.%N)"
   if ! inject "$smtp_port" "$tmp"; then
     tail -20 "$tmp/sluice.log" >&2
@@ -166,6 +177,11 @@ EOF
     sleep 0.2
   done
   t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
+  local cpu_s; cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$sluice_pid")" 'BEGIN{printf "%.2f", b-a}')"
+  if [ -n "$trace_pid" ]; then
+    kill -INT "$trace_pid"; wait "$trace_pid" || true
+    echo "relay.sh: trace in $tmp/trace.speedscope.json (python3 bench/trace_top.py FILE)" >&2
+  fi
 
   kill -TERM "$sluice_pid"
   for (( i = 0; i < 600; i++ )); do kill -0 "$sluice_pid" 2>/dev/null || break; sleep 0.1; done
@@ -194,7 +210,7 @@ EOF
     keep=1
   fi
 
-  round_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+  round_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]} $cpu_s"
   if [ "$keep" = 1 ]; then echo "relay.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
@@ -211,28 +227,28 @@ declare -a pg_figures=()
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay.sh: $command_line  ($JOBS smtp-source jobs, $PROCS at a time, -s $SESSIONS_PER_PROC each)" >&2
 
-header=$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' \
-  round inject_s accepted/s e2e_s delivered/s commits fsyncs commits/msg fsyncs/msg)
-rule="|-------:|---------:|-----------:|---------:|------------:|---------:|--------:|------------:|-----------:|"
+fmt='| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s | %11s |'
+header=$(printf "$fmt" round inject_s accepted/s e2e_s delivered/s commits fsyncs commits/msg fsyncs/msg cpu_ms/msg)
+rule="|-------:|---------:|-----------:|---------:|------------:|---------:|--------:|------------:|-----------:|------------:|"
 rows=()
-declare -a acc=() dlv=() cpm=() fpm=()
+declare -a acc=() dlv=() cpm=() fpm=() cpu=()
 for (( r = 1; r <= ROUNDS; r++ )); do
   round_result=""
   run_round "$r"
-  read -r inj e2e records commits fsyncs <<<"$round_result"
-  [ -n "${fsyncs:-}" ] || die "round $r produced no figures"
+  read -r inj e2e records commits fsyncs cpu_s <<<"$round_result"
+  [ -n "${cpu_s:-}" ] || die "round $r produced no figures"
   a=$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')
   d=$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')
   c=$(awk -v n="$N" -v x="$commits" 'BEGIN{printf "%.3f", x/n}')
   f=$(awk -v n="$N" -v x="$fsyncs" 'BEGIN{printf "%.3f", x/n}')
-  acc+=("$a"); dlv+=("$d"); cpm+=("$c"); fpm+=("$f")
-  rows+=("$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' \
-    "$r" "$inj" "$a" "$e2e" "$d" "$commits" "$fsyncs" "$c" "$f")")
+  u=$(awk -v n="$N" -v x="$cpu_s" 'BEGIN{printf "%.3f", x*1000/n}')
+  acc+=("$a"); dlv+=("$d"); cpm+=("$c"); fpm+=("$f"); cpu+=("$u")
+  rows+=("$(printf "$fmt" "$r" "$inj" "$a" "$e2e" "$d" "$commits" "$fsyncs" "$c" "$f" "$u")")
   echo "relay.sh: round $r: $records spool records, $commits group commits, $fsyncs fsyncs" >&2
 done
-median_row=$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' median "" \
+median_row=$(printf "$fmt" median "" \
   "$(printf '%s\n' "${acc[@]}" | median)" "" "$(printf '%s\n' "${dlv[@]}" | median)" "" "" \
-  "$(printf '%s\n' "${cpm[@]}" | median)" "$(printf '%s\n' "${fpm[@]}" | median)")
+  "$(printf '%s\n' "${cpm[@]}" | median)" "$(printf '%s\n' "${fpm[@]}" | median)" "$(printf '%s\n' "${cpu[@]}" | median)")
 
 table="$(printf '%s\n' "$header" "$rule" "${rows[@]}" "$median_row")"
 echo
