@@ -27,6 +27,7 @@ WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk
 KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
 TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
+PERF="${PERF:-0}"                       # 1: perf record (on-CPU samples) during each round; keeps the dir
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 [[ "$STORE" == file || "$STORE" == postgres ]] || die "STORE must be file or postgres (got '$STORE')"
@@ -133,7 +134,8 @@ run_round() {
   "Routes": { "*": "127.0.0.1:$sink_port" } }
 EOF
   # exec: the PID we hold is the PID of sluice itself (the wrapper execs dotnet), so SIGTERM reaches it.
-  ( cd "$tmp" && exec env "${clean_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
+  local perf_env=(); [ "$PERF" = 1 ] && perf_env=(DOTNET_PerfMapEnabled=1)  # JIT symbols in /tmp/perf-PID.map
+  ( cd "$tmp" && exec env "${clean_env[@]}" "${perf_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
       >"$tmp/sluice.log" 2>"$tmp/sluice.err" ) &
   sluice_pid=$!; owned+=("$sluice_pid")
   deadline=$(( SECONDS + STARTUP_TIMEOUT ))
@@ -144,7 +146,12 @@ EOF
   done
 
   [ -z "$pg_port" ] || pg_before="$(pg_counters "$pg_port")"
-  local cpu0 trace_pid=""
+  local cpu0 trace_pid="" perf_pid=""
+  if [ "$PERF" = 1 ]; then
+    # On-CPU samples of Sluice with call graphs (kernel and JIT-compiled frames) for `perf report`.
+    perf record -F 999 -g -p "$sluice_pid" -o "$tmp/perf.data" >"$tmp/perf.out" 2>&1 &
+    perf_pid=$!; owned+=("$perf_pid"); keep=1
+  fi
   if [ "$TRACE" = 1 ]; then
     # Sampled managed stacks (~100 Hz, every thread) for bench/trace_top.py; the trace costs Sluice some CPU.
     dotnet-trace collect -p "$sluice_pid" --profile dotnet-sampled-thread-time,dotnet-common --format Speedscope \
@@ -178,8 +185,13 @@ EOF
   done
   t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
   local cpu_s; cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$sluice_pid")" 'BEGIN{printf "%.2f", b-a}')"
+  if [ -n "$perf_pid" ]; then
+    kill -TERM "$perf_pid"; wait "$perf_pid" || true
+    echo "relay.sh: perf samples in $tmp/perf.data (perf report -i FILE --no-children --sort dso,sym)" >&2
+  fi
   if [ -n "$trace_pid" ]; then
-    kill -INT "$trace_pid"; wait "$trace_pid" || true
+    # SIGTERM: a background job ignores SIGINT; dotnet-trace stops cleanly on either.
+    kill -TERM "$trace_pid"; wait "$trace_pid" || true
     echo "relay.sh: trace in $tmp/trace.speedscope.json (python3 bench/trace_top.py FILE)" >&2
   fi
 
