@@ -23,13 +23,16 @@ clean_env=()
 while IFS= read -r v; do clean_env+=(-u "$v"); done \
   < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
 
-# A loopback TCP port nobody listens on (other than $1). Racy in principle; the callers check the listener came up.
+# A loopback TCP port no socket uses (other than $1), below the ephemeral range, so an outgoing
+# connection cannot take it between our check and the bind. Racy in principle; callers check the
+# listener came up.
 free_port() {
-  local p _
+  local p _ lo
+  lo="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)"
   for _ in $(seq 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % (lo > 11000 ? lo - 10000 : 1000) ))
     [ "$p" != "${1:-}" ] || continue
-    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
+    [ -z "$(ss -Htan "sport = :$p")" ] && { echo "$p"; return 0; }
   done
   return 1
 }
