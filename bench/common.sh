@@ -1,9 +1,16 @@
 # Sourced by the bench scripts that run `sluice serve`: the processes they own and their cleanup,
 # an environment without Sluice overrides, and small helpers. Only PIDs in `owned` are ever
 # signalled: the machine may run other sluice/postfix processes.
-declare -a owned=()
+# bench/compare sources several scripts that each source this file: set up once.
+[ -z "${bench_common_loaded:-}" ] || return 0
+bench_common_loaded=1
+
+# `on_cleanup CMD…` registers a command run first (e.g. stopping a daemon that forks away from us).
+declare -a owned=() cleanup_cmds=()
+on_cleanup() { cleanup_cmds+=("$*"); }
 cleanup() {
-  local p
+  local p c
+  for c in "${cleanup_cmds[@]}"; do eval "$c" || true; done
   for p in "${owned[@]}"; do kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true; done
   for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
 }
@@ -16,17 +23,22 @@ clean_env=()
 while IFS= read -r v; do clean_env+=(-u "$v"); done \
   < <(compgen -e | grep -iE '^(SLUICE__.*|QUEUE_(BASE|START|COUNT|MAX|LOAD))$' || true)
 
-# A loopback TCP port nobody listens on (other than $1). Racy in principle; the callers check the listener came up.
+# A loopback TCP port no socket uses (other than $1), below the ephemeral range, so an outgoing
+# connection cannot take it between our check and the bind. Racy in principle; callers check the
+# listener came up.
 free_port() {
-  local p _
+  local p _ lo
+  lo="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)"
   for _ in $(seq 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % (lo > 11000 ? lo - 10000 : 1000) ))
     [ "$p" != "${1:-}" ] || continue
-    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
+    [ -z "$(ss -Htan "sport = :$p")" ] && { echo "$p"; return 0; }
   done
   return 1
 }
 
+# User+system CPU seconds process $1 has used so far (/proc/PID/stat fields 14 and 15, in clock ticks).
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
 
@@ -50,4 +62,40 @@ start_sluice() {
   cat <&5 >>"$dir/sluice.log" &
   drain_pid=$!; owned+=("$drain_pid")
   exec 5<&-
+}
+
+# smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
+# "No configuration" leaves main.cf absent so the package cannot start an instance, and if the
+# install did start one anyway we stop it (and only then).
+ensure_postfix_tools() {
+  [ -x /usr/sbin/smtp-source ] && [ -x /usr/sbin/smtp-sink ] && return 0
+  echo "bench: installing postfix for smtp-source/smtp-sink (no system instance)" >&2
+  local before after
+  before="$(pgrep -x master || true)"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null
+  fi
+  after="$(pgrep -x master || true)"
+  if [ -n "$after" ] && [ "$after" != "$before" ]; then
+    echo "bench: the postfix install started a system instance; stopping it" >&2
+    postfix stop || true
+  fi
+  [ -x /usr/sbin/smtp-source ] || { echo "bench: smtp-source still missing after installing postfix" >&2; return 1; }
+}
+
+# Starts smtp-sink on a free loopback port, logging to $1/sink.log; sets sink_pid and sink_port.
+# It refuses to run as root without -u; 1000 is the listen backlog.
+start_smtp_sink() {
+  local dir="$1" i
+  sink_port="$(free_port)" || { echo "bench: no free port" >&2; return 1; }
+  /usr/sbin/smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$dir/sink.log" 2>&1 &
+  sink_pid=$!; owned+=("$sink_pid")
+  for (( i = 0; i < 50; i++ )); do
+    [ -n "$(ss -Htln "sport = :$sink_port")" ] && return 0
+    kill -0 "$sink_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$dir/sink.log" >&2; echo "bench: smtp-sink did not start" >&2; return 1
 }

@@ -29,6 +29,12 @@ done
 
 . "$here/common.sh"  # owned PIDs and their cleanup, clean_env, rss_kib, median
 
+# Sends N messages to 127.0.0.1:$1, recipient k to mailbox k mod $2; bench/compare replaces it with
+# smtp-source (the injector it uses for both MTAs).
+inject_local() {
+  python3 "$here/local_inject.py" --port "$1" --count "$N" --sessions "$SESSIONS" --mailboxes "$2" --domain bench.test --size "$SIZE"
+}
+
 # Sets run_result="inject_s e2e_s". Port 0: Sluice logs the port it took.
 run_once() {
   local m="$1" tmp pid port t0 t1 t_end count deadline files
@@ -56,8 +62,7 @@ EOF
   port="$(grep -m1 'smtp: listening on' "$tmp/sluice.log" | sed 's/.*:\([0-9]*\)$/\1/')"
 
   t0="$(date +%s.%N)"
-  python3 "$here/local_inject.py" --port "$port" --count "$N" --sessions "$SESSIONS" --mailboxes "$m" --domain bench.test --size "$SIZE" \
-    || die "injection failed (see $tmp)"
+  inject_local "$port" "$m" "$tmp" || die "injection failed (see $tmp)"
   t1="$(date +%s.%N)"
 
   deadline=$(( SECONDS + TIMEOUT ))
@@ -78,6 +83,8 @@ EOF
   if [ "$KEEP" = 1 ]; then echo "local.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
+# bench/compare sources this file for run_once: it stops here then.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
 command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS bench/local.sh"

@@ -26,6 +26,8 @@ NOTE="${NOTE:-}"                        # free text for RESULTS.md, e.g. what el
 WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk, fsync is the point
 KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
+TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
+PERF="${PERF:-0}"                       # 1: perf record (on-CPU samples) during each round; keeps the dir
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 [[ "$STORE" == file || "$STORE" == postgres ]] || die "STORE must be file or postgres (got '$STORE')"
@@ -35,44 +37,9 @@ done
 (( SESSIONS % SESSIONS_PER_PROC == 0 )) || die "SESSIONS ($SESSIONS) must be a multiple of SESSIONS_PER_PROC ($SESSIONS_PER_PROC)"
 
 # ---------------------------------------------------------------- processes we own, and cleanup
-<<<<<<< HEAD
-# Only PIDs started here are ever signalled: the machine may run other sluice/postfix processes.
-declare -a owned=() pg_running=()
-cleanup() {
-  local p
-  for p in "${pg_running[@]}"; do pg_stop "$p"; done
-  for p in "${owned[@]}"; do
-    kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${owned[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-=======
 . "$here/common.sh"  # owned PIDs and their cleanup, clean_env, free_port, rss_kib, median
->>>>>>> issue5b
-
-# ---------------------------------------------------------------- tools
-# smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
-# "No configuration" leaves main.cf absent so the package cannot start an instance, and if the
-# install did start one anyway we stop it (and only then).
-ensure_postfix_tools() {
-  [ -x /usr/sbin/smtp-source ] && [ -x /usr/sbin/smtp-sink ] && return 0
-  echo "relay.sh: installing postfix for smtp-source/smtp-sink (no system instance)" >&2
-  local before after
-  before="$(pgrep -x master || true)"
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null
-  fi
-  after="$(pgrep -x master || true)"
-  if [ -n "$after" ] && [ "$after" != "$before" ]; then
-    echo "relay.sh: the postfix install started a system instance; stopping it" >&2
-    postfix stop || true
-  fi
-  [ -x /usr/sbin/smtp-source ] || die "smtp-source still missing after installing postfix"
-}
+declare -a pg_running=()
+on_cleanup 'for p in "${pg_running[@]}"; do pg_stop "$p"; done'
 
 # Epoch seconds (with fraction) of a Sluice log timestamp such as 2025-11-23T23:05:01.123456Z.
 epoch_of() { date -u -d "$1" +%s.%N; }
@@ -90,9 +57,12 @@ epoch_of() { date -u -d "$1" +%s.%N; }
 PROCS=$(( SESSIONS / SESSIONS_PER_PROC ))
 JOBS=$(( DOMAINS > PROCS ? DOMAINS : PROCS ))
 
+# Job j's smtp-source recipient arguments; bench/compare's local workload replaces it (one mailbox per job).
+job_recipient() { echo "-N -t user@d$(( ($1 - 1) % DOMAINS + 1 )).bench.test"; }
+
 # Runs all jobs against 127.0.0.1:$1, logs into directory $2; returns non-zero if any job failed.
 inject() {
-  local port="$1" dir="$2" j running=0 failed=0 done_pid m d
+  local port="$1" dir="$2" j running=0 failed=0 done_pid m
   declare -A job_of=()
   for (( j = 1; j <= JOBS; j++ )); do
     if (( running == PROCS )); then
@@ -100,10 +70,10 @@ inject() {
       unset "job_of[$done_pid]"; running=$(( running - 1 ))
     fi
     m=$(( N / JOBS + (j <= N % JOBS ? 1 : 0) ))
-    d=$(( (j - 1) % DOMAINS + 1 ))
     (( m > 0 )) || continue
-    /usr/sbin/smtp-source -4 -d -N -s "$SESSIONS_PER_PROC" -m "$m" -l "$SIZE" \
-      -M client.bench.test -f sender@client.bench.test -t "user@d$d.bench.test" \
+    # shellcheck disable=SC2046  # job_recipient's words are separate arguments
+    /usr/sbin/smtp-source -4 -d -s "$SESSIONS_PER_PROC" -m "$m" -l "$SIZE" \
+      -M client.bench.test -f sender@client.bench.test $(job_recipient "$j") \
       "127.0.0.1:$port" >"$dir/source.$j.out" 2>&1 &
     owned+=($!); job_of[$!]=$j; running=$(( running + 1 ))
   done
@@ -138,22 +108,16 @@ pg_counters() {
 }
 
 # ---------------------------------------------------------------- one round
-# Sets round_result="inject_s e2e_s records commits fsyncs". Runs in the main shell (not a
+# Sets round_result="inject_s e2e_s records commits fsyncs cpu_s" (cpu_s: Sluice's user+system
+# CPU seconds from injection start to the last delivery). Runs in the main shell (not a
 # subshell) so that die() and the PIDs it starts reach the cleanup trap.
 run_round() {
-  local r="$1" keep="$KEEP" tmp sink_port smtp_port sink_pid sluice_pid t0 t1 t_end count deadline spool i
+  local r="$1" keep="$KEEP" tmp smtp_port sluice_pid t0 t1 t_end count deadline spool i
   tmp="$(mktemp -d "$WORKDIR/sluice-relay.XXXXXX")"
   echo "relay.sh: round $r in $tmp" >&2
 
-  sink_port="$(free_port)" || die "no free port"
-  # smtp-sink refuses to run as root without -u; 1000 is the listen backlog.
-  /usr/sbin/smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$tmp/sink.log" 2>&1 &
-  sink_pid=$!; owned+=("$sink_pid")
-  for (( i = 0; i < 50; i++ )); do
-    [ -n "$(ss -Htln "sport = :$sink_port")" ] && break
-    kill -0 "$sink_pid" 2>/dev/null || { cat "$tmp/sink.log" >&2; die "smtp-sink did not start"; }
-    sleep 0.1
-  done
+  local sink_port sink_pid
+  start_smtp_sink "$tmp" || die "smtp-sink did not start (see $tmp)"
 
   smtp_port="$(free_port "$sink_port")" || die "no free port"
   local queue='{ "Count": 4 }' pg_port="" pg_before=""
@@ -170,7 +134,8 @@ run_round() {
   "Routes": { "*": "127.0.0.1:$sink_port" } }
 EOF
   # exec: the PID we hold is the PID of sluice itself (the wrapper execs dotnet), so SIGTERM reaches it.
-  ( cd "$tmp" && exec env "${clean_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
+  local perf_env=(); [ "$PERF" = 1 ] && perf_env=(DOTNET_PerfMapEnabled=1)  # JIT symbols in /tmp/perf-PID.map
+  ( cd "$tmp" && exec env "${clean_env[@]}" "${perf_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
       >"$tmp/sluice.log" 2>"$tmp/sluice.err" ) &
   sluice_pid=$!; owned+=("$sluice_pid")
   deadline=$(( SECONDS + STARTUP_TIMEOUT ))
@@ -181,6 +146,20 @@ EOF
   done
 
   [ -z "$pg_port" ] || pg_before="$(pg_counters "$pg_port")"
+  local cpu0 trace_pid="" perf_pid=""
+  if [ "$PERF" = 1 ]; then
+    # On-CPU samples of Sluice with call graphs (kernel and JIT-compiled frames) for `perf report`.
+    perf record -F 999 -g -p "$sluice_pid" -o "$tmp/perf.data" >"$tmp/perf.out" 2>&1 &
+    perf_pid=$!; owned+=("$perf_pid"); keep=1
+  fi
+  if [ "$TRACE" = 1 ]; then
+    # Sampled managed stacks (~100 Hz, every thread) for bench/trace_top.py; the trace costs Sluice some CPU.
+    dotnet-trace collect -p "$sluice_pid" --profile dotnet-sampled-thread-time,dotnet-common --format Speedscope \
+      -o "$tmp/trace.nettrace" >"$tmp/trace.out" 2>&1 &
+    trace_pid=$!; owned+=("$trace_pid"); keep=1
+    until grep -q 'Process' "$tmp/trace.out" 2>/dev/null; do kill -0 "$trace_pid" 2>/dev/null || die "dotnet-trace failed: $(cat "$tmp/trace.out")"; sleep 0.2; done
+  fi
+  cpu0="$(cpu_seconds "$sluice_pid")"
   t0="$(date +%s.%N)"
   if ! inject "$smtp_port" "$tmp"; then
     tail -20 "$tmp/sluice.log" >&2
@@ -205,6 +184,16 @@ EOF
     sleep 0.2
   done
   t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
+  local cpu_s; cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$sluice_pid")" 'BEGIN{printf "%.2f", b-a}')"
+  if [ -n "$perf_pid" ]; then
+    kill -TERM "$perf_pid"; wait "$perf_pid" || true
+    echo "relay.sh: perf samples in $tmp/perf.data (perf report -i FILE --no-children --sort dso,sym)" >&2
+  fi
+  if [ -n "$trace_pid" ]; then
+    # SIGTERM: a background job ignores SIGINT; dotnet-trace stops cleanly on either.
+    kill -TERM "$trace_pid"; wait "$trace_pid" || true
+    echo "relay.sh: trace in $tmp/trace.speedscope.json (python3 bench/trace_top.py FILE)" >&2
+  fi
 
   kill -TERM "$sluice_pid"
   for (( i = 0; i < 600; i++ )); do kill -0 "$sluice_pid" 2>/dev/null || break; sleep 0.1; done
@@ -233,12 +222,14 @@ EOF
     keep=1
   fi
 
-  round_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+  round_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]} $cpu_s"
   if [ "$keep" = 1 ]; then echo "relay.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
 # ---------------------------------------------------------------- main
-ensure_postfix_tools
+# bench/compare sources this file for inject and run_round: it stops here then.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+ensure_postfix_tools || die "no smtp-source"
 mkdir -p "$WORKDIR"
 # Build outside the timed part (the wrapper builds on first use or after a source change).
 "$root/sluice" --help >/dev/null || die "sluice does not build"
@@ -248,28 +239,28 @@ declare -a pg_figures=()
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay.sh: $command_line  ($JOBS smtp-source jobs, $PROCS at a time, -s $SESSIONS_PER_PROC each)" >&2
 
-header=$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' \
-  round inject_s accepted/s e2e_s delivered/s commits fsyncs commits/msg fsyncs/msg)
-rule="|-------:|---------:|-----------:|---------:|------------:|---------:|--------:|------------:|-----------:|"
+fmt='| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s | %11s |'
+header=$(printf "$fmt" round inject_s accepted/s e2e_s delivered/s commits fsyncs commits/msg fsyncs/msg cpu_ms/msg)
+rule="|-------:|---------:|-----------:|---------:|------------:|---------:|--------:|------------:|-----------:|------------:|"
 rows=()
-declare -a acc=() dlv=() cpm=() fpm=()
+declare -a acc=() dlv=() cpm=() fpm=() cpu=()
 for (( r = 1; r <= ROUNDS; r++ )); do
   round_result=""
   run_round "$r"
-  read -r inj e2e records commits fsyncs <<<"$round_result"
-  [ -n "${fsyncs:-}" ] || die "round $r produced no figures"
+  read -r inj e2e records commits fsyncs cpu_s <<<"$round_result"
+  [ -n "${cpu_s:-}" ] || die "round $r produced no figures"
   a=$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')
   d=$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')
   c=$(awk -v n="$N" -v x="$commits" 'BEGIN{printf "%.3f", x/n}')
   f=$(awk -v n="$N" -v x="$fsyncs" 'BEGIN{printf "%.3f", x/n}')
-  acc+=("$a"); dlv+=("$d"); cpm+=("$c"); fpm+=("$f")
-  rows+=("$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' \
-    "$r" "$inj" "$a" "$e2e" "$d" "$commits" "$fsyncs" "$c" "$f")")
+  u=$(awk -v n="$N" -v x="$cpu_s" 'BEGIN{printf "%.3f", x*1000/n}')
+  acc+=("$a"); dlv+=("$d"); cpm+=("$c"); fpm+=("$f"); cpu+=("$u")
+  rows+=("$(printf "$fmt" "$r" "$inj" "$a" "$e2e" "$d" "$commits" "$fsyncs" "$c" "$f" "$u")")
   echo "relay.sh: round $r: $records spool records, $commits group commits, $fsyncs fsyncs" >&2
 done
-median_row=$(printf '| %6s | %8s | %10s | %8s | %11s | %8s | %7s | %11s | %10s |' median "" \
+median_row=$(printf "$fmt" median "" \
   "$(printf '%s\n' "${acc[@]}" | median)" "" "$(printf '%s\n' "${dlv[@]}" | median)" "" "" \
-  "$(printf '%s\n' "${cpm[@]}" | median)" "$(printf '%s\n' "${fpm[@]}" | median)")
+  "$(printf '%s\n' "${cpm[@]}" | median)" "$(printf '%s\n' "${fpm[@]}" | median)" "$(printf '%s\n' "${cpu[@]}" | median)")
 
 table="$(printf '%s\n' "$header" "$rule" "${rows[@]}" "$median_row")"
 echo
