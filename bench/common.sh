@@ -99,3 +99,22 @@ start_smtp_sink() {
   done
   cat "$dir/sink.log" >&2; echo "bench: smtp-sink did not start" >&2; return 1
 }
+
+# wait_for_deliveries LOG PID N TIMEOUT WHAT: waits until Sluice's LOG has N successful deliveries;
+# gives up (die) early when the server PID is gone, when a delivery is deferred or fails, or after
+# TIMEOUT seconds. WHAT names the round in the messages.
+wait_for_deliveries() {
+  local log="$1" pid="$2" n="$3" timeout="$4" what="$5" count
+  local deadline=$(( SECONDS + timeout )) dir; dir="$(dirname "$log")"
+  while :; do
+    count="$(grep -c ': success: ' "$log" || true)"
+    (( count >= n )) && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$log" "$dir/sluice.err" >&2; die "sluice died in $what (see $dir)"; }
+    if grep -qE ': (deferral|failure): ' "$log"; then
+      grep -E ': (deferral|failure): ' "$log" | head -5 >&2
+      die "deliveries deferred or failed in $what ($count/$n delivered; see $dir)"
+    fi
+    (( SECONDS < deadline )) || { tail -20 "$log" >&2; die "only $count/$n delivered within ${timeout}s in $what (see $dir)"; }
+    sleep 0.2
+  done
+}

@@ -122,18 +122,7 @@ run_round() {
   write_config "$tmp/sluice.json" "$CONCURRENCY"
   t0="$(date +%s.%N)"
   kill -HUP "$sluice_pid"
-  deadline=$(( SECONDS + TIMEOUT ))
-  while :; do
-    count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
-    (( count >= N )) && break
-    kill -0 "$sluice_pid" 2>/dev/null || { tail -20 "$tmp/sluice.log" "$tmp/sluice.err" >&2; die "sluice died in round $r (see $tmp)"; }
-    if grep -qE ': (deferral|failure): ' "$tmp/sluice.log"; then
-      grep -E ': (deferral|failure): ' "$tmp/sluice.log" | head -5 >&2
-      die "deliveries deferred or failed in round $r ($count/$N delivered; see $tmp)"
-    fi
-    (( SECONDS < deadline )) || { tail -5 "$tmp/sluice.log" >&2; die "only $count/$N delivered ${TIMEOUT}s after the reload in round $r (see $tmp)"; }
-    sleep 0.5
-  done
+  wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$N" "$TIMEOUT" "round $r"
   t1="$(date +%s.%N)"
   hwm="$(awk '/^VmHWM:/{print $2}' "/proc/$sluice_pid/status")"
   grep -q 'reload' "$tmp/sluice.log" || echo "outbound.sh: WARNING: no reload line in Sluice's log" >&2

@@ -168,21 +168,7 @@ EOF
   t1="$(date +%s.%N)"
 
   # Wait for N deliveries. Also give up early if Sluice dies or starts deferring/failing.
-  deadline=$(( SECONDS + TIMEOUT ))
-  while :; do
-    count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
-    (( count >= N )) && break
-    kill -0 "$sluice_pid" 2>/dev/null || { tail -20 "$tmp/sluice.log" "$tmp/sluice.err" >&2; die "sluice died in round $r (see $tmp)"; }
-    if grep -qE ': (deferral|failure): ' "$tmp/sluice.log"; then
-      grep -E ': (deferral|failure): ' "$tmp/sluice.log" | head -5 >&2
-      die "deliveries deferred or failed in round $r ($count/$N delivered; see $tmp)"
-    fi
-    if (( SECONDS >= deadline )); then
-      tail -20 "$tmp/sluice.log" >&2
-      die "only $count/$N delivered ${TIMEOUT}s after injection ended in round $r (see $tmp)"
-    fi
-    sleep 0.2
-  done
+  wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$N" "$TIMEOUT" "round $r"
   t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
   local cpu_s; cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$sluice_pid")" 'BEGIN{printf "%.2f", b-a}')"
   if [ -n "$perf_pid" ]; then
