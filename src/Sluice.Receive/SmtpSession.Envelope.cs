@@ -8,7 +8,9 @@ namespace Sluice.Receive;
 
 public sealed partial class SmtpSession
 {
-    private const int MaxLocalPart = 64, MaxDomain = 255;
+    // §4.5.3.1.3's path limit bounds the address; the 64-octet local part of §4.5.3.1.1 is not enforced, as Postfix
+    // does not: SRS forwarders (SRS0=hash=tt=domain=local@…) routinely exceed it, and §4.5.3.1 asks for no limits where possible.
+    private const int MaxPath = 256, MaxDomain = 255;
     /// <summary>RFC 3461 §4.4: ENVID is at most 100 characters.</summary>
     private const int MaxEnvelopeId = 100;
     private const int MaxRecipientOvershoot = 1000;
@@ -192,14 +194,15 @@ public sealed partial class SmtpSession
         return true;
     }
 
-    /// <summary>RFC 5321 §4.1.2 mailbox with the §4.5.3.1 length limits; UTF-8 only under SMTPUTF8 (RFC 6531 §3.3).</summary>
+    /// <summary>RFC 5321 §4.1.2 mailbox within the §4.5.3.1.3 path limit; UTF-8 only under SMTPUTF8 (RFC 6531 §3.3).</summary>
     internal static bool IsValidMailbox(string address, bool utf8, out string problem)
     {
         problem = "";
         var at = address.LastIndexOf('@');
         if (at <= 0 || at == address.Length - 1) { problem = "must be local-part@domain"; return false; }
         if (!utf8 && !address.All(char.IsAscii)) { problem = "553 5.6.7 Non-ASCII address requires SMTPUTF8 (RFC 6531)"; return false; }
-        if (System.Text.Encoding.UTF8.GetByteCount(address.AsSpan(0, at)) > MaxLocalPart) { problem = $"local part longer than {MaxLocalPart} octets"; return false; }
+        // The path is the address in its angle brackets.
+        if (System.Text.Encoding.UTF8.GetByteCount(address) + 2 > MaxPath) { problem = $"path longer than {MaxPath} octets"; return false; }
         var domain = address[(at + 1)..];
         if (address.Any(c => c is ' ' or '<' or '>' || char.IsControl(c))) { problem = "contains a space, bracket or control character"; return false; }
         if (domain.StartsWith('[') && domain.EndsWith(']'))
