@@ -24,9 +24,9 @@ public sealed partial class AdminApi
             var content = Encoding.UTF8.GetBytes(request.Content);
             if (content.Length > options.Smtp.MaxMessageBytes)
                 return Results.Json(new ErrorReply($"content: {content.Length} bytes is more than Smtp.MaxMessageBytes ({options.Smtp.MaxMessageBytes})"),
-                    AdminJson.Default.ErrorReply, statusCode: StatusCodes.Status413PayloadTooLarge);
+                    QueueJson.Default.ErrorReply, statusCode: StatusCodes.Status413PayloadTooLarge);
             if (server.InjectionEndpoint is not { } listener)
-                return Results.Json(new ErrorReply("no smtp listener to inject through (Smtp.Listen)"), AdminJson.Default.ErrorReply, statusCode: StatusCodes.Status503ServiceUnavailable);
+                return Results.Json(new ErrorReply("no smtp listener to inject through (Smtp.Listen)"), QueueJson.Default.ErrorReply, statusCode: StatusCodes.Status503ServiceUnavailable);
             var message = InjectedMessage.Prepare(content, sender, recipientsFromHeaders: false, options.Hostname, DateTimeOffset.UtcNow).Message;
             LoopbackInjection.Outcome outcome;
             try
@@ -35,7 +35,7 @@ public sealed partial class AdminApi
             }
             catch (SmtpException e)
             {
-                return Results.Json(new ErrorReply(e.Message), AdminJson.Default.ErrorReply, statusCode: StatusCodes.Status503ServiceUnavailable);
+                return Results.Json(new ErrorReply(e.Message), QueueJson.Default.ErrorReply, statusCode: StatusCodes.Status503ServiceUnavailable);
             }
             var reply = new InjectReply(outcome.QueueIds, [.. outcome.Refused.Select(r => new RefusedRecipient(r.Recipient, r.Reply.ToString()))]);
             // Nothing queued: 503 when the server may take it later (4xx: a full disk, a quota), 422 when it never will.

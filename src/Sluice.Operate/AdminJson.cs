@@ -10,5 +10,4 @@ namespace Sluice.Operate;
 [JsonSerializable(typeof(QueueChange))]
 [JsonSerializable(typeof(InjectRequest))]
 [JsonSerializable(typeof(InjectReply))]
-[JsonSerializable(typeof(ErrorReply))]
 public sealed partial class AdminJson : JsonSerializerContext;

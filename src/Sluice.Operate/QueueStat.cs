@@ -46,8 +46,8 @@ public static class QueueStat
             {
                 queue.Messages++;
                 for (int i = 0; i < m.Recipients.Count; i++)
-                    if (m.States[i].Status == RecipientStatus.Pending)
-                        queue.PendingByDomain[Address.DomainOf(m.Recipients[i])] = queue.PendingByDomain.GetValueOrDefault(Address.DomainOf(m.Recipients[i])) + 1;
+                    if (m.States[i].Status == RecipientStatus.Pending && Address.DomainOf(m.Recipients[i]) is var domain)
+                        queue.PendingByDomain[domain] = queue.PendingByDomain.GetValueOrDefault(domain) + 1;
             }
         }
         return counts;

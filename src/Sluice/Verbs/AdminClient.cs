@@ -1,5 +1,6 @@
 // How the local verbs reach the running server's admin API: HTTP over the Unix socket in DataDir.
 using System.Net.Http.Json;
+using System.Text.Json;
 using Sluice.Core.Configuration;
 using Sluice.Operate;
 
@@ -13,6 +14,23 @@ internal sealed class AdminClient(SluiceOptions options) : IDisposable
     public HttpClient Http => _http;
 
     public string Unreachable(HttpRequestException e) => $"no sluice serve answers on {options.AdminSocket} ({e.Message})";
+
+    /// <summary>Prints the server's refusal (bad filter, unknown id, settings that cannot work) as "VERB: reason" and returns false.</summary>
+    public static async Task<bool> SucceededAsync(HttpResponseMessage response, string verb, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode) return true;
+        var error = await response.Content.ReadAsStringAsync(ct);
+        try
+        {
+            error = JsonSerializer.Deserialize(error, QueueJson.Default.ErrorReply)?.Error ?? error;
+        }
+        catch (JsonException)
+        {
+            // not our JSON: print it as it came
+        }
+        Console.Error.WriteLine($"{verb}: {error}");
+        return false;
+    }
 
     /// <summary>The server's status, or null with the reason when no server answers for this DataDir.</summary>
     public async Task<(ServerStatus? Status, string Error)> StatusAsync(CancellationToken ct)

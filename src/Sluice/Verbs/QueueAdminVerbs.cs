@@ -25,7 +25,7 @@ internal static class QueueAdminVerbs
         command.SetAction((parse, ct) => RunAsync(parse, config, "queue list", async (http, query) =>
         {
             using var response = await http.GetAsync($"api/v1/queue/messages?{query}", HttpCompletionOption.ResponseHeadersRead, ct);
-            if (!await SucceededAsync(response, "queue list", ct)) return ExitCodes.Usage;
+            if (!await AdminClient.SucceededAsync(response, "queue list", ct)) return ExitCodes.Usage;
             using var lines = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
             var now = DateTimeOffset.UtcNow;
             int messages = 0, pending = 0;
@@ -49,7 +49,7 @@ internal static class QueueAdminVerbs
         command.SetAction((parse, ct) => RunAsync(parse, config, "queue show", async (http, _) =>
         {
             using var response = await http.GetAsync($"api/v1/queue/messages/{Uri.EscapeDataString(parse.GetValue(id)!)}", ct);
-            if (!await SucceededAsync(response, "queue show", ct)) return 1;
+            if (!await AdminClient.SucceededAsync(response, "queue show", ct)) return 1;
             var detail = (await response.Content.ReadFromJsonAsync(QueueJson.Default.MessageDetail, ct))!;
             Console.Write(QueueText.Show(detail, DateTimeOffset.UtcNow));
             return ExitCodes.Ok;
@@ -79,7 +79,7 @@ internal static class QueueAdminVerbs
         RunAsync(parse, config, $"queue {action}", async (http, query) =>
         {
             using var response = await http.PostAsync($"api/v1/queue/{action}?{query}", null, ct);
-            if (!await SucceededAsync(response, $"queue {action}", ct)) return ExitCodes.Usage;
+            if (!await AdminClient.SucceededAsync(response, $"queue {action}", ct)) return ExitCodes.Usage;
             var reply = (await response.Content.ReadFromJsonAsync(QueueJson.Default.QueueActionReply, ct))!;
             foreach (var id in reply.NotFound) Console.Error.WriteLine($"queue {action}: no message {id} is in the queue");
             var done = action switch
@@ -105,7 +105,7 @@ internal static class QueueAdminVerbs
             var url = $"api/v1/queue/shape?{query}&buckets={parse.GetValue(buckets)}&bucket-minutes={parse.GetValue(minutes)}"
                 + (parse.GetValue(bySender) ? "&by=sender" : "");
             using var response = await http.GetAsync(url, ct);
-            if (!await SucceededAsync(response, "queue shape", ct)) return ExitCodes.Usage;
+            if (!await AdminClient.SucceededAsync(response, "queue shape", ct)) return ExitCodes.Usage;
             Console.Write(QueueText.Shape((await response.Content.ReadFromJsonAsync(QueueJson.Default.QueueShape, ct))!));
             return ExitCodes.Ok;
         }));
@@ -121,15 +121,15 @@ internal static class QueueAdminVerbs
             Console.Error.WriteLine($"{verb}: --older-than: \"{age}\" is not an age (e.g. 90s, 30m, 2h, 5d)");
             return ExitCodes.Usage;
         }
-        using var http = AdminSocket.Client(options.AdminSocket);
-        http.Timeout = Timeout.InfiniteTimeSpan; // a bulk action over a large queue takes as long as it takes
+        using var client = new AdminClient(options);
+        client.Http.Timeout = Timeout.InfiniteTimeSpan; // a bulk action over a large queue takes as long as it takes
         try
         {
-            return await run(http, Query(parse));
+            return await run(client.Http, Query(parse));
         }
         catch (HttpRequestException e)
         {
-            Console.Error.WriteLine($"{verb}: no sluice serve answers on {options.AdminSocket} ({e.Message})");
+            Console.Error.WriteLine($"{verb}: {client.Unreachable(e)}");
             return ExitCodes.Unavailable;
         }
     }
@@ -147,22 +147,5 @@ internal static class QueueAdminVerbs
         Add("sender", parse.GetValue(Sender));
         if (parse.GetValue(All)) query.Add("all=true");
         return string.Join('&', query);
-    }
-
-    /// <summary>Prints the server's refusal (bad filter, unknown id) and returns false.</summary>
-    private static async Task<bool> SucceededAsync(HttpResponseMessage response, string verb, CancellationToken ct)
-    {
-        if (response.IsSuccessStatusCode) return true;
-        var error = await response.Content.ReadAsStringAsync(ct);
-        try
-        {
-            error = JsonSerializer.Deserialize(error, QueueJson.Default.ErrorReply)?.Error ?? error;
-        }
-        catch (JsonException)
-        {
-            // not our JSON: print it as it came
-        }
-        Console.Error.WriteLine($"{verb}: {error}");
-        return false;
     }
 }

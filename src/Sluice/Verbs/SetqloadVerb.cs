@@ -43,12 +43,7 @@ internal static class SetqloadVerb
                     ? await http.PostAsync($"api/v1/queues/{number}/disable", null, ct)
                     : await http.PostAsJsonAsync("api/v1/queues/settings", new QueueChange(parse.GetValue(dynamic), parse.GetValue(count),
                         parse.GetValue(max), parse.GetValue(load), idleRetire), AdminJson.Default.QueueChange, ct);
-                if (!reply.IsSuccessStatusCode)
-                {
-                    var error = await reply.Content.ReadFromJsonAsync(QueueJson.Default.ErrorReply, ct);
-                    Console.Error.WriteLine($"setqload: {error?.Error ?? reply.ReasonPhrase}");
-                    return ExitCodes.Usage;
-                }
+                if (!await AdminClient.SucceededAsync(reply, "setqload", ct)) return ExitCodes.Usage;
                 Console.Write(Render((await reply.Content.ReadFromJsonAsync(AdminJson.Default.ServerStatus, ct))!));
                 return ExitCodes.Ok;
             }
