@@ -21,6 +21,9 @@ public interface IQueueStoreFactory : IAsyncDisposable
     /// <summary>Takes away an emptied queue the server has closed (the Scaler retired it).</summary>
     void Remove(int number);
 
+    /// <summary>Destination limits shared with the other nodes on the same store; null when this node is alone (the file spool).</summary>
+    IClusterDestinationLimits? DestinationLimits { get; }
+
     /// <summary>Durable commits made and records they carried, over every queue opened (the benchmark's figure).</summary>
     (long Commits, long Records) CommitStats { get; }
 }

@@ -24,6 +24,9 @@ internal sealed class DestinationState(int initialWindow)
         return Admission.Granted;
     }
 
+    /// <summary>Takes back a slot <see cref="Admit"/> granted that the delivery did not get to use (the cluster refused it).</summary>
+    public void Withdraw() => InUse--;
+
     /// <summary>Deliveries (jobs) that ended here while the destination was remembered, whatever their outcome.</summary>
     public long Finished { get; private set; }
 

@@ -1,6 +1,7 @@
 // What every queue's scheduler asks before it sends to a destination (a domain, or a route's
 // host:port), shared across queues so a receiver is protected whichever queue mail sits in.
 using Sluice.Core.Configuration;
+using Sluice.Queue;
 
 namespace Sluice.Scheduling;
 
@@ -25,11 +26,17 @@ public sealed class DestinationThrottle : IDisposable
     private DateTimeOffset _wakeAt = DateTimeOffset.MaxValue;
     private int _offers;
 
-    public DestinationThrottle(TimeProvider time, Action<string> log)
+    /// <summary>This node's share of limits held across the nodes of one queue database; null when the node is alone.</summary>
+    private readonly SharedDestinationAllowance? _shared;
+
+    /// <param name="shared">The cluster-wide limits, when other nodes share the queue store.</param>
+    /// <param name="spareHold">How long a connection may stay open idle after its delivery (the pool's idle time, with margin).</param>
+    public DestinationThrottle(TimeProvider time, Action<string> log, IClusterDestinationLimits? shared = null, TimeSpan spareHold = default)
     {
         _time = time;
         _log = log;
         _wake = time.CreateTimer(_ => Wake(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        if (shared is not null) _shared = new SharedDestinationAllowance(shared, spareHold, time, Announce, log);
     }
 
     /// <summary>
@@ -47,8 +54,15 @@ public sealed class DestinationThrottle : IDisposable
             if (!_destinations.TryGetValue(destination, out var state)) _destinations[destination] = state = new(channel.InitialDestinationConcurrency);
             _priorities.Add(channel.Priority);
             if (state.SuspendedUntil <= now) Resume(destination, state);
-            var admission = state.Admit(now, channel.DestinationConcurrency, channel.DestinationRatePerMinute, out var wait);
+            // With cluster-wide limits the pace is the cluster's, kept by the database: no second, local one.
+            var admission = state.Admit(now, channel.DestinationConcurrency, _shared is null ? channel.DestinationRatePerMinute : 0, out var wait);
             if (wait > TimeSpan.Zero) WakeAt(now + wait, now);
+            if (admission == Admission.Granted && _shared is not null
+                && !_shared.TryTake(destination, channel.DestinationConcurrency, channel.DestinationRatePerMinute))
+            {
+                state.Withdraw();
+                return Admission.Busy;
+            }
             return admission;
         }
     }
@@ -73,6 +87,7 @@ public sealed class DestinationThrottle : IDisposable
                 _log($"destination {destination}: suspended for {suspension.TotalSeconds:0}s after {state.Failures} failures (last: {error})");
             }
             state.Release();
+            _shared?.Release(destination);
             if (state.IsForgettable(now)) _destinations.Remove(destination);
         }
         Announce();
@@ -173,5 +188,9 @@ public sealed class DestinationThrottle : IDisposable
                 .Take(count).Select(d => new Status.DestinationStatus(d.Key, d.Value.InUse, d.Value.Window, d.Value.Failures, d.Value.SuspendedUntil is not null, d.Value.LastError, d.Value.Finished))];
     }
 
-    public void Dispose() => _wake.Dispose();
+    public void Dispose()
+    {
+        _wake.Dispose();
+        _shared?.Dispose();
+    }
 }

@@ -93,9 +93,10 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     private void StartStages(SluiceOptions options, TimeProvider time, int maxSessions)
     {
         _channels = new ChannelMap(options.Channels);
-        var throttle = _throttle = new DestinationThrottle(time, _log.Write);
         var q = options.Queue;
         var stores = _stores = QueueStores.Open(options, time, _log.Write);
+        // A slot stays with this node while the pool may hold its connection idle (closed within 1.5 × IdleTimeout).
+        var throttle = _throttle = new DestinationThrottle(time, _log.Write, stores.DestinationLimits, 2 * options.Delivery.IdleTimeout);
         _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, stores, queue =>
             new QueueScheduler(queue, Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
                 $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes), _log, time) { Interval = q.ScaleInterval };

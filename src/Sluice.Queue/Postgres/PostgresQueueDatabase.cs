@@ -26,10 +26,13 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
         _time = time;
         _log = log;
         Commits = new PostgresGroupCommit(db);
+        _limits = new PostgresDestinationLimits(db, log);
     }
 
     internal NpgsqlDataSource Source => _db;
     internal PostgresGroupCommit Commits { get; }
+    private readonly PostgresDestinationLimits _limits;
+    public IClusterDestinationLimits? DestinationLimits => _limits;
     public string Description { get; private set; } = "";
     public (long Commits, long Records) CommitStats => Commits.Stats;
 
@@ -204,6 +207,7 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
         await _stop.CancelAsync().ConfigureAwait(false);
         await _lockKeeper.ConfigureAwait(false);
         await Commits.DisposeAsync().ConfigureAwait(false);
+        await _limits.DisposeAsync().ConfigureAwait(false);
         if (_locks is not null) await _locks.DisposeAsync().ConfigureAwait(false);
         await _db.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();

@@ -46,6 +46,8 @@ internal static class PostgresSchema
         """,
         // 2: the operator's hold (`sluice queue hold`), kept across restarts as the spool's 'H' record is; status 3 is a recipient the operator deleted.
         "ALTER TABLE sluice_message ADD COLUMN held boolean NOT NULL DEFAULT false",
+        // 3: DestinationRatePerMinute across nodes: when each destination's pace is next full (GCRA), on the database's clock.
+        "CREATE TABLE sluice_destination_pace (destination text PRIMARY KEY, full_at timestamptz NOT NULL)",
     ];
 
     public static int Latest => Migrations.Length;

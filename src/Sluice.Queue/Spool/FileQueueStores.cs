@@ -9,6 +9,8 @@ public sealed class FileQueueStores(string queueBase, long segmentBytes, TimePro
 
     public string Description => queueBase;
 
+    public IClusterDestinationLimits? DestinationLimits => null;
+
     /// <summary>At start: also finishes any removal a crash interrupted.</summary>
     public IReadOnlyCollection<int> Numbers(IEnumerable<int> configured)
     {

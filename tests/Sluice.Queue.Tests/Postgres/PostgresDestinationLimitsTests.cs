@@ -1,0 +1,76 @@
+// Cluster-wide destination limits against a real PostgreSQL: two PostgresQueueDatabase objects on one
+// database are two nodes. Slots are shared up to the limit and go with the node that held them;
+// the pace is one for the whole cluster.
+using Sluice.Queue.Postgres;
+using Sluice.Testing;
+
+namespace Sluice.Queue.Tests.Postgres;
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresDestinationLimitsTests(PostgresServer server)
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    private static Task<PostgresQueueDatabase> NodeAsync(string db) => PostgresQueueDatabase.OpenAsync(db, TimeProvider.System, _ => { }, None);
+
+    [Fact]
+    public async Task Two_nodes_share_a_destinations_slots_up_to_its_limit()
+    {
+        var db = await server.CreateDatabaseAsync();
+        await using var a = await NodeAsync(db);
+        await using var b = await NodeAsync(db);
+        var (la, lb) = (a.DestinationLimits!, b.DestinationLimits!);
+
+        Assert.True(await la.TryTakeSlotAsync("x.test", 3, None));
+        Assert.True(await la.TryTakeSlotAsync("X.TEST", 3, None)); // destinations are domains: case does not matter
+        Assert.True(await lb.TryTakeSlotAsync("x.test", 3, None));
+        Assert.False(await lb.TryTakeSlotAsync("x.test", 3, None));
+        Assert.False(await la.TryTakeSlotAsync("x.test", 3, None));
+        Assert.True(await lb.TryTakeSlotAsync("y.test", 3, None)); // another destination has its own slots
+        Assert.Equal(4, await AdvisoryLocksAsync(db));              // one lock per slot: a refused call took none
+
+        await la.GiveBackSlotAsync("x.test", None);
+        Assert.True(await lb.TryTakeSlotAsync("x.test", 3, None));
+        Assert.False(await la.TryTakeSlotAsync("x.test", 3, None));
+    }
+
+    [Fact]
+    public async Task A_nodes_slots_go_with_it()
+    {
+        var db = await server.CreateDatabaseAsync();
+        await using var b = await NodeAsync(db);
+        var a = await NodeAsync(db);
+        Assert.True(await a.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
+        Assert.True(await a.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
+        Assert.False(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
+
+        await a.DisposeAsync(); // its connections close, as when the process is killed
+        Assert.True(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
+        Assert.True(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
+        Assert.False(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
+    }
+
+    [Fact]
+    public async Task The_pace_is_one_for_every_node()
+    {
+        var db = await server.CreateDatabaseAsync();
+        await using var a = await NodeAsync(db);
+        await using var b = await NodeAsync(db);
+        // 60 a minute: one a second, a burst of one.
+        Assert.Equal(TimeSpan.Zero, await a.DestinationLimits!.TryTakeTurnAsync("x.test", 60, None));
+        var wait = await b.DestinationLimits!.TryTakeTurnAsync("x.test", 60, None);
+        Assert.InRange(wait, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1));
+        Assert.Equal(TimeSpan.Zero, await b.DestinationLimits!.TryTakeTurnAsync("y.test", 60, None));
+        // 600 a minute: a burst of ten turns, then a wait of about a tenth of a second.
+        for (int i = 0; i < 10; i++)
+            Assert.Equal(TimeSpan.Zero, await (i % 2 == 0 ? a : b).DestinationLimits!.TryTakeTurnAsync("z.test", 600, None));
+        Assert.InRange(await a.DestinationLimits!.TryTakeTurnAsync("z.test", 600, None), TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(100));
+    }
+
+    private static async Task<long> AdvisoryLocksAsync(string db)
+    {
+        await using var source = Npgsql.NpgsqlDataSource.Create(db);
+        await using var count = source.CreateCommand("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+}
