@@ -100,6 +100,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             new QueueScheduler(queue, Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
                 $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes), _log, time) { Interval = q.ScaleInterval };
         _queues.OpenAtStart();
+        if (stores is Queue.Postgres.PostgresQueueDatabase database) database.Status = () => NodeStatusJson(options.Queue.Roles);
         var balancer = _queues.Balancer;
         _listener = new SmtpListener(ReceiveContext(options, balancer, time),
             new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, maxSessions), options.Smtp.MaxConnectionsPerClient), _log);
@@ -125,6 +126,19 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
         new(_time.GetUtcNow(), [.. Schedulers().Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings);
+
+    /// <summary>The node's totals for its row in the queue database (the cluster views read them): what it holds and has done since start.</summary>
+    private string NodeStatusJson(string roles)
+    {
+        var queues = Schedulers().Select(s => s.Status()).ToList();
+        return System.Text.Json.JsonSerializer.Serialize(new
+        {
+            roles = NodeRoles.Format(NodeRoles.Parse(roles)),
+            queued = queues.Sum(q => q.Messages), recipients = queues.Sum(q => q.Recipients), active = queues.Sum(q => q.Active),
+            accepted = queues.Sum(q => q.Accepted), delivered = queues.Sum(q => q.Delivered), deferred = queues.Sum(q => q.Deferred),
+            failed = queues.Sum(q => q.Failed),
+        });
+    }
 
     public string? ChangeQueues(QueueChange c) => _queues!.Change(c.Dynamic, c.Count, c.Max, c.Load, c.IdleRetire);
 

@@ -1,8 +1,10 @@
 // The queue database one node uses (Queue.Store "postgres"): its connections, the schema brought up
-// to date at start, the group-commit writer its queues share, and the ownership of queue numbers.
+// to date at start, the group-commit writer its queues share, the node's presence (PostgresNode: its name,
+// lease and heartbeat), and the ownership of queue numbers.
 // A queue number is owned by one node at a time through a session advisory lock (as the file spool's
 // flock): PostgreSQL lets go of it when the owner's connection ends, kill -9 included.
 using Npgsql;
+using Sluice.Core.Configuration;
 
 namespace Sluice.Queue.Postgres;
 
@@ -12,6 +14,7 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
     private static readonly TimeSpan LockCheckInterval = TimeSpan.FromSeconds(2);
 
     private readonly NpgsqlDataSource _db;
+    private readonly NpgsqlDataSource _sessions;
     private readonly TimeProvider _time;
     private readonly Action<string> _log;
     private readonly SemaphoreSlim _locksGate = new(1, 1);
@@ -19,10 +22,12 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
     private readonly CancellationTokenSource _stop = new();
     private NpgsqlConnection? _locks;
     private Task _lockKeeper = Task.CompletedTask;
+    private PostgresNode? _node;
 
-    private PostgresQueueDatabase(NpgsqlDataSource db, TimeProvider time, Action<string> log)
+    private PostgresQueueDatabase(NpgsqlDataSource db, NpgsqlDataSource sessions, TimeProvider time, Action<string> log)
     {
         _db = db;
+        _sessions = sessions;
         _time = time;
         _log = log;
         Commits = new PostgresGroupCommit(db);
@@ -33,8 +38,21 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
     public string Description { get; private set; } = "";
     public (long Commits, long Records) CommitStats => Commits.Stats;
 
+    /// <summary>This node's name (Queue.Node), under which it holds messages and its lease.</summary>
+    internal string Node => _node!.Name;
+    internal TimeSpan Lease => _node!.Lease;
+
+    /// <summary>The node's heartbeat has not succeeded for a lease: its mail may be taken by others, so it must start no delivery.</summary>
+    public bool LeaseLapsed => _node!.LeaseLapsed;
+
+    /// <summary>The node's status as JSON (queued, active, delivered... and roles) for the cluster views; asked at each heartbeat.</summary>
+    public Func<string?> Status { set => _node!.Status = value; }
+
     /// <summary>Connects, migrates the schema and checks it; an IOException says what is wrong (unreachable, schema too new).</summary>
-    public static async Task<PostgresQueueDatabase> OpenAsync(string connectionString, TimeProvider time, Action<string> log, CancellationToken ct)
+    /// <param name="node">Queue.Node: refused while another live process runs under the same name.</param>
+    /// <param name="lease">Queue.Lease: how long a heartbeat keeps the node alive for the others.</param>
+    public static async Task<PostgresQueueDatabase> OpenAsync(string connectionString, string node, TimeSpan lease, NodeRole roles,
+        TimeProvider time, Action<string> log, CancellationToken ct)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= "sluice";
@@ -44,11 +62,17 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
             EnsureSynchronousCommit);
         var where = $"{builder.ConnectionStringBuilder.Host}:{builder.ConnectionStringBuilder.Port}/{builder.ConnectionStringBuilder.Database}";
         var db = builder.Build();
-        var database = new PostgresQueueDatabase(db, time, log) { Description = $"PostgreSQL {where}" };
+        // Connections that hold session state (the node's lock) are never pooled: closing one must end its session, and the lock with it.
+        var sessions = new NpgsqlDataSourceBuilder(connectionString);
+        sessions.ConnectionStringBuilder.ApplicationName ??= "sluice";
+        sessions.ConnectionStringBuilder.Pooling = false;
+        var database = new PostgresQueueDatabase(db, sessions.Build(), time, log) { Description = $"PostgreSQL {where}" };
         try
         {
             var (from, to) = await PostgresSchema.MigrateAsync(db, ct).ConfigureAwait(false);
             log(from == to ? $"queue database: {where}, schema version {to}" : $"queue database: {where}, schema migrated from version {from} to {to}");
+            database._node = await PostgresNode.StartAsync(database._sessions, node, lease, NodeRoles.Format(roles), where, time, log, ct).ConfigureAwait(false);
+            log($"queue database: node {node} ({NodeRoles.Format(roles)}), lease {lease.TotalSeconds:0.###}s");
             database._locks = await db.OpenConnectionAsync(ct).ConfigureAwait(false);
             database._lockKeeper = Task.Run(database.KeepLocksAsync);
             return database;
@@ -204,8 +228,10 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
         await _stop.CancelAsync().ConfigureAwait(false);
         await _lockKeeper.ConfigureAwait(false);
         await Commits.DisposeAsync().ConfigureAwait(false);
+        if (_node is not null) await _node.DisposeAsync().ConfigureAwait(false);
         if (_locks is not null) await _locks.DisposeAsync().ConfigureAwait(false);
         await _db.DisposeAsync().ConfigureAwait(false);
+        await _sessions.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
         _locksGate.Dispose();
     }

@@ -2,6 +2,7 @@
 // state, group commit, schema versions, and one owner per queue number.
 using System.Text;
 using Npgsql;
+using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Queue.Postgres;
 using Sluice.Testing;
@@ -14,8 +15,8 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
     private static readonly CancellationToken None = CancellationToken.None;
     private readonly List<string> _log = [];
 
-    private Task<PostgresQueueDatabase> OpenAsync(string connectionString) =>
-        PostgresQueueDatabase.OpenAsync(connectionString, TimeProvider.System, l => { lock (_log) _log.Add(l); }, None);
+    private Task<PostgresQueueDatabase> OpenAsync(string connectionString, string node = "n1") =>
+        PostgresQueueDatabase.OpenAsync(connectionString, node, TimeSpan.FromSeconds(30), NodeRole.Both, TimeProvider.System, l => { lock (_log) _log.Add(l); }, None);
 
     private static byte[] Body(string text) => Encoding.ASCII.GetBytes(text);
 
@@ -140,7 +141,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         await using (var first = await OpenAsync(db))
         {
             await first.Open(7).AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("x\r\n"), None);
-            await using var second = await OpenAsync(db);
+            await using var second = await OpenAsync(db, "n2");
             var e = Assert.Throws<IOException>(() => second.Open(7));
             Assert.Contains("queue7 is in use by another sluice node", e.Message, StringComparison.Ordinal);
             Assert.Equal([1], second.Numbers([1]));
