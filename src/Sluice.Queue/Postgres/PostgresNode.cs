@@ -16,7 +16,7 @@ internal sealed class PostgresNode : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     /// <summary>Holds the name's lock; the heartbeat runs on it. Null while the database is away.</summary>
     private NpgsqlConnection? _connection;
-    private long _lastBeat;
+    private long _lastBeat, _renewals;
     private bool _registered, _saidLapsed, _saidTaken;
     private Task _heartbeat = Task.CompletedTask;
     private Func<string?>? _status;
@@ -32,6 +32,9 @@ internal sealed class PostgresNode : IAsyncDisposable
 
     /// <summary>The node's status as JSON for its row (the cluster views read it), asked at each heartbeat; null writes none.</summary>
     public Func<string?> Status { set => Volatile.Write(ref _status, value); }
+
+    /// <summary>How many times the lease was renewed after it had lapsed: each time, other nodes may have taken some of this node's mail.</summary>
+    public long Renewals => Interlocked.Read(ref _renewals);
 
     /// <summary>True once Lease has passed since the last heartbeat that succeeded was sent: other nodes may be taking this node's mail.</summary>
     public bool LeaseLapsed => _time.GetElapsedTime(Volatile.Read(ref _lastBeat)) >= Lease;
@@ -89,6 +92,8 @@ internal sealed class PostgresNode : IAsyncDisposable
                 limit.CancelAfter(Lease / 3);
                 if (_connection is null && !await ReconnectAsync(limit.Token).ConfigureAwait(false)) continue;
                 await BeatOnceAsync(_connection!, limit.Token).ConfigureAwait(false);
+                // Lapsed until this beat (a failed heartbeat, or the process stood still): the others may have taken mail meanwhile.
+                if (_time.GetElapsedTime(Volatile.Read(ref _lastBeat), sent) >= Lease) Interlocked.Increment(ref _renewals);
                 Volatile.Write(ref _lastBeat, sent);
                 if (_saidLapsed) _log($"queue database: node {Name}: lease renewed; deliveries start again");
                 _saidLapsed = _saidTaken = false;
