@@ -87,6 +87,8 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
             database._node = await PostgresNode.StartAsync(database._sessions, node, lease, NodeRoles.Format(roles), where, time, log, ct).ConfigureAwait(false);
             log($"queue database: node {node} ({NodeRoles.Format(roles)}), lease {lease.TotalSeconds:0.###}s");
             if (database.Delivers) database._loops = [Task.Run(database.ListenAsync), Task.Run(database.ClaimLoopAsync), Task.Run(database.PollAsync)];
+            // Restarted receive-only under a name that delivered before (and was killed): nobody would claim that mail while this node lives.
+            else await database.ReleaseAsync().ConfigureAwait(false);
             return database;
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
@@ -282,7 +284,7 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
 
     /// <summary>
     /// A clean stop: once the queues' last writes are committed, the node gives its mail back (node NULL) and says so,
-    /// so that the nodes still running take it over at once rather than after the lease.
+    /// so that the nodes still running take it over at once rather than after the lease. A receive-only node does it at start.
     /// </summary>
     private async Task ReleaseAsync()
     {
@@ -298,7 +300,8 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
                 },
             };
             await release.ExecuteNonQueryAsync().ConfigureAwait(false);
-            _log($"queue database: node {Node}: its mail released to the other nodes");
+            var released = release.BatchCommands[0].RecordsAffected;
+            if (released > 0 || Delivers) _log($"queue database: node {Node}: {released} message{(released == 1 ? "" : "s")} released to the other nodes");
         }
         catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
         {

@@ -139,7 +139,31 @@ public sealed class PostgresClaimTests(PostgresServer server)
         // b's poll comes every 30 s: the notification sent with the release wakes it.
         Assert.Equal(sequence, (await NextClaimAsync(theirs)).Sequence);
         Assert.Equal("b", await NodeOfAsync(db, sequence));
-        Assert.Contains(_log, l => l.Contains("node a: its mail released to the other nodes", StringComparison.Ordinal));
+        Assert.Contains(_log, l => l.Contains("node a: 1 message released to the other nodes", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_node_restarted_receive_only_gives_back_the_mail_it_held_as_a_deliverer()
+    {
+        var db = await server.CreateDatabaseAsync();
+        await using var other = await OpenAsync(db, "b", LongLease, NodeRole.Deliver);
+        var theirs = other.Open(1);
+        // Mail held under a's name as a deliver node that was killed (no release): the row says a still holds it.
+        await using (var connection = new NpgsqlConnection(db))
+        {
+            await connection.OpenAsync();
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO sluice_node VALUES ('a', 'receive,deliver', now(), now() + interval '1 hour', NULL);
+                WITH m AS (INSERT INTO sluice_message (queue, received_at, sender, flags, dsn_return, body_length, body, node)
+                           VALUES (1, now(), 'a@x.test', 0, 0, 2, 'x'::bytea, 'a') RETURNING id)
+                INSERT INTO sluice_recipient (message_id, idx, address, notify) SELECT id, 0, 'b@y.test', 0 FROM m;
+                """, connection);
+            await insert.ExecuteNonQueryAsync();
+        }
+        Assert.False(await other.ClaimRoundAsync());
+        await using var receiveOnly = await OpenAsync(db, "a", LongLease, NodeRole.Receive);
+        Assert.Equal("b@y.test", (await theirs.LoadAsync(await NextClaimAsync(theirs), None)).Envelope.Recipients.Single());
+        Assert.Contains(_log, l => l.Contains("node a: 1 message released to the other nodes", StringComparison.Ordinal));
     }
 
     private static async Task<SpooledMessage> NextClaimAsync(IQueueStore store)

@@ -42,7 +42,6 @@ public sealed class PostgresNodeTests(PostgresServer server)
             var started = await ScalarAsync<DateTime>(db, "SELECT started_at FROM sluice_node WHERE name = 'mx1'");
             await EventuallyAsync(async () => await ScalarAsync<int?>(db, "SELECT (status->>'queued')::int FROM sluice_node WHERE name = 'mx1'") == 7
                 && await ScalarAsync<DateTime>(db, "SELECT alive_until FROM sluice_node WHERE name = 'mx1'") > started + lease + lease / 3);
-            Assert.False(node.LeaseLapsed);
             Assert.Equal(lease, node.Lease);
         }
         Assert.False(await ScalarAsync<bool>(db, "SELECT alive_until > now() FROM sluice_node WHERE name = 'mx1'"));
@@ -77,7 +76,8 @@ public sealed class PostgresNodeTests(PostgresServer server)
         await ScalarAsync<bool>(db, $"SELECT bool_and(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = {PostgresSchema.NodeLockClass}");
         await EventuallyAsync(() => Task.FromResult(_log.Any(l => l.Contains("node mx1 holds its name again", StringComparison.Ordinal))));
         await Assert.ThrowsAsync<IOException>(() => OpenAsync(db, "mx1", TimeSpan.FromSeconds(1)));
-        Assert.False(node.LeaseLapsed);
+        // Its heartbeat gets through on the new session (the lease may have lapsed in between on a loaded machine).
+        await EventuallyAsync(() => Task.FromResult(!node.LeaseLapsed));
     }
 
     /// <summary>Waits for a condition the node reaches on its own timer (its heartbeat), for at most 15 s.</summary>
