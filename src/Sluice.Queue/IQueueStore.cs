@@ -1,5 +1,6 @@
 // The seam between the Queue stage and its storage: the file spool implements it now, a
 // PostgreSQL store later (ZMailer's queue in a database). Every Task completes only when durable.
+using System.Threading.Channels;
 using Sluice.Core.Mail;
 
 namespace Sluice.Queue;
@@ -10,6 +11,18 @@ public interface IQueueStore : IAsyncDisposable
 
     /// <summary>Live messages found at open, without their envelopes; the caller hands them to the scheduler.</summary>
     IReadOnlyCollection<SpooledMessage> Recovered { get; }
+
+    /// <summary>
+    /// Messages this queue took over while running (a shared queue's mail left by a node that is gone), without their
+    /// envelopes; the todo stage hands them to the scheduler as it does <see cref="Recovered"/>. The file spool has none.
+    /// </summary>
+    ChannelReader<SpooledMessage> Claimed { get; }
+
+    /// <summary>
+    /// Whether a delivery of the message may start now: on a shared queue, false once another node holds it, and
+    /// waits while this node's lease has lapsed (its mail may be taken meanwhile). The file spool always may.
+    /// </summary>
+    ValueTask<bool> MayDeliverAsync(SpooledMessage message, CancellationToken ct);
 
     int MessageCount { get; }
     int RecipientCount { get; }

@@ -32,7 +32,8 @@ public static class QueueStores
 {
     public static IQueueStoreFactory Open(SluiceOptions options, TimeProvider time, Action<string> log) => options.Queue.Store switch
     {
-        QueueOptions.PostgresStore => PostgresQueueDatabase.OpenAsync(options.Queue.ConnectionString!, time, log, CancellationToken.None).GetAwaiter().GetResult(),
+        QueueOptions.PostgresStore => PostgresQueueDatabase.OpenAsync(options.Queue.ConnectionString!, options.Queue.Node, options.Queue.Lease,
+            NodeRoles.Parse(options.Queue.Roles), time, log, CancellationToken.None).GetAwaiter().GetResult(),
         _ => new FileQueueStores(options.QueueBase, options.Queue.SegmentBytes.Bytes, time, log),
     };
 }

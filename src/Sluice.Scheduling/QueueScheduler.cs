@@ -108,6 +108,8 @@ public sealed partial class QueueScheduler : IAsyncDisposable
             // Held, deleted or bounced by the operator since the job was made: it is dropped, not delivered.
             if (WithoutWithdrawn(job) is not { } still) return;
             job = still;
+            // A shared queue: another node holds the message now (it was dropped here), or this node's lease lapsed and it waits.
+            if (!await _queue.Store.MayDeliverAsync(m.Spooled, _stop.Token).ConfigureAwait(false)) return;
             var ids = new long[job.Recipients.Length];
             var body = await _queue.Store.ReadBodyAsync(m, _stop.Token).ConfigureAwait(false);
             var recipients = job.Recipients.Select(i => m.Recipients[i]).ToArray();

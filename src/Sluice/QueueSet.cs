@@ -43,6 +43,9 @@ internal sealed class QueueSet : IAsyncDisposable
 
     public Balancer Balancer { get; } = new([]);
 
+    /// <summary>False on a receive-only node: its queues take mail for the nodes that deliver, and their schedulers get none.</summary>
+    public bool Delivers { get; init; } = true;
+
     /// <summary>How often load is sampled and a step taken (qmonitor's interval).</summary>
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -91,7 +94,7 @@ internal sealed class QueueSet : IAsyncDisposable
     {
         var queue = new MailQueue(_stores.Open(number));
         var scheduler = _schedule(queue);
-        var member = new Member(queue, scheduler, new Todo(queue, scheduler, _log).RunAsync(_stop.Token), _time.GetUtcNow());
+        var member = new Member(queue, scheduler, new Todo(queue, scheduler, _log, Delivers).RunAsync(_stop.Token), _time.GetUtcNow());
         lock (_gate) _members.Add(number, member);
         return member;
     }
@@ -204,7 +207,7 @@ internal sealed class QueueSet : IAsyncDisposable
 
     /// <summary>
     /// Opens the lowest queue number from Start not open here (a retired queue's number is used again). A number the store
-    /// will not open (another node on a shared database owns it) is passed over for the next, a few times at most.
+    /// will not open now is passed over for the next, a few times at most.
     /// </summary>
     private Member OpenNext()
     {

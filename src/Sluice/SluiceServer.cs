@@ -64,6 +64,9 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         .Where(l => Endpoints.TryParseSmtpListen(l.Second, out _, out var role) && role == SmtpRole.Smtp)
         .Select(l => l.First as IPEndPoint).FirstOrDefault();
 
+    /// <summary>`serve --roles`, which a reload keeps over the file's Queue.Roles.</summary>
+    internal string? CommandLineRoles { get; set; }
+
     public int QueueCount => Schedulers().Count;
 
     /// <summary>The queues that take new mail; others (found on disk beyond Queue.Count, retiring, disabled) only drain.</summary>
@@ -94,18 +97,32 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     {
         _channels = new ChannelMap(options.Channels);
         var q = options.Queue;
+        var roles = NodeRoles.Parse(q.Roles);
         var stores = _stores = QueueStores.Open(options, time, _log.Write);
         // A slot stays with this node while the pool may hold its connection idle (closed within 1.5 × IdleTimeout).
         var throttle = _throttle = new DestinationThrottle(time, _log.Write, stores.DestinationLimits, 2 * options.Delivery.IdleTimeout);
         _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, stores, queue =>
             new QueueScheduler(queue, Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes), _log, time) { Interval = q.ScaleInterval };
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes), _log, time)
+        {
+            Interval = q.ScaleInterval,
+            Delivers = roles.HasFlag(NodeRole.Deliver),
+        };
         _queues.OpenAtStart();
-        var balancer = _queues.Balancer;
-        _listener = new SmtpListener(ReceiveContext(options, balancer, time),
-            new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, maxSessions), options.Smtp.MaxConnectionsPerClient), _log);
-        _listener.Start(options.Smtp.Listen.Select(l =>
-            Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
+        if (stores is Queue.Postgres.PostgresQueueDatabase database) database.Status = () => NodeStatusJson(roles);
+        if (!roles.HasFlag(NodeRole.Deliver)) _log.Write("roles: receive only: mail is queued for the nodes that deliver, none is delivered here");
+        if (!roles.HasFlag(NodeRole.Receive))
+        {
+            // A deliver-only node opens no SMTP listener (and so takes no `sluice inject`): its mail comes from the receiving nodes.
+            _log.Write("roles: deliver only: no SMTP listener; this node delivers the mail the receiving nodes queue");
+        }
+        else
+        {
+            _listener = new SmtpListener(ReceiveContext(options, _queues.Balancer, time),
+                new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, maxSessions), options.Smtp.MaxConnectionsPerClient), _log);
+            _listener.Start(options.Smtp.Listen.Select(l =>
+                Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
+        }
         try
         {
             _admin = AdminApi.StartAsync(options, this).GetAwaiter().GetResult();
@@ -126,6 +143,19 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
         new(_time.GetUtcNow(), [.. Schedulers().Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings);
+
+    /// <summary>The node's totals for its row in the queue database (the cluster views read them): what it holds and has done since start.</summary>
+    private string NodeStatusJson(NodeRole roles)
+    {
+        var queues = Schedulers().Select(s => s.Status()).ToList();
+        return System.Text.Json.JsonSerializer.Serialize(new
+        {
+            roles = NodeRoles.Format(roles),
+            queued = queues.Sum(q => q.Messages), recipients = queues.Sum(q => q.Recipients), active = queues.Sum(q => q.Active),
+            accepted = queues.Sum(q => q.Accepted), delivered = queues.Sum(q => q.Delivered), deferred = queues.Sum(q => q.Deferred),
+            failed = queues.Sum(q => q.Failed),
+        });
+    }
 
     public string? ChangeQueues(QueueChange c) => _queues!.Change(c.Dynamic, c.Count, c.Max, c.Load, c.IdleRetire);
 
@@ -164,6 +194,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             {
                 return ConfigReload.Refused([$"{_configFile}: cannot be read: {e.Message}"]);
             }
+            if (CommandLineRoles is { } roles) next.Queue.Roles = roles;
             // Routes first: jobs handed out again by the new channels get their destination from the new routes.
             _routes.Replace(next.Routes);
             _retry.Replace(next.Retry);

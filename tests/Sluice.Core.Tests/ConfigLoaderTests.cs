@@ -28,6 +28,17 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(Path.GetFullPath("var/maildirs"), o.MailboxRoot);
         Assert.Equal(["local", "remote"], o.Channels.Select(c => c.Name));
         Assert.Equal(["localhost"], o.Channels[0].Domains);
+        Assert.Equal((System.Net.Dns.GetHostName(), TimeSpan.FromSeconds(30), "receive,deliver"), (o.Queue.Node, o.Queue.Lease, o.Queue.Roles));
+    }
+
+    [Fact]
+    public void A_postgres_node_takes_its_name_lease_and_roles()
+    {
+        var o = ConfigLoader.Load(Write("""
+            { "Queue": { "Store": "postgres", "ConnectionString": "Host=db", "Node": "mx-2.farm_a", "Lease": "2500ms", "Roles": " Deliver " } }
+            """), NoEnvironment);
+        Assert.Equal(("mx-2.farm_a", TimeSpan.FromMilliseconds(2500)), (o.Queue.Node, o.Queue.Lease));
+        Assert.Equal(NodeRole.Deliver, NodeRoles.Parse(o.Queue.Roles));
     }
 
     [Fact]
@@ -106,6 +117,11 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("""{ "Queue": { "Store": "postgres" } }""", "key 'Queue:ConnectionString': is required with Queue:Store \"postgres\"")]
     [InlineData("""{ "Queue": { "Store": "postgres", "ConnectionString": "Database=sluice" } }""", "key 'Queue:ConnectionString': names no Host")]
     [InlineData("""{ "Queue": { "Store": "postgres", "ConnectionString": "Host" } }""", "key 'Queue:ConnectionString': is not a connection string of key=value pairs")]
+    [InlineData("""{ "Queue": { "Store": "postgres", "ConnectionString": "Host=db", "Node": "mx 1" } }""", "key 'Queue:Node': \"mx 1\" is not a node name (1 to 63 letters, digits, dots, hyphens, underscores)")]
+    [InlineData("""{ "Queue": { "Store": "postgres", "ConnectionString": "Host=db", "Node": "" } }""", "key 'Queue:Node': \"\" is not a node name")]
+    [InlineData("""{ "Queue": { "Lease": "500ms" } }""", "key 'Queue:Lease': must be at least 1s")]
+    [InlineData("""{ "Queue": { "Store": "postgres", "ConnectionString": "Host=db", "Roles": "receive,relay" } }""", "key 'Queue:Roles': \"receive,relay\" is not a list of roles")]
+    [InlineData("""{ "Queue": { "Roles": "receive" } }""", "key 'Queue:Roles': a node with the file spool receives and delivers")]
     [InlineData("""{ "Smtp": { "Listen": ["localhost:25"] } }""", "key 'Smtp:Listen:0'")]
     [InlineData("""{ "Smtp": { "RelayNetworks": ["10.0.0.0/99"] } }""", "key 'Smtp:RelayNetworks:0'")]
     [InlineData("""{ "Channels": [ { "Name": "local", "Transport": "pigeon" }, { "Name": "remote" } ] }""", "key 'Channels:0:Transport': \"pigeon\" is not a transport")]

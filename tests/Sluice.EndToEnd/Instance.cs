@@ -15,6 +15,7 @@ internal sealed class Instance : IAsyncDisposable
     public TempDirectory Dir { get; } = new();
     public SmtpSink Sink { get; } = new();
     public SluiceProcess Process { get; private set; } = null!;
+    private string[] _serveArgs = [];
     public string ConfigFile => Dir.File("sluice.json");
     /// <summary>The configuration as written; change it and <see cref="WriteConfigAsync"/> to test a reload.</summary>
     public Dictionary<string, object> Config { get; private set; } = [];
@@ -22,7 +23,8 @@ internal sealed class Instance : IAsyncDisposable
     /// <summary>The self-signed certificate the server makes at first start (no Smtp.TlsCertificate configured).</summary>
     public string CertificateFile => Dir.File("var/tls/cert.pem");
 
-    public static async Task<Instance> StartAsync(Action<Dictionary<string, object>>? adjust = null)
+    /// <param name="serveArgs">More arguments for `sluice serve`, kept for restarts.</param>
+    public static async Task<Instance> StartAsync(Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs)
     {
         var instance = new Instance();
         var config = new Dictionary<string, object>
@@ -40,6 +42,7 @@ internal sealed class Instance : IAsyncDisposable
         };
         adjust?.Invoke(config);
         instance.Config = config;
+        instance._serveArgs = serveArgs;
         await instance.WriteConfigAsync();
         await instance.RestartAsync();
         return instance;
@@ -54,7 +57,7 @@ internal sealed class Instance : IAsyncDisposable
     public Task<(int Exit, string Stdout, string Stderr)> RunVerbAsync(params string[] args) =>
         SluiceProcess.RunAsync(Dir.Path, "", [.. args, "--config", ConfigFile]);
 
-    public async Task RestartAsync() => Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile);
+    public async Task RestartAsync() => Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile, _serveArgs);
 
     public Task WaitForLogAsync(string fragment, int seconds = 30) =>
         Process.WaitForLogAsync(l => l.Contains(fragment, StringComparison.Ordinal), TimeSpan.FromSeconds(seconds));

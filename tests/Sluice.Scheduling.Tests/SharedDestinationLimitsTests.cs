@@ -26,9 +26,9 @@ public sealed class SharedDestinationLimitsTests(PostgresServer server)
         private TaskCompletionSource _capacity = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public DestinationThrottle Throttle { get; private set; } = null!;
 
-        public static async Task<Node> StartAsync(string db, TimeSpan spareHold)
+        public static async Task<Node> StartAsync(string db, string name, TimeSpan spareHold)
         {
-            var node = new Node { _db = await PostgresQueueDatabase.OpenAsync(db, TimeProvider.System, _ => { }, CancellationToken.None) };
+            var node = new Node { _db = await PostgresQueueDatabase.OpenAsync(db, name, TimeSpan.FromSeconds(30), NodeRole.Both, TimeProvider.System, _ => { }, CancellationToken.None) };
             node.Throttle = new DestinationThrottle(TimeProvider.System, _ => { }, node._db.DestinationLimits, spareHold);
             node.Throttle.CapacityAvailable += _ => Interlocked.Exchange(ref node._capacity, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             return node;
@@ -59,8 +59,8 @@ public sealed class SharedDestinationLimitsTests(PostgresServer server)
     {
         var db = await server.CreateDatabaseAsync();
         var channel = new ChannelOptions { Name = "remote", DestinationConcurrency = 3, InitialDestinationConcurrency = 3 };
-        await using var a = await Node.StartAsync(db, TimeSpan.FromMilliseconds(20));
-        await using var b = await Node.StartAsync(db, TimeSpan.FromMilliseconds(20));
+        await using var a = await Node.StartAsync(db, "a", TimeSpan.FromMilliseconds(20));
+        await using var b = await Node.StartAsync(db, "b", TimeSpan.FromMilliseconds(20));
         int inUse = 0, most = 0, done = 0;
         async Task Deliver(Node node)
         {
@@ -82,8 +82,8 @@ public sealed class SharedDestinationLimitsTests(PostgresServer server)
     {
         var db = await server.CreateDatabaseAsync();
         var channel = new ChannelOptions { Name = "remote", DestinationConcurrency = 1, InitialDestinationConcurrency = 1 };
-        await using var a = await Node.StartAsync(db, TimeSpan.FromMilliseconds(300));
-        await using var b = await Node.StartAsync(db, TimeSpan.FromMilliseconds(300));
+        await using var a = await Node.StartAsync(db, "a", TimeSpan.FromMilliseconds(300));
+        await using var b = await Node.StartAsync(db, "b", TimeSpan.FromMilliseconds(300));
         await a.AcquireAsync(Destination, channel);
         a.Throttle.Release(Destination, channel, DestinationOutcome.Reached);
         // A holds the only slot as a spare (its connection may still be open): B waits until the hold is over.
@@ -99,8 +99,8 @@ public sealed class SharedDestinationLimitsTests(PostgresServer server)
         var db = await server.CreateDatabaseAsync();
         // 120 a minute: two a second, a burst of two.
         var channel = new ChannelOptions { Name = "remote", DestinationConcurrency = 10, DestinationRatePerMinute = 120 };
-        await using var a = await Node.StartAsync(db, TimeSpan.FromSeconds(5));
-        await using var b = await Node.StartAsync(db, TimeSpan.FromSeconds(5));
+        await using var a = await Node.StartAsync(db, "a", TimeSpan.FromSeconds(5));
+        await using var b = await Node.StartAsync(db, "b", TimeSpan.FromSeconds(5));
         var started = DateTimeOffset.UtcNow;
         async Task Deliver(Node node)
         {

@@ -53,9 +53,10 @@ public sealed partial class SluiceProcess : IAsyncDisposable
         return (p.ExitCode, await stdout, await stderr);
     }
 
-    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile)
+    /// <param name="serveArgs">More arguments for `sluice serve`, e.g. "--roles", "deliver".</param>
+    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, params string[] serveArgs)
     {
-        var p = new Process { StartInfo = StartInfo(workingDirectory, ["serve", "--config", configFile]) };
+        var p = new Process { StartInfo = StartInfo(workingDirectory, ["serve", "--config", configFile, .. serveArgs]) };
         var sp = new SluiceProcess(p);
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) sp.OnLine(e.Data); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) sp.OnLine("stderr: " + e.Data); };

@@ -64,6 +64,14 @@ internal static class ConfigValidator
             $"\"{o.Queue.Store}\" is not a queue store (file or postgres)");
         if (o.Queue.Store == QueueOptions.PostgresStore && ConnectionStringProblem(o.Queue.ConnectionString) is { } problem)
             Check(false, "Queue:ConnectionString", problem);
+        if (o.Queue.Store == QueueOptions.PostgresStore)
+            Check(IsNodeName(o.Queue.Node), "Queue:Node", $"\"{o.Queue.Node}\" is not a node name (1 to 63 letters, digits, dots, hyphens, underscores)");
+        Check(o.Queue.Lease >= TimeSpan.FromSeconds(1), "Queue:Lease", "must be at least 1s");
+        if (!NodeRoles.TryParse(o.Queue.Roles, out _))
+            Check(false, "Queue:Roles", $"\"{o.Queue.Roles}\" is not a list of roles (receive, deliver, or receive,deliver)");
+        else
+            Check(o.Queue.Store == QueueOptions.PostgresStore || NodeRoles.Parse(o.Queue.Roles) == NodeRole.Both, "Queue:Roles",
+                "a node with the file spool receives and delivers: roles other than receive,deliver need Queue:Store \"postgres\"");
 
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var domainOwner = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -184,6 +192,8 @@ internal static class ConfigValidator
     private static bool IsBcryptHash(string h) =>
         h.Length == 60 && h[0] == '$' && h[1] == '2' && h[2] is 'a' or 'b' or 'y' && h[3] == '$' && int.TryParse(h.AsSpan(4, 2), out var cost)
         && cost is >= 4 and <= 31 && h[6] == '$' && h[7..].All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '/');
+
+    private static bool IsNodeName(string s) => s.Length is > 0 and <= 63 && s.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-');
 
     /// <summary>RFC 1035 §2.3.1 letters, digits, hyphens and dots; UTF-8 labels are allowed for IDN (RFC 6531).</summary>
     internal static bool IsHostname(string s) =>

@@ -73,6 +73,12 @@ public sealed class QueueOptions
     public string Store { get; set; } = FileStore;
     /// <summary>Npgsql connection string of the queue database, for Store "postgres".</summary>
     public string? ConnectionString { get; set; }
+    /// <summary>This node's name in the queue database (Store "postgres"): its claims and lease are kept under it. Default: the host name.</summary>
+    public string Node { get; set; } = System.Net.Dns.GetHostName();
+    /// <summary>How long a node's heartbeat keeps it alive in the queue database; past it another node may take its mail.</summary>
+    public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>What this node does (`serve --roles`): "receive", "deliver" or "receive,deliver"; anything but both needs Store "postgres".</summary>
+    public string Roles { get; set; } = NodeRoles.Both;
     public int Start { get; set; } = 1;
     public int Count { get; set; } = 4;
     public int Max { get; set; } = 16;

@@ -7,9 +7,10 @@ namespace Sluice.Queue.Postgres;
 
 internal static class PostgresSchema
 {
-    /// <summary>Advisory lock keys (first half "Sl"): the migration lock, and one per queue number under QueueLockClass.</summary>
+    /// <summary>Advisory lock keys (first half "Sl"): the migration lock, one per queue number under QueueLockClass, one per node name under NodeLockClass.</summary>
     public const int MigrationLock = 0x536c_0001;
     public const int QueueLockClass = 0x536c_0002;
+    public const int NodeLockClass = 0x536c_0003;
 
     /// <summary>Migration N (1-based) takes the schema from version N-1 to N. Append only; never edit a shipped one.</summary>
     private static readonly string[] Migrations =
@@ -46,7 +47,20 @@ internal static class PostgresSchema
         """,
         // 2: the operator's hold (`sluice queue hold`), kept across restarts as the spool's 'H' record is; status 3 is a recipient the operator deleted.
         "ALTER TABLE sluice_message ADD COLUMN held boolean NOT NULL DEFAULT false",
-        // 3: DestinationRatePerMinute across nodes: when each destination's pace is next full (GCRA), on the database's clock.
+        // 3: the nodes sharing the queue, each alive while alive_until (the database's clock) is ahead, and the node holding each message
+        // (NULL: none; any deliver node may claim it). The index serves the claim, which looks for NULL and for each lapsed node's rows.
+        """
+        CREATE TABLE sluice_node (
+            name        text PRIMARY KEY,
+            roles       text NOT NULL,
+            started_at  timestamptz NOT NULL,
+            alive_until timestamptz NOT NULL,
+            status      jsonb
+        );
+        ALTER TABLE sluice_message ADD COLUMN node text;
+        CREATE INDEX sluice_message_node ON sluice_message (node, id);
+        """,
+        // 4: DestinationRatePerMinute across nodes: when each destination's pace is next full (GCRA), on the database's clock.
         "CREATE TABLE sluice_destination_pace (destination text PRIMARY KEY, full_at timestamptz NOT NULL)",
     ];
 

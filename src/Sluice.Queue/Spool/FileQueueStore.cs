@@ -99,6 +99,10 @@ public sealed class FileQueueStore : IQueueStore
 
     public int Number { get; }
     public IReadOnlyCollection<SpooledMessage> Recovered { get; }
+    /// <summary>A spool is this node's alone: nothing is ever taken over, and nothing taken away.</summary>
+    public System.Threading.Channels.ChannelReader<SpooledMessage> Claimed => NoClaims.Reader;
+    public ValueTask<bool> MayDeliverAsync(SpooledMessage message, CancellationToken ct) => ValueTask.FromResult(true);
+    private static readonly System.Threading.Channels.Channel<SpooledMessage> NoClaims = System.Threading.Channels.Channel.CreateUnbounded<SpooledMessage>();
     public int MessageCount => Volatile.Read(ref _messages);
     public int RecipientCount => Volatile.Read(ref _recipients);
     public (long Syncs, long Records) CommitStats => (Interlocked.Read(ref _syncs), Interlocked.Read(ref _records));

@@ -12,12 +12,26 @@ internal static class ServeVerb
 {
     public static Command Create(Option<string?> config)
     {
-        var command = new Command("serve", "Run the MTA: SMTP listener, queues, schedulers and delivery");
+        var roles = new Option<string?>("--roles")
+        {
+            Description = "What this node does with a shared PostgreSQL queue: receive, deliver, or receive,deliver (the default; overrides Queue.Roles)",
+        };
+        var command = new Command("serve", "Run the MTA: SMTP listener, queues, schedulers and delivery") { roles };
         command.SetAction(async (parse, ct) =>
         {
             var configFile = parse.GetValue(config);
             var options = ConfigOption.Load(configFile);
             if (options is null) return ExitCodes.Config;
+            var commandLineRoles = parse.GetValue(roles);
+            if (commandLineRoles is not null)
+            {
+                if (RolesProblem(commandLineRoles, options) is { } problem)
+                {
+                    Console.Error.WriteLine($"sluice: configuration error: --roles: {problem}");
+                    return ExitCodes.Config;
+                }
+                options.Queue.Roles = commandLineRoles;
+            }
             var time = TimeProvider.System;
             await using var log = new DeliveryLog(Console.Out, options.Log.File, time);
             var stop = new TaskCompletionSource();
@@ -41,6 +55,7 @@ internal static class ServeVerb
                 Console.Error.WriteLine($"sluice: cannot start: {e.Message}");
                 return ExitCodes.Unavailable;
             }
+            server.CommandLineRoles = commandLineRoles;
             signals.Server = server;
             WritePidFile(log, options.PidFile);
             // Logged once signals are handled and the PID file is written: from here the operator verbs work.
@@ -54,6 +69,11 @@ internal static class ServeVerb
         });
         return command;
     }
+
+    private static string? RolesProblem(string roles, SluiceOptions options) =>
+        !NodeRoles.TryParse(roles, out var parsed) ? $"\"{roles}\" is not a list of roles (receive, deliver, or receive,deliver)"
+        : parsed != NodeRole.Both && options.Queue.Store != QueueOptions.PostgresStore
+            ? "a node with the file spool receives and delivers: roles other than receive,deliver need Queue:Store \"postgres\"" : null;
 
     /// <summary>Overwrites a file left by a killed server; without one, `queue flush` and `reload` cannot find this server.</summary>
     private static void WritePidFile(DeliveryLog log, string path)

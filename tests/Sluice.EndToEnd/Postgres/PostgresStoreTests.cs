@@ -13,7 +13,7 @@ namespace Sluice.EndToEnd.Postgres;
 public sealed partial class PostgresStoreTests(PostgresServer server)
 {
     private static Action<Dictionary<string, object>> OnPostgres(string connectionString) =>
-        c => c["Queue"] = new { Store = "postgres", ConnectionString = connectionString, Count = 2 };
+        c => c["Queue"] = new { Store = "postgres", ConnectionString = connectionString, Count = 2, Node = "mx1", Lease = "3s" };
 
     [Fact]
     public async Task Mail_accepted_over_smtp_is_delivered_and_leaves_the_database()
@@ -71,7 +71,7 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
         Assert.Contains("4.3.0", refused.Message, StringComparison.Ordinal);
 
         await server.StartAsync();
-        await sluice.WaitForLogAsync("queue database: back; queue locks taken again (queue1, queue2)");
+        await sluice.WaitForLogAsync("queue database: back; node mx1 holds its name again");
         sluice.Sink.StartListening();
         // A connection broken by the restart may still fail one transaction: the client retries, as SMTP clients do.
         for (int attempt = 1; ; attempt++)
