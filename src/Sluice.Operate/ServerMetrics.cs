@@ -24,9 +24,25 @@ internal sealed class ServerMetrics
         var connections = f.CreateGauge("sluice_destination_connections", "Connections in use to the busiest destinations.", "destination");
         var window = f.CreateGauge("sluice_destination_window", "Connections a busy destination may have now (slow start, back-off).", "destination");
         var queues = f.CreateGauge("sluice_queues", "Queues open, by whether they take new mail or only drain.", "state");
+        var nodeUp = f.CreateGauge("sluice_cluster_node_up", "1 while the node's lease on the shared queue database is live, 0 once it has run out.", "node");
+        var nodeMessages = f.CreateGauge("sluice_cluster_node_messages", "Messages the node holds, at its last heartbeat.", "node");
+        var nodeRecipients = f.CreateGauge("sluice_cluster_node_recipients", "Recipients not yet delivered or failed that the node holds, at its last heartbeat.", "node");
+        var nodeAccepted = f.CreateGauge("sluice_cluster_node_accepted_messages", "Messages the node accepted since it started, at its last heartbeat.", "node");
+        var nodeDelivered = f.CreateGauge("sluice_cluster_node_delivered_recipients", "Recipients the node delivered since it started, at its last heartbeat.", "node");
         Registry.AddBeforeCollectCallback(() =>
         {
             var s = status();
+            var nodes = s.Nodes.Select(n => n.Name).ToHashSet();
+            foreach (var gauge in new[] { nodeUp, nodeMessages, nodeRecipients, nodeAccepted, nodeDelivered }) Prune(gauge, nodes);
+            foreach (var n in s.Nodes)
+            {
+                nodeUp.WithLabels(n.Name).Set(n.Alive ? 1 : 0);
+                if (n.Report is not { } r) continue;
+                nodeMessages.WithLabels(n.Name).Set(r.Messages);
+                nodeRecipients.WithLabels(n.Name).Set(r.Recipients);
+                nodeAccepted.WithLabels(n.Name).Set(r.Accepted);
+                nodeDelivered.WithLabels(n.Name).Set(r.Delivered);
+            }
             queues.WithLabels("taking").Set(s.Queues.Count - s.Draining.Count);
             queues.WithLabels("draining").Set(s.Draining.Count);
             // A retired queue's series go with it; one opened again under its number starts from zero, as after a restart.

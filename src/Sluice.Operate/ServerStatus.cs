@@ -10,6 +10,9 @@ namespace Sluice.Operate;
 public sealed record ServerStatus(DateTimeOffset At, IReadOnlyList<QueueStatus> Queues, IReadOnlyList<string> Draining,
     IReadOnlyList<DestinationStatus> Destinations, QueueSettings Scaling)
 {
+    /// <summary>Every node on the shared queue database (this one included), as their last heartbeats said; empty for the file spool.</summary>
+    public IReadOnlyList<Sluice.Queue.ClusterNode> Nodes { get; init; } = [];
+
     /// <summary>How fast one of a queue's totals grew per second since <paramref name="before"/>, as `top` shows it.</summary>
     public string RateOf(QueueStatus queue, ServerStatus before, Func<QueueStatus, long> total) =>
         Rate(total(queue) - total(before.Queues.FirstOrDefault(b => b.Name == queue.Name) ?? queue), before);

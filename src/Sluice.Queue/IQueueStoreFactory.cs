@@ -24,6 +24,9 @@ public interface IQueueStoreFactory : IAsyncDisposable
     /// <summary>Destination limits shared with the other nodes on the same store; null when this node is alone (the file spool).</summary>
     IClusterDestinationLimits? DestinationLimits { get; }
 
+    /// <summary>Every node on the same store, for the cluster views; empty when this node is alone (the file spool).</summary>
+    IReadOnlyList<ClusterNode> Cluster { get; }
+
     /// <summary>Durable commits made and records they carried, over every queue opened (the benchmark's figure).</summary>
     (long Commits, long Records) CommitStats { get; }
 }

@@ -67,6 +67,9 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     /// <summary>`serve --roles`, which a reload keeps over the file's Queue.Roles.</summary>
     internal string? CommandLineRoles { get; set; }
 
+    /// <summary>When the node last reported to the cluster, and its totals then: its rates are taken between two reports.</summary>
+    private (long At, long Accepted, long Delivered) _lastReport;
+
     public int QueueCount => Schedulers().Count;
 
     /// <summary>The queues that take new mail; others (found on disk beyond Queue.Count, retiring, disabled) only drain.</summary>
@@ -109,7 +112,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             Delivers = roles.HasFlag(NodeRole.Deliver),
         };
         _queues.OpenAtStart();
-        if (stores is Queue.Postgres.PostgresQueueDatabase database) database.Status = () => NodeStatusJson(roles);
+        if (stores is Queue.Postgres.PostgresQueueDatabase database) database.Status = NodeReportJson;
         if (!roles.HasFlag(NodeRole.Deliver)) _log.Write("roles: receive only: mail is queued for the nodes that deliver, none is delivered here");
         if (!roles.HasFlag(NodeRole.Receive))
         {
@@ -142,19 +145,23 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     /// <summary>Every queue and the busiest destinations now: what `sluice top` and /metrics show.</summary>
     public ServerStatus Status() =>
-        new(_time.GetUtcNow(), [.. Schedulers().Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings);
+        new(_time.GetUtcNow(), [.. Schedulers().Select(s => s.Status())], _queues?.Draining ?? [], _throttle?.Busiest(10) ?? [], _queues!.Settings)
+        {
+            Nodes = _stores?.Cluster ?? [],
+        };
 
-    /// <summary>The node's totals for its row in the queue database (the cluster views read them): what it holds and has done since start.</summary>
-    private string NodeStatusJson(NodeRole roles)
+    /// <summary>The node's totals for its row in the queue database (the cluster views read them), and its rates since the last report.</summary>
+    private string NodeReportJson()
     {
         var queues = Schedulers().Select(s => s.Status()).ToList();
-        return System.Text.Json.JsonSerializer.Serialize(new
-        {
-            roles = NodeRoles.Format(roles),
-            queued = queues.Sum(q => q.Messages), recipients = queues.Sum(q => q.Recipients), active = queues.Sum(q => q.Active),
-            accepted = queues.Sum(q => q.Accepted), delivered = queues.Sum(q => q.Delivered), deferred = queues.Sum(q => q.Deferred),
-            failed = queues.Sum(q => q.Failed),
-        });
+        var (accepted, delivered) = (queues.Sum(q => q.Accepted), queues.Sum(q => q.Delivered));
+        var now = _time.GetTimestamp();
+        var (at, acceptedBefore, deliveredBefore) = _lastReport;
+        _lastReport = (now, accepted, delivered);
+        var seconds = at == 0 ? 0 : _time.GetElapsedTime(at, now).TotalSeconds;
+        double PerSecond(long grown) => seconds > 0 ? Math.Round(Math.Max(0, grown) / seconds, 1) : 0;
+        return new NodeReport(queues.Sum(q => q.Messages), queues.Sum(q => q.Recipients), queues.Sum(q => q.Active), accepted, delivered,
+            queues.Sum(q => q.Deferred), queues.Sum(q => q.Failed), PerSecond(accepted - acceptedBefore), PerSecond(delivered - deliveredBefore)).ToJson();
     }
 
     public string? ChangeQueues(QueueChange c) => _queues!.Change(c.Dynamic, c.Count, c.Max, c.Load, c.IdleRetire);

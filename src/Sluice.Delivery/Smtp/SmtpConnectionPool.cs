@@ -22,30 +22,28 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         _sweeper = time.CreateTimer(_ => _ = SweepAsync(), null, period, period);
     }
 
-    public bool TryTake(string key, out SmtpClientConnection connection)
+    /// <summary>
+    /// An idle connection to <paramref name="key"/>, or null. A stale one found on the way is closed first, and
+    /// awaited: the receiver counts it as a session until it is gone, and our caller may be about to open another.
+    /// </summary>
+    public async ValueTask<SmtpClientConnection?> TakeAsync(string key)
     {
-        connection = null!;
-        if (!_idle.TryGetValue(key, out var stack)) return false;
+        if (!_idle.TryGetValue(key, out var stack)) return null;
         while (stack.TryPop(out var entry))
         {
-            if (entry.Connection.Usable && !IsStale(entry.IdleSince))
-            {
-                connection = entry.Connection;
-                return true;
-            }
-            _ = entry.Connection.QuitAsync();
+            if (entry.Connection.Usable && !IsStale(entry.IdleSince)) return entry.Connection;
+            await entry.Connection.QuitAsync().ConfigureAwait(false);
         }
-        return false;
+        return null;
     }
 
-    public void Return(string key, SmtpClientConnection connection)
+    /// <summary>Keeps the connection for the next message, or closes it; completes once it is closed, so the delivery's slot is free only then.</summary>
+    public Task ReturnAsync(string key, SmtpClientConnection connection)
     {
         if (!connection.Usable || connection.MessagesSent >= _options.MessagesPerConnection || _options.IdleTimeout == TimeSpan.Zero)
-        {
-            _ = connection.QuitAsync();
-            return;
-        }
+            return connection.QuitAsync();
         _idle.GetOrAdd(key, _ => new()).Push((connection, _time.GetTimestamp()));
+        return Task.CompletedTask;
     }
 
     /// <summary>Closes one idle connection, whichever comes first, to free its descriptor; none idle, nothing happens.</summary>

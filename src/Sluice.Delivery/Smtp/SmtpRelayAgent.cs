@@ -37,7 +37,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         var key = $"{DestinationOf(request.Destination)}/{tls}";
         var signed = _dkim.Sign(request.Message);
         // A pooled connection may have been closed by the peer meanwhile: then a fresh one is opened.
-        if (_pool.TryTake(key, out var pooled))
+        if (await _pool.TakeAsync(key).ConfigureAwait(false) is { } pooled)
         {
             try
             {
@@ -148,18 +148,18 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         if (!connection.SmtpUtf8 && SmtpParameters.NeedsSmtpUtf8(request))
         {
             // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
-            ReturnToPool(key, connection);
+            await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
             return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
         }
         var (message, note) = ForServer(request.Message, signed, connection);
         if (connection.MaxSize is long max && message.Length > max)
         {
-            ReturnToPool(key, connection);
+            await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
             return Each(request, RecipientResult.Failed($"552 5.3.4 message of {message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
         }
         var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
             SmtpParameters.ForRecipients(request, connection), message, ct).ConfigureAwait(false);
-        ReturnToPool(key, connection);
+        await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
         // RFC 3461 §5.2.1/§5.2.2: a next hop with DSN took the notices over; without it, accepted means "relayed".
         var action = connection.Dsn ? SuccessAction.PassedOn : SuccessAction.Relayed;
         return [.. replies.Select(r => ToResult(connection.Peer, r, action, note))];
@@ -176,12 +176,12 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         return (converted is { } seven ? _dkim.Sign(seven) : signed, note);
     }
 
-    /// <summary>Kept for the next message to the same place, unless a delivery waits for its descriptor (<see cref="ConnectionBudget"/>).</summary>
-    private void ReturnToPool(string key, SmtpClientConnection connection)
-    {
-        if (_budget.HasWaiters) _ = connection.QuitAsync();
-        else _pool.Return(key, connection);
-    }
+    /// <summary>
+    /// Kept for the next message to the same place, unless a delivery waits for its descriptor (<see cref="ConnectionBudget"/>).
+    /// A connection closed is awaited: the destination counts it until it is gone, and the delivery's slot is given back after.
+    /// </summary>
+    private Task ReturnToPoolAsync(string key, SmtpClientConnection connection) =>
+        _budget.HasWaiters ? connection.QuitAsync() : _pool.ReturnAsync(key, connection);
 
     /// <summary>A delivery waits for an outbound connection because <c>maxConnections</c> are open.</summary>
     internal bool WaitingForConnection => _budget.HasWaiters;

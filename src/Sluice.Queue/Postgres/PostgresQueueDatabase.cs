@@ -40,12 +40,15 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
         _log = log;
         Commits = new PostgresGroupCommit(db);
         _limits = new PostgresDestinationLimits(db, log);
+        _cluster = new PostgresClusterView(db, time);
     }
 
     internal NpgsqlDataSource Source => _db;
     internal PostgresGroupCommit Commits { get; }
     private readonly PostgresDestinationLimits _limits;
     public IClusterDestinationLimits? DestinationLimits => _limits;
+    private readonly PostgresClusterView _cluster;
+    public IReadOnlyList<ClusterNode> Cluster => _cluster.Nodes;
     public string Description { get; private set; } = "";
     public (long Commits, long Records) CommitStats => Commits.Stats;
     public NodeRole Roles { get; }

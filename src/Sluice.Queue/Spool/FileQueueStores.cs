@@ -11,6 +11,8 @@ public sealed class FileQueueStores(string queueBase, long segmentBytes, TimePro
 
     public IClusterDestinationLimits? DestinationLimits => null;
 
+    public IReadOnlyList<ClusterNode> Cluster => [];
+
     /// <summary>At start: also finishes any removal a crash interrupted.</summary>
     public IReadOnlyCollection<int> Numbers(IEnumerable<int> configured)
     {
