@@ -11,19 +11,20 @@
 
 backlog_notes="Sluice held back by the remote channel's DestinationRatePerMinute 1 while queueing, restarted with the defaults; Postfix by defer_transports = smtp, restarted without it and flushed with postqueue -f"
 
-# Follows LOG from its start in the background: writes "first EPOCH" to OUT at the first line
-# matching PATTERN and "last EPOCH" at the COUNT-th (our clock, when the line is read: postlogd
-# stamps whole seconds only). Sets follow_pids.
+# Follows LOG from its start in the background: appends "first EPOCH" to OUT at the first line
+# matching PATTERN and "last EPOCH" at the COUNT-th (our clock, when grep reads the line: postlogd
+# stamps whole seconds only). grep, not awk: Debian's mawk holds back a pipe's input in blocks.
+# Sets follow_pids.
 follow_count() {  # LOG PATTERN COUNT OUT
-  local fd
-  exec {fd}< <(exec tail -n +1 -F "$1" 2>/dev/null)
-  follow_pids=("$!")
-  awk -v pattern="$2" -v n="$3" '
-      function now(  t) { "date +%s.%N" | getline t; close("date +%s.%N"); return t }
-      $0 ~ pattern && ++c == 1 { print "first", now(); fflush() }
-      c == n { print "last", now(); fflush(); exit }' <&"$fd" >"$4" &
+  local fd1 fd2
+  follow_pids=(); : >"$4"
+  exec {fd1}< <(exec tail -n +1 -F "$1" 2>/dev/null); follow_pids+=("$!")
+  exec {fd2}< <(exec tail -n +1 -F "$1" 2>/dev/null); follow_pids+=("$!")
+  { grep -q -m 1 -e "$2" && echo "first $(date +%s.%N)" >>"$4"; } <&"$fd1" &
+  follow_pids+=("$!")
+  { (( $(grep -c -m "$3" -e "$2") == $3 )) && echo "last $(date +%s.%N)" >>"$4"; } <&"$fd2" &
   follow_pids+=("$!"); owned+=("${follow_pids[@]}")
-  exec {fd}<&-
+  exec {fd1}<&- {fd2}<&-
 }
 
 # await_drain OUT T0 RSS_CMD: polls once a second until OUT has its "last" line or DRAIN_TIMEOUT
@@ -63,7 +64,7 @@ sluice_backlog_run() {
   before="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
   queued=$(( BACKLOG - before ))
   echo "compare: sluice: $before delivered while queueing, $queued queued; restarting" >&2
-  mv "$tmp/sluice.log" "$tmp/sluice-queueing.log"; rm -f "$tmp/out"
+  mv "$tmp/sluice.log" "$tmp/sluice-queueing.log"; rm -f "$tmp/out"; : >"$tmp/sluice.log"
 
   write_relay_config "$tmp" "$smtp_port" "$sink_port"
   follow_count "$tmp/sluice.log" ': success: ' "$queued" "$tmp/drain"
@@ -79,11 +80,13 @@ sluice_backlog_run() {
   if [ "$KEEP" = 1 ]; then echo "compare: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
-# The RSS (KiB) of a Postfix instance: its master and every process under it (qmgr holds the queue).
+# The memory (KiB) of a Postfix instance: the PSS of its master and every process under it (qmgr
+# holds the queue), so pages the processes share are counted once, not once per process.
 postfix_rss() {
-  local master
+  local master p
   master="$(tr -d ' ' <"$1/spool/pid/master.pid")" && kill -0 "$master" 2>/dev/null || return 1
-  ps -o rss= -p "$master" --ppid "$master" | awk '{ s += $1 } END { print s }'
+  for p in $master $(ps -o pid= --ppid "$master"); do cat "/proc/$p/smaps_rollup" 2>/dev/null || true; done \
+    | awk '/^Pss:/ { s += $2 } END { print s + 0 }'
 }
 
 postfix_backlog_run() {
