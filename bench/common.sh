@@ -64,6 +64,22 @@ start_sluice() {
   exec 5<&-
 }
 
+# stop_sluice PID DIR: SIGTERM, then waits (60 s at most) for a clean exit; dies otherwise.
+stop_sluice() {
+  local i
+  kill -TERM "$1"
+  for (( i = 0; i < 600; i++ )); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$1" 2>/dev/null && die "sluice did not stop within 60s of SIGTERM (see $2)"
+  wait "$1" || die "sluice exited with status $? (see $2)"
+}
+
+# Builds bench/Sluice.Bench (Release) and sets bench_dll, for its console modes.
+build_bench() {
+  local project; project="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/Sluice.Bench"
+  dotnet build "$project/Sluice.Bench.csproj" -c Release --nologo -v quiet -clp:ErrorsOnly >&2 || return 1
+  bench_dll="$project/bin/Release/net10.0/Sluice.Bench.dll"
+}
+
 # smtp-source/smtp-sink ship with Postfix. We want only the two binaries, not a running MTA:
 # "No configuration" leaves main.cf absent so the package cannot start an instance, and if the
 # install did start one anyway we stop it (and only then).

@@ -89,6 +89,17 @@ inject() {
   return "$failed"
 }
 
+# write_relay_config DIR SMTP_PORT SINK_PORT [QUEUE_JSON [CHANNELS_JSON]]: DIR/sluice.json for a
+# relay to the sink (every domain routed there), data under DIR/var.
+write_relay_config() {
+  cat >"$1/sluice.json" <<EOF
+{ "Hostname": "bench.sluice.test", "DataDir": "$1/var",
+  "Smtp": { "Listen": ["127.0.0.1:$2"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
+  "Queue": ${4:-{ \"Count\": 4 \}},${5:+ \"Channels\": $5,}
+  "Routes": { "*": "127.0.0.1:$3" } }
+EOF
+}
+
 # ---------------------------------------------------------------- the queue database (STORE=postgres)
 # A private cluster in the round's temp dir, as the tests make one: initdb + pg_ctl, as the postgres
 # user when we are root (PostgreSQL refuses to run as root). fsync and synchronous_commit stay on.
@@ -112,7 +123,7 @@ pg_counters() {
 # CPU seconds from injection start to the last delivery). Runs in the main shell (not a
 # subshell) so that die() and the PIDs it starts reach the cleanup trap.
 run_round() {
-  local r="$1" keep="$KEEP" tmp smtp_port sluice_pid t0 t1 t_end count deadline spool i
+  local r="$1" keep="$KEEP" tmp smtp_port sluice_pid t0 t1 t_end count deadline spool
   tmp="$(mktemp -d "$WORKDIR/sluice-relay.XXXXXX")"
   echo "relay.sh: round $r in $tmp" >&2
 
@@ -127,12 +138,7 @@ run_round() {
     pg_running=("$tmp")
     queue="{ \"Count\": 4, \"Store\": \"postgres\", \"ConnectionString\": \"Host=127.0.0.1;Port=$pg_port;Username=sluice;Database=postgres\" }"
   fi
-  cat >"$tmp/sluice.json" <<EOF
-{ "Hostname": "bench.sluice.test", "DataDir": "$tmp/var",
-  "Smtp": { "Listen": ["127.0.0.1:$smtp_port"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
-  "Queue": $queue,
-  "Routes": { "*": "127.0.0.1:$sink_port" } }
-EOF
+  write_relay_config "$tmp" "$smtp_port" "$sink_port" "$queue"
   # exec: the PID we hold is the PID of sluice itself (the wrapper execs dotnet), so SIGTERM reaches it.
   local perf_env=(); [ "$PERF" = 1 ] && perf_env=(DOTNET_PerfMapEnabled=1)  # JIT symbols in /tmp/perf-PID.map
   ( cd "$tmp" && exec env "${clean_env[@]}" "${perf_env[@]}" "$root/sluice" serve --config "$tmp/sluice.json" \
@@ -181,10 +187,7 @@ EOF
     echo "relay.sh: trace in $tmp/trace.speedscope.json (python3 bench/trace_top.py FILE)" >&2
   fi
 
-  kill -TERM "$sluice_pid"
-  for (( i = 0; i < 600; i++ )); do kill -0 "$sluice_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$sluice_pid" 2>/dev/null && die "sluice did not stop within 60s of SIGTERM (see $tmp)"
-  wait "$sluice_pid" || die "sluice exited with status $? (see $tmp)"
+  stop_sluice "$sluice_pid" "$tmp"
   kill -TERM "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true
   if [ -n "$pg_port" ]; then
     local x0 w0 x1 w1
