@@ -47,7 +47,7 @@ public sealed class FileQueueStore : IQueueStore
         foreach (var seg in _liveBySegment.Keys) _segments[seg] = OpenSegment(seg, FileMode.Open);
         StartSegment(replay.LastSegment + 1);
         RetireSegments();
-        _writer = Task.Run(WriteLoopAsync);
+        _writer = StartWriter($"queue{number} spool");
     }
 
     /// <summary>Opens (creating if needed) and recovers the spool in <paramref name="dir"/>.</summary>
@@ -212,12 +212,35 @@ public sealed class FileQueueStore : IQueueStore
         return record.Done.Task;
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// The writer blocks in write and fsync, so it gets a thread of its own: on the thread pool it would hold
+    /// one of the few threads (one per core to start with) that every session's continuations need, and the
+    /// 250s queued behind a slow fsync would wait for the pool to grow.
+    /// </summary>
+    private Task StartWriter(string name)
+    {
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        new Thread(() =>
+        {
+            try
+            {
+                WriteLoop();
+                stopped.SetResult();
+            }
+            catch (Exception e)
+            {
+                stopped.SetException(e);
+            }
+        }) { IsBackground = true, Name = name }.Start();
+        return stopped.Task;
+    }
+
+    private void WriteLoop()
     {
         var batch = new List<PendingRecord>();
         var buffers = new List<ReadOnlyMemory<byte>>();
         var reader = _pending.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        while (WaitToRead(reader))
         {
             batch.Clear();
             buffers.Clear();
@@ -256,6 +279,13 @@ public sealed class FileQueueStore : IQueueStore
                 catch (Exception again) when (again is IOException or UnauthorizedAccessException) { }
             }
         }
+    }
+
+    /// <summary>Blocks this (the writer's own) thread until a record waits or the queue is closing.</summary>
+    private static bool WaitToRead(ChannelReader<PendingRecord> reader)
+    {
+        var wait = reader.WaitToReadAsync();
+        return wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
     }
 
     /// <summary>Creates segment <paramref name="segment"/> and makes its name durable before any record goes in.</summary>
