@@ -18,6 +18,19 @@ public sealed class OperatorContractTests
         Assert.Contains($"{config}: key 'Smtp:Lisen': unknown key", stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("relay", "--roles: \"relay\" is not a list of roles (receive, deliver, or receive,deliver)")]
+    [InlineData("deliver", "--roles: a node with the file spool receives and delivers: roles other than receive,deliver need Queue:Store \"postgres\"")]
+    public async Task Serve_refuses_roles_it_cannot_take(string roles, string expected)
+    {
+        using var dir = new TempDirectory();
+        var config = dir.File("sluice.json");
+        await File.WriteAllTextAsync(config, $$"""{ "DataDir": "{{dir.File("var")}}" }""");
+        var (exit, _, stderr) = await SluiceProcess.RunAsync(dir.Path, "", "serve", "--config", config, "--roles", roles);
+        Assert.Equal(78, exit);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Queue_stat_counts_deferred_mail_per_queue_and_channel()
     {

@@ -42,11 +42,20 @@ public sealed class ClusterTests(PostgresServer server)
         var injection = Task.WhenAll(Enumerable.Range(0, 2 * SessionsPerReceiver).Select(s =>
             SendAsync((s % 2 == 0 ? a : b).Process.SmtpPort, Enumerable.Range(s * perSession, perSession))));
 
-        // Mid-run: c has delivered a few hundred of the receive-only node's messages and holds more.
+        // Mid-run: c has delivered a few hundred of the receive-only node's messages, and is killed while it holds more. It is
+        // frozen (SIGSTOP) to look at what it holds, so that the look and the kill see the same state; let go when it holds none.
         await c.Process.WaitForLogAsync(l => l.Contains("delivery 300: success", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        long heldByTheDead;
+        for (var tries = 0; ; tries++)
+        {
+            await SignalAsync(c.Process.Pid, "STOP");
+            heldByTheDead = await ScalarAsync(db, "SELECT count(*) FROM sluice_message WHERE node = 'c'");
+            if (heldByTheDead > 0) break;
+            await SignalAsync(c.Process.Pid, "CONT");
+            Assert.True(tries < 300, "c never held mail while the others were receiving");
+            await Task.Delay(100);
+        }
         c.Process.Kill();
-        var heldByTheDead = await ScalarAsync(db, "SELECT count(*) FROM sluice_message WHERE node = 'c'");
-        Assert.True(heldByTheDead > 0, "c held no mail when it was killed: nothing was taken over");
 
         var acknowledged = (await injection).SelectMany(ids => ids).ToHashSet(StringComparer.Ordinal);
         Assert.Equal(Messages, acknowledged.Count);
@@ -83,6 +92,13 @@ public sealed class ClusterTests(PostgresServer server)
         }
         await wire.CommandAsync("QUIT");
         return acknowledged;
+    }
+
+    private static async Task SignalAsync(int pid, string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+        Assert.Equal(0, kill.ExitCode);
     }
 
     private static async Task<long> ScalarAsync(string connectionString, string sql)

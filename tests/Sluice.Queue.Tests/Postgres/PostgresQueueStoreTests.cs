@@ -142,7 +142,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
     }
 
     /// <summary>A node gives its mail back at a clean stop; opened again under its name, it takes it back by a claim.</summary>
-    internal static async Task<List<SpooledMessage>> TakenBackAsync(IQueueStore store, int count)
+    private static async Task<List<SpooledMessage>> TakenBackAsync(IQueueStore store, int count)
     {
         var messages = store.Recovered.ToList();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
