@@ -40,7 +40,9 @@ internal sealed class ServerSignals : IDisposable
 
     private void Reload(SluiceServer server)
     {
-        foreach (var line in server.Reload().Lines) _log.Write($"sighup: {line}");
+        var reload = server.Reload();
+        foreach (var line in reload.Lines) _log.Write($"sighup: {line}");
+        if (reload.Applied) server.AnnounceReload();
     }
 
     private void Flush(SluiceServer server)

@@ -112,7 +112,15 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             Delivers = roles.HasFlag(NodeRole.Deliver),
         };
         _queues.OpenAtStart();
-        if (stores is Queue.Postgres.PostgresQueueDatabase database) database.Status = NodeReportJson;
+        if (stores is Queue.Postgres.PostgresQueueDatabase database)
+        {
+            database.Status = NodeReportJson;
+            // Another node reloaded (`sluice reload` there): this one re-reads its own file too, off the listener's thread.
+            database.ConfigChanged += node => Task.Run(() =>
+            {
+                foreach (var line in Reload().Lines) _log.Write($"reload (node {node} reloaded): {line}");
+            });
+        }
         if (!roles.HasFlag(NodeRole.Deliver)) _log.Write("roles: receive only: mail is queued for the nodes that deliver, none is delivered here");
         if (!roles.HasFlag(NodeRole.Receive))
         {
@@ -183,6 +191,12 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     /// take effect at once (work in flight finishes as it is) and the other keys that changed are named
     /// for a restart. Invalid: nothing changes and the problems say why.
     /// </summary>
+    /// <summary>After a reload asked of this node: on a shared queue database the other nodes are told, and reload too.</summary>
+    public void AnnounceReload()
+    {
+        if (_stores is Queue.Postgres.PostgresQueueDatabase database) _ = database.AnnounceConfigChangeAsync();
+    }
+
     public ConfigReload Reload()
     {
         lock (_operate)

@@ -14,6 +14,8 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
 {
     /// <summary>Notified, on commit, by an insert no node holds and by a node releasing its mail as it stops.</summary>
     internal const string NewMailChannel = "sluice_new";
+    /// <summary>A node reloaded its configuration (`sluice reload`, SIGHUP); the payload is its name, and the others reload theirs.</summary>
+    private const string ConfigChannel = "sluice_config";
     /// <summary>Messages one claim takes into one queue: small, so that nodes claiming at once share the work.</summary>
     private const int ClaimBatch = 100;
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
@@ -93,8 +95,12 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
             database._node = await PostgresNode.StartAsync(database._sessions, node, lease, NodeRoles.Format(roles), where, time, log, ct).ConfigureAwait(false);
             log($"queue database: node {node} ({NodeRoles.Format(roles)}), lease {lease.TotalSeconds:0.###}s");
             if (database.Delivers) database._loops = [Task.Run(database.ListenAsync), Task.Run(database.ClaimLoopAsync), Task.Run(database.PollAsync)];
-            // Restarted receive-only under a name that delivered before (and was killed): nobody would claim that mail while this node lives.
-            else await database.ReleaseAsync().ConfigureAwait(false);
+            else
+            {
+                database._loops = [Task.Run(database.ListenAsync)];
+                // Restarted receive-only under a name that delivered before (and was killed): nobody would claim that mail while this node lives.
+                await database.ReleaseAsync().ConfigureAwait(false);
+            }
             return database;
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
@@ -162,7 +168,28 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
 
     private void WantClaim() => _claimWanted.Writer.TryWrite(true);
 
-    /// <summary>LISTEN for new mail that no node holds; a claim follows each notification and each reconnection (one may have been missed).</summary>
+    /// <summary>Raised (on the listening connection's thread) when another node has reloaded its configuration: its name.</summary>
+    public event Action<string>? ConfigChanged;
+
+    /// <summary>Tells the other nodes this one has reloaded its configuration, so they reload theirs (one `sluice reload` for the cluster).</summary>
+    public async Task AnnounceConfigChangeAsync()
+    {
+        try
+        {
+            await using var notify = _db.CreateCommand($"SELECT pg_notify('{ConfigChannel}', $1)");
+            notify.Parameters.Add(new NpgsqlParameter { Value = Node });
+            await notify.ExecuteNonQueryAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or OperationCanceledException)
+        {
+            _log($"warning: queue database: could not tell the other nodes of this reload ({e.Message}); reload them on their own");
+        }
+    }
+
+    /// <summary>
+    /// LISTEN for configuration changes, and on a deliver node for new mail that no node holds: a claim follows
+    /// each such notification and each reconnection (one may have been missed).
+    /// </summary>
     private async Task ListenAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -170,10 +197,14 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
             try
             {
                 await using var connection = await _sessions.OpenConnectionAsync(_stop.Token).ConfigureAwait(false);
-                connection.Notification += (_, _) => WantClaim();
-                await using (var listen = new NpgsqlCommand($"LISTEN {NewMailChannel}", connection))
+                connection.Notification += (_, e) =>
+                {
+                    if (e.Channel == NewMailChannel) WantClaim();
+                    else if (e.Channel == ConfigChannel && e.Payload != Node) ConfigChanged?.Invoke(e.Payload);
+                };
+                await using (var listen = new NpgsqlCommand(Delivers ? $"LISTEN {NewMailChannel}; LISTEN {ConfigChannel}" : $"LISTEN {ConfigChannel}", connection))
                     await listen.ExecuteNonQueryAsync(_stop.Token).ConfigureAwait(false);
-                WantClaim();
+                if (Delivers) WantClaim();
                 while (true) await connection.WaitAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)

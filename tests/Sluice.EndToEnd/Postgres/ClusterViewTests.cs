@@ -43,6 +43,22 @@ public sealed class ClusterViewTests(PostgresServer server)
         Assert.Contains("total: messages 0 recipients 0", (await b.RunVerbAsync("queue", "stat")).Stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_reload_of_one_node_reloads_the_others()
+    {
+        var db = await server.CreateDatabaseAsync();
+        Action<Dictionary<string, object>> Node(string name) => c => c["Queue"] = new { Store = "postgres", ConnectionString = db, Node = name, Lease = "2s" };
+        await using var a = await Instance.StartAsync(Node("a"), "--roles", "receive");
+        await using var b = await Instance.StartAsync(Node("b"));
+        // b's file changes (a route more); one `sluice reload` on a, and b has re-read its own file.
+        ((Dictionary<string, string>)b.Config["Routes"])["elsewhere.test"] = "127.0.0.1:2";
+        await b.WriteConfigAsync();
+        var (exit, _, stderr) = await a.RunVerbAsync("reload");
+        Assert.True(exit == 0, stderr);
+        await b.WaitForLogAsync("reload (node a reloaded): configuration reloaded (2 channels, 2 routes)");
+        Assert.DoesNotContain(a.Process.Log, l => l.Contains("reload (node", StringComparison.Ordinal)); // a node does not answer its own notice
+    }
+
     /// <summary>Asks again until the answer is there: the views change at each node's heartbeat, an event outside this process.</summary>
     private static async Task Until(Func<Task<bool>> condition)
     {
