@@ -13,9 +13,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SETUPS="${SETUPS:-file 1 2 3}"          # "file": one node on the file spool; K: K nodes on one PostgreSQL
 QUEUES="${QUEUES:-2}"                   # Queue.Count of each node
+DELIVERY="${DELIVERY:-}"                # each node's Delivery section (JSON), e.g. '{ "IdleTimeout": "2s" }'; none: defaults
 . "$here/relay.sh"    # common.sh, inject, job_recipient, pg_start/pg_stop/pg_counters, epoch_of; its variables
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 for s in $SETUPS; do [[ "$s" == file || "$s" =~ ^[1-9]$ ]] || die "SETUPS: '$s' is neither file nor a node count 1-9"; done
+delivery_json="$DELIVERY"; [ -n "$delivery_json" ] || delivery_json='{}'
 [[ "$QUEUES" =~ ^[1-9][0-9]*$ ]] || die "QUEUES must be a positive whole number (got '$QUEUES')"
 
 # Successful deliveries in the nodes' logs ($@), and the time of the N-th (their own timestamps).
@@ -42,7 +44,7 @@ cluster_round() {
     cat >"$tmp/n$k/sluice.json" <<JSON
 { "Hostname": "n$k.bench.sluice.test", "DataDir": "$tmp/n$k/var",
   "Smtp": { "Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
-  "Queue": $queue, "Routes": { "*": "127.0.0.1:$sink_port" } }
+  "Queue": $queue, "Delivery": ${delivery_json}, "Routes": { "*": "127.0.0.1:$sink_port" } }
 JSON
     start_sluice "$tmp/n$k" "$tmp/n$k/sluice.json" || die "node n$k did not start (see $tmp)"
     pids+=("$sluice_pid"); ports+=("$sluice_port"); logs+=("$tmp/n$k/sluice.log")
@@ -88,7 +90,7 @@ JSON
 ensure_postfix_tools || die "no smtp-source"
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS QUEUES=$QUEUES SETUPS=\"$SETUPS\" bench/cluster.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS QUEUES=$QUEUES SETUPS=\"$SETUPS\"${DELIVERY:+ DELIVERY='$DELIVERY'} bench/cluster.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 fmt='| %-10s | %11s | %-23s | %10s | %12s | %13s |'
 rows=()
