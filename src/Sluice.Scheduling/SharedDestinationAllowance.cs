@@ -60,8 +60,11 @@ internal sealed class SharedDestinationAllowance : IDisposable
                 if (ratePerMinute > 0) share.Turns--;
                 return true;
             }
-            slot = !slot && !share.FetchingSlot && (share.FetchingSlot = true);
-            turn = !turn && !share.FetchingTurn && (share.FetchingTurn = true);
+            // Start fetching what is missing, unless a fetch of it is under way.
+            slot = !slot && !share.FetchingSlot;
+            turn = !turn && !share.FetchingTurn;
+            share.FetchingSlot |= slot;
+            share.FetchingTurn |= turn;
         }
         // Off this stack: the caller holds the throttle's lock, and a fetch ends by announcing capacity.
         if (slot) _ = Task.Run(() => FetchSlotAsync(destination, concurrency));

@@ -185,6 +185,8 @@ public sealed class DsnTests : SchedulerHarness
         var recipient = Recipients(report)[0];
         Assert.Equal("5.6.7", recipient["Status"]);
         Assert.Equal(@"utf-8; \x{7528}\x{6237}@remote.test", recipient["Final-Recipient"]); // RFC 6533 §3
+        // The DSN is durable before the outcome it reports is recorded: the message ends after it.
+        await Lines.WaitForAsync($"end msg {m.Id}");
         Assert.Equal(RecipientStatus.Failed, m.States[0].Status);
         Assert.Empty(Sink.Messages);
     }
