@@ -104,8 +104,8 @@ for (( r = 1; r <= ROUNDS; r++ )); do
     dlv[$s]+="$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}') "; cpu[$s]+="$c "; xa[$s]+="$x "; wa[$s]+="$w "
   done
 done
+med() { tr ' ' '\n' | grep -v '^$' | grep -v '^-$' | median; }  # median of a row's per-round figures
 for s in $SETUPS; do
-  med() { tr ' ' '\n' | grep -v '^$' | grep -v '^-$' | median; }
   name=$([ "$s" = file ] && echo "file spool" || echo "$s node$([ "$s" = 1 ] || echo s)")
   rows+=("$(printf "$fmt" "$name" "$(echo "${dlv[$s]}" | med)" "${dlv[$s]% }" "$(echo "${cpu[$s]}" | med)" \
     "$([ "$s" = file ] && echo - || echo "${xa[$s]}" | med)" "$([ "$s" = file ] && echo - || echo "${wa[$s]}" | med)")")

@@ -11,6 +11,9 @@ public interface IClusterDestinationLimits
     /// <summary>Gives back one slot this node holds for the destination.</summary>
     Task GiveBackSlotAsync(string destination, CancellationToken ct);
 
-    /// <summary>Takes one turn of the destination's cluster-wide pace: zero when taken, else how long until the next turn.</summary>
-    Task<TimeSpan> TryTakeTurnAsync(string destination, int ratePerMinute, CancellationToken ct);
+    /// <summary>
+    /// Takes one turn of the destination's cluster-wide pace (turns <paramref name="interval"/> apart, up to <paramref name="burst"/>
+    /// at once; the caller's pace decides both): zero when taken, else how long until the next turn.
+    /// </summary>
+    Task<TimeSpan> TryTakeTurnAsync(string destination, TimeSpan interval, int burst, CancellationToken ct);
 }

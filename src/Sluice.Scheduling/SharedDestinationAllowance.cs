@@ -82,58 +82,42 @@ internal sealed class SharedDestinationAllowance : IDisposable
         }
     }
 
-    /// <summary>Slots this node holds for the destination that no delivery is using.</summary>
-    public int Spare(string destination)
-    {
-        lock (_lock) return _shares.GetValueOrDefault(destination)?.Spares.Count ?? 0;
-    }
+    private Task FetchSlotAsync(string destination, int concurrency) =>
+        FetchAsync(destination,
+            async () => await _limits.TryTakeSlotAsync(destination, concurrency, CancellationToken.None).ConfigureAwait(false) ? null : RefusedRetry,
+            (share, got) =>
+            {
+                share.FetchingSlot = false;
+                if (got) share.Spares.Add(_time.GetTimestamp());
+            });
 
-    private async Task FetchSlotAsync(string destination, int concurrency)
-    {
-        var retry = await AskAsync(() => _limits.TryTakeSlotAsync(destination, concurrency, CancellationToken.None)).ConfigureAwait(false);
-        if (retry is { } wait) await Task.Delay(wait, _time).ConfigureAwait(false);
-        lock (_lock)
-        {
-            var share = _shares[destination];
-            share.FetchingSlot = false;
-            if (retry is null) share.Spares.Add(_time.GetTimestamp());
-        }
-        _announce();
-    }
+    private Task FetchTurnAsync(string destination, int ratePerMinute) =>
+        FetchAsync(destination,
+            async () => await _limits.TryTakeTurnAsync(destination, DestinationPace.Interval(ratePerMinute), DestinationPace.Burst(ratePerMinute), CancellationToken.None).ConfigureAwait(false) is var wait && wait > TimeSpan.Zero ? wait : null,
+            (share, got) =>
+            {
+                share.FetchingTurn = false;
+                if (got) share.Turns++;
+            });
 
-    private async Task FetchTurnAsync(string destination, int ratePerMinute)
+    /// <summary>
+    /// Asks the database (<paramref name="ask"/>: null when granted, else how long until asking again), waits that long
+    /// when refused, settles the share under the lock, and announces capacity: a slot or turn came, or it is time to ask again.
+    /// </summary>
+    private async Task FetchAsync(string destination, Func<Task<TimeSpan?>> ask, Action<Share, bool> settle)
     {
         TimeSpan? retry;
         try
         {
-            var wait = await _limits.TryTakeTurnAsync(destination, ratePerMinute, CancellationToken.None).ConfigureAwait(false);
-            retry = wait > TimeSpan.Zero ? wait : null;
+            retry = await ask().ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or TimeoutException)
         {
             retry = Unreachable(e);
         }
-        if (retry is { } w) await Task.Delay(w, _time).ConfigureAwait(false);
-        lock (_lock)
-        {
-            var share = _shares[destination];
-            share.FetchingTurn = false;
-            if (retry is null) share.Turns++;
-        }
+        if (retry is { } wait) await Task.Delay(wait, _time).ConfigureAwait(false);
+        lock (_lock) settle(_shares[destination], retry is null);
         _announce();
-    }
-
-    /// <summary>Null when granted, else how long to wait before asking again.</summary>
-    private async Task<TimeSpan?> AskAsync(Func<Task<bool>> ask)
-    {
-        try
-        {
-            return await ask().ConfigureAwait(false) ? null : RefusedRetry;
-        }
-        catch (Exception e) when (e is IOException or TimeoutException)
-        {
-            return Unreachable(e);
-        }
     }
 
     private TimeSpan Unreachable(Exception e)

@@ -54,11 +54,9 @@ internal sealed class PostgresDestinationLimits(NpgsqlDataSource db, Action<stri
         }, ct).ConfigureAwait(false);
     }
 
-    public async Task<TimeSpan> TryTakeTurnAsync(string destination, int ratePerMinute, CancellationToken ct)
+    public async Task<TimeSpan> TryTakeTurnAsync(string destination, TimeSpan interval, int burst, CancellationToken ct)
     {
         var key = destination.ToLowerInvariant();
-        var interval = TimeSpan.FromTicks((TimeSpan.TicksPerMinute + ratePerMinute - 1) / ratePerMinute);
-        var burst = Math.Max(1, ratePerMinute / 60); // as the node's own pace (DestinationPace): a second's worth
         return await UseAsync(async connection =>
         {
             // One implicit transaction: the row exists, a turn is taken if one is due, and the wait until the next is read.
@@ -124,9 +122,25 @@ internal sealed class PostgresDestinationLimits(NpgsqlDataSource db, Action<stri
         }
     }
 
+    /// <summary>
+    /// A clean stop gives the slots back before it closes: PostgreSQL frees a closed session's locks only once its
+    /// backend has exited, a moment later, and another node asking in between would be refused.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (_connection is not null) await _connection.DisposeAsync().ConfigureAwait(false);
+        if (_connection is not null)
+        {
+            try
+            {
+                await using var free = new NpgsqlCommand("SELECT pg_advisory_unlock_all()", _connection);
+                await free.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+            {
+                // The connection is gone already, and its locks with it.
+            }
+            await _connection.DisposeAsync().ConfigureAwait(false);
+        }
         _gate.Dispose();
     }
 }

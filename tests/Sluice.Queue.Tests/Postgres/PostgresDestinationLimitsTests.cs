@@ -11,6 +11,7 @@ namespace Sluice.Queue.Tests.Postgres;
 public sealed class PostgresDestinationLimitsTests(PostgresServer server)
 {
     private static readonly CancellationToken None = CancellationToken.None;
+    private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
 
     private static Task<PostgresQueueDatabase> NodeAsync(string db, string name) =>
         PostgresQueueDatabase.OpenAsync(db, name, TimeSpan.FromSeconds(30), NodeRole.Both, TimeProvider.System, _ => { }, None);
@@ -46,7 +47,7 @@ public sealed class PostgresDestinationLimitsTests(PostgresServer server)
         Assert.True(await a.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
         Assert.False(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
 
-        await a.DisposeAsync(); // its connections close, as when the process is killed
+        await a.DisposeAsync(); // a clean stop; a killed node's go when PostgreSQL sees its connection end (ClusterTests)
         Assert.True(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
         Assert.True(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
         Assert.False(await b.DestinationLimits!.TryTakeSlotAsync("x.test", 2, None));
@@ -59,14 +60,14 @@ public sealed class PostgresDestinationLimitsTests(PostgresServer server)
         await using var a = await NodeAsync(db, "a");
         await using var b = await NodeAsync(db, "b");
         // 60 a minute: one a second, a burst of one.
-        Assert.Equal(TimeSpan.Zero, await a.DestinationLimits!.TryTakeTurnAsync("x.test", 60, None));
-        var wait = await b.DestinationLimits!.TryTakeTurnAsync("x.test", 60, None);
+        Assert.Equal(TimeSpan.Zero, await a.DestinationLimits!.TryTakeTurnAsync("x.test", Second, 1, None));
+        var wait = await b.DestinationLimits!.TryTakeTurnAsync("x.test", Second, 1, None);
         Assert.InRange(wait, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1));
-        Assert.Equal(TimeSpan.Zero, await b.DestinationLimits!.TryTakeTurnAsync("y.test", 60, None));
+        Assert.Equal(TimeSpan.Zero, await b.DestinationLimits!.TryTakeTurnAsync("y.test", Second, 1, None));
         // 600 a minute: a burst of ten turns, then a wait of about a tenth of a second.
         for (int i = 0; i < 10; i++)
-            Assert.Equal(TimeSpan.Zero, await (i % 2 == 0 ? a : b).DestinationLimits!.TryTakeTurnAsync("z.test", 600, None));
-        Assert.InRange(await a.DestinationLimits!.TryTakeTurnAsync("z.test", 600, None), TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(100));
+            Assert.Equal(TimeSpan.Zero, await (i % 2 == 0 ? a : b).DestinationLimits!.TryTakeTurnAsync("z.test", Second / 10, 10, None));
+        Assert.InRange(await a.DestinationLimits!.TryTakeTurnAsync("z.test", Second / 10, 10, None), TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(100));
     }
 
     /// <summary>Advisory locks held on the destination's slots (two-key locks whose first key is its hash; pg_locks shows it unsigned).</summary>
