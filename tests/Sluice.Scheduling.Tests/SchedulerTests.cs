@@ -44,6 +44,8 @@ public sealed class SchedulerTests : SchedulerHarness
         Assert.Contains("Final-Recipient: rfc822; bob@remote.test", dsn, StringComparison.Ordinal);
         Assert.Contains("Status: 5.1.1", dsn, StringComparison.Ordinal);
         Assert.Contains("Subject: scheduled", dsn, StringComparison.Ordinal);
+        // The DSN is durable before the outcome it reports is recorded: the message ends after it.
+        await Lines.WaitForAsync($"end msg {m.Id}");
         Assert.Equal(RecipientStatus.Failed, m.States[0].Status);
     }
 
