@@ -93,7 +93,8 @@ public sealed class PostgresClaimTests(PostgresServer server)
         var mine = lapsing.Open(1);
         var first = await AcceptAsync(mine, "one@y.test");
         var second = await AcceptAsync(mine, "two@y.test");
-        await using var survivor = await OpenAsync(db, "b", lease);
+        // b's lease is long, so a loaded machine cannot lapse it too and hand the mail back to a; its claim is driven below.
+        await using var survivor = await OpenAsync(db, "b", LongLease);
         var theirs = survivor.Open(1);
 
         Task<bool> mayDeliver;
@@ -104,6 +105,9 @@ public sealed class PostgresClaimTests(PostgresServer server)
             await using var tx = await blocker.BeginTransactionAsync();
             await using (var hold = new NpgsqlCommand("SELECT 1 FROM sluice_node WHERE name = 'a' FOR UPDATE", blocker, tx))
                 await hold.ExecuteScalarAsync();
+            // Until a's lease has run out by the database's clock, then one claim round by b.
+            await ScalarAsync<object>(db, "SELECT pg_sleep(greatest(0, extract(epoch FROM alive_until - now())) + 0.05) FROM sluice_node WHERE name = 'a'");
+            await survivor.ClaimRoundAsync();
             var moved = new[] { (await NextClaimAsync(theirs)).Sequence, (await NextClaimAsync(theirs)).Sequence };
             Assert.Equal([first.Spooled.Sequence, second.Spooled.Sequence], moved.Order());
             // a sees its own lease lapsed no later than the database let b claim.
