@@ -13,6 +13,9 @@ namespace Sluice.Delivery.Maildir;
 public sealed class MaildirAgent(string root, string hostname, MailboxMap mailboxes, TimeProvider time) : IDeliveryAgent
 {
     private static long _counter;
+    // Deliveries block in fsync on these threads, as many at once as the local channel's default concurrency.
+    private readonly BlockingWorkers _disk = new("maildir", 64);
+    private readonly DirectorySyncGroup _newSyncs = new();
     private readonly HashSet<string> _created = [];
     private readonly Lock _createdLock = new();
     // maildirsize is rebuilt by counting new/ and cur/ and appended to after each rename into new/: both under one
@@ -44,8 +47,15 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         // Aliases are expanded when mail is queued (AliasSplit); one here was made an alias by a reload since.
         if (found.Mailbox is not { } mailbox)
             return RecipientResult.Failed(found.Unknown ? $"550 5.1.1 <{recipient}>: no such user here" : $"550 5.1.1 <{recipient}>: an alias since this message was queued, so not expanded for it");
+        ct.ThrowIfCancellationRequested();
+        return await _disk.RunAsync(() => Write(request, recipient, mailbox, mailboxes.CreateExtensionFolders, body)).ConfigureAwait(false);
+    }
+
+    /// <summary>The file work of one delivery, on a disk thread: it blocks in fsync twice.</summary>
+    private RecipientResult Write(DeliveryRequest request, string recipient, Mailbox mailbox, bool createFolders, byte[] body)
+    {
         var maildir = Path.Combine(root, mailbox.Directory);
-        var folder = mailbox.Folder is { } f && (mailboxes.CreateExtensionFolders || Directory.Exists(Path.Combine(maildir, "." + f))) ? "." + f : null;
+        var folder = mailbox.Folder is { } f && (createFolders || Directory.Exists(Path.Combine(maildir, "." + f))) ? "." + f : null;
         var target = folder is null ? maildir : Path.Combine(maildir, folder);
         var where = folder is null ? mailbox.Directory : $"{mailbox.Directory}/{folder}";
         // Return-Path and Delivered-To as qmail-local writes them (RFC 5321 §4.4).
@@ -64,8 +74,8 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
                 return RecipientResult.Deferred($"452 4.2.2 <{recipient}>: mailbox full ({used} of {quota} bytes used, message {size})");
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                await RandomAccess.WriteAsync(handle, trace, 0, ct).ConfigureAwait(false);
-                await RandomAccess.WriteAsync(handle, body, trace.Length, ct).ConfigureAwait(false);
+                RandomAccess.Write(handle, trace, 0);
+                RandomAccess.Write(handle, body, trace.Length);
                 DurableFile.Sync(handle);
             }
             lock (sizeLock)
@@ -73,7 +83,7 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
                 File.Move(tmp, Path.Combine(target, "new", name));
                 MaildirSize.Add(maildir, size);
             }
-            DurableFile.SyncDirectory(Path.Combine(target, "new"));
+            _newSyncs.Sync(Path.Combine(target, "new"));
             return RecipientResult.Delivered($"250 2.0.0 delivered to maildir {where}/new/{name}");
         }
         catch (IOException e)
@@ -140,5 +150,9 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public ValueTask DisposeAsync()
+    {
+        _disk.Dispose();
+        return ValueTask.CompletedTask;
+    }
 }
