@@ -23,7 +23,14 @@ public sealed partial class AdminApi : IAsyncDisposable
     {
         var socket = options.AdminSocket;
         if (File.Exists(socket)) File.Delete(socket); // left by a server that did not stop cleanly; the PID file guards against two servers
-        var builder = WebApplication.CreateSlimBuilder();
+        // The host reads no appsettings.json from the working directory and watches no files: by default it watches
+        // the content root (the working directory, often above the data dir) recursively, which cost CPU for every
+        // Maildir and spool file written and one inotify watch per directory.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Logging.ClearProviders();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJson.Default));
         builder.WebHost.ConfigureKestrel(k =>

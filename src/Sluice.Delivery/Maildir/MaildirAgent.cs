@@ -13,8 +13,8 @@ namespace Sluice.Delivery.Maildir;
 public sealed class MaildirAgent(string root, string hostname, MailboxMap mailboxes, TimeProvider time) : IDeliveryAgent
 {
     private static long _counter;
-    // Deliveries block in fsync on these threads, as many at once as the local channel's default concurrency.
-    private readonly BlockingWorkers _disk = new("maildir", 64);
+    // Deliveries block in fsync on these threads; 8, 16 and 64 of them gave the same rate into 100 mailboxes (bench/local.sh).
+    private readonly BlockingWorkers _disk = new("maildir", 16);
     private readonly DirectorySyncGroup _newSyncs = new();
     private readonly HashSet<string> _created = [];
     private readonly Lock _createdLock = new();
