@@ -8,6 +8,7 @@ namespace Sluice.Core.Logging;
 
 public sealed class DeliveryLog : IAsyncDisposable
 {
+    private const int MaxBurstChars = 256 * 1024;
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>(new() { SingleReader = true });
     private readonly TextWriter[] _outputs;
     private readonly TimeProvider _time;
@@ -32,11 +33,18 @@ public sealed class DeliveryLog : IAsyncDisposable
     private async Task WriteLinesAsync()
     {
         var reader = _lines.Reader;
+        var burst = new StringBuilder();
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (reader.TryRead(out var line))
-                foreach (var o in _outputs) o.Write(line + "\n");
-            foreach (var o in _outputs) o.Flush();
+            // The lines waiting go out together: a few writes for many lines, where stdout (autoflushed) made a
+            // write(2) of each line, about seven per relayed message.
+            burst.Clear();
+            while (burst.Length < MaxBurstChars && reader.TryRead(out var line)) burst.Append(line).Append('\n');
+            foreach (var o in _outputs)
+            {
+                o.Write(burst);
+                o.Flush();
+            }
         }
     }
 
