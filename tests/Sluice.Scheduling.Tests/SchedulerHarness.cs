@@ -1,6 +1,7 @@
 // The parts the scheduler tests drive, shared by each test class: one or more QueueSchedulers
 // (one per queue, sharing one DestinationThrottle) on real spools, real Maildirs and a real SMTP
 // sink, with the clock in the test's hand (FakeTimeProvider) and the delivery log as lines to await.
+using System.Text;
 using Microsoft.Extensions.Time.Testing;
 using Sluice.Core.Configuration;
 using Sluice.Core.Logging;
@@ -147,16 +148,31 @@ public abstract class SchedulerHarness : IAsyncLifetime
         /// <summary>Called with each line as it is written, on the writer's thread.</summary>
         public Action<string>? Observer { get; set; }
 
+        private readonly StringBuilder _partial = new();
+
+        // The log writes its waiting lines in bursts: each '\n'-ended line is one line here.
+        public override void Write(StringBuilder? value) => Write(value?.ToString());
+
         public override void Write(string? value)
         {
             if (value is null) return;
-            Observer?.Invoke(value);
+            _partial.Append(value);
+            var text = _partial.ToString();
+            var end = text.LastIndexOf('\n');
+            if (end < 0) return;
+            _partial.Remove(0, end + 1);
+            foreach (var line in text[..end].Split('\n')) Add(line);
+        }
+
+        private void Add(string line)
+        {
+            Observer?.Invoke(line);
             lock (_lock)
             {
-                _lines.Add(value);
-                foreach (var w in _waiters.Where(w => value.Contains(w.Fragment, StringComparison.Ordinal)).ToList())
+                _lines.Add(line);
+                foreach (var w in _waiters.Where(w => line.Contains(w.Fragment, StringComparison.Ordinal)).ToList())
                 {
-                    w.Done.TrySetResult(value);
+                    w.Done.TrySetResult(line);
                     _waiters.Remove(w);
                 }
             }
