@@ -68,6 +68,16 @@ public sealed class PostgresServer : Xunit.IAsyncLifetime
         return ConnectionString(name);
     }
 
+    /// <summary>The first column of the first row of <paramref name="sql"/>, run on its own connection; default for NULL.</summary>
+    public static async Task<T> ScalarAsync<T>(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        var value = await command.ExecuteScalarAsync();
+        return value is DBNull or null ? default! : (T)value;
+    }
+
     public async Task DisposeAsync()
     {
         try { await StopAsync(); }

@@ -49,7 +49,7 @@ public sealed class ClusterTests(PostgresServer server)
         for (var tries = 0; ; tries++)
         {
             await SignalAsync(c.Process.Pid, "STOP");
-            heldByTheDead = await ScalarAsync(db, "SELECT count(*) FROM sluice_message WHERE node = 'c'");
+            heldByTheDead = await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_message WHERE node = 'c'");
             if (heldByTheDead > 0) break;
             await SignalAsync(c.Process.Pid, "CONT");
             Assert.True(tries < 300, "c never held mail while the others were receiving");
@@ -65,7 +65,7 @@ public sealed class ClusterTests(PostgresServer server)
         Assert.All(acknowledged, id => Assert.True(sinks.ByMessageId.ContainsKey(id), $"{id} got its 250 but was never delivered"));
         var duplicates = sinks.Received - sinks.ByMessageId.Count;
         Assert.True(duplicates <= RemoteConcurrency, $"{duplicates} duplicates; at most {RemoteConcurrency} deliveries were in flight at c");
-        Assert.Equal(0L, await ScalarAsync(db, "SELECT count(*) FROM sluice_message WHERE node = 'c'"));
+        Assert.Equal(0L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_message WHERE node = 'c'"));
         Assert.Contains(b.Process.Log, l => l.Contains("claimed msg", StringComparison.Ordinal));
         // DestinationConcurrency holds across the cluster: b and c delivered to every destination at once, and
         // the sink counts every open session (idle pooled ones too), yet never saw more than the one limit.
@@ -99,13 +99,5 @@ public sealed class ClusterTests(PostgresServer server)
         using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await kill.WaitForExitAsync();
         Assert.Equal(0, kill.ExitCode);
-    }
-
-    private static async Task<long> ScalarAsync(string connectionString, string sql)
-    {
-        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -4,7 +4,6 @@
 using MailKit.Net.Smtp;
 using MimeKit;
 using System.Text.RegularExpressions;
-using Npgsql;
 using Sluice.Testing;
 
 namespace Sluice.EndToEnd.Postgres;
@@ -29,7 +28,7 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
         Assert.Equal(200, sluice.Sink.Messages.Select(m => m.Recipients.Single()).Distinct().Count());
         Assert.Equal(0, await sluice.Process.StopAsync());
         Assert.Contains(sluice.Process.Log, l => l.Contains("sluice: started with 2 queues under PostgreSQL 127.0.0.1:", StringComparison.Ordinal));
-        Assert.Equal(0L, await ScalarAsync(db, "SELECT count(*) FROM sluice_message"));
+        Assert.Equal(0L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_message"));
     }
 
     [Fact]
@@ -40,7 +39,7 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
         sluice.Sink.StopListening(); // every delivery is deferred: the mail stays queued
         const int count = 30;
         await SendAsync(sluice, Enumerable.Range(0, count).Select(i => $"r{i}@remote.test"));
-        Assert.Equal((long)count, await ScalarAsync(db, "SELECT count(*) FROM sluice_message"));
+        Assert.Equal((long)count, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_message"));
 
         sluice.Process.Kill();
         await sluice.Process.DisposeAsync();
@@ -94,7 +93,7 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
     public async Task A_queue_database_with_a_newer_schema_stops_the_server_at_start()
     {
         var db = await server.CreateDatabaseAsync();
-        await ScalarAsync(db, "CREATE TABLE sluice_schema (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO sluice_schema VALUES (99); SELECT 0");
+        await PostgresServer.ScalarAsync<int>(db, "CREATE TABLE sluice_schema (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO sluice_schema VALUES (99); SELECT 0");
         using var dir = new TempDirectory();
         await File.WriteAllTextAsync(dir.File("sluice.json"), System.Text.Json.JsonSerializer.Serialize(new
         {
@@ -124,12 +123,4 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
 
     [GeneratedRegex(@"queue\d+: (\d+) messages, \d+ recipients recovered")]
     private static partial Regex RecoveredLine();
-
-    private static async Task<long> ScalarAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
 }

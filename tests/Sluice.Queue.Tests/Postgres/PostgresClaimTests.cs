@@ -80,7 +80,7 @@ public sealed class PostgresClaimTests(PostgresServer server)
         Assert.Equal(Messages, queues.Sum(q => q.MessageCount));
         // The database agrees: each message is held by the node whose queue took it, in that queue.
         for (int i = 0; i < queues.Length; i++)
-            Assert.Equal((long)taken[i].Count, await ScalarAsync<long>(db,
+            Assert.Equal((long)taken[i].Count, await PostgresServer.ScalarAsync<long>(db,
                 $"SELECT count(*) FROM sluice_message WHERE node = '{(i < 2 ? "a" : "b")}' AND queue = {queues[i].Number}"));
     }
 
@@ -106,7 +106,7 @@ public sealed class PostgresClaimTests(PostgresServer server)
             await using (var hold = new NpgsqlCommand("SELECT 1 FROM sluice_node WHERE name = 'a' FOR UPDATE", blocker, tx))
                 await hold.ExecuteScalarAsync();
             // Until a's lease has run out by the database's clock, then one claim round by b.
-            await ScalarAsync<object>(db, "SELECT pg_sleep(greatest(0, extract(epoch FROM alive_until - now())) + 0.05) FROM sluice_node WHERE name = 'a'");
+            await PostgresServer.ScalarAsync<object>(db, "SELECT pg_sleep(greatest(0, extract(epoch FROM alive_until - now())) + 0.05) FROM sluice_node WHERE name = 'a'");
             await survivor.ClaimRoundAsync();
             var moved = new[] { (await NextClaimAsync(theirs)).Sequence, (await NextClaimAsync(theirs)).Sequence };
             Assert.Equal([first.Spooled.Sequence, second.Spooled.Sequence], moved.Order());
@@ -116,7 +116,7 @@ public sealed class PostgresClaimTests(PostgresServer server)
             // An outcome a reached late is not written over b's message: a drops it.
             await mine.RecordAsync(first, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250 ok", None);
             Assert.Null(mine.Find(first.Spooled.Sequence));
-            Assert.Equal(0, await ScalarAsync<int>(db, $"SELECT attempts FROM sluice_recipient WHERE message_id = {first.Spooled.Sequence}"));
+            Assert.Equal(0, await PostgresServer.ScalarAsync<int>(db, $"SELECT attempts FROM sluice_recipient WHERE message_id = {first.Spooled.Sequence}"));
             Assert.Contains(_log, l => l.Contains($"msg {first.Id}: another node holds it now", StringComparison.Ordinal));
 
             // No delivery starts while a's lease has lapsed.
@@ -177,14 +177,5 @@ public sealed class PostgresClaimTests(PostgresServer server)
     }
 
     private static Task<string?> NodeOfAsync(string db, ulong message) =>
-        ScalarAsync<string?>(db, $"SELECT node FROM sluice_message WHERE id = {message}");
-
-    private static async Task<T> ScalarAsync<T>(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        var value = await command.ExecuteScalarAsync();
-        return value is DBNull or null ? default! : (T)value;
-    }
+        PostgresServer.ScalarAsync<string?>(db, $"SELECT node FROM sluice_message WHERE id = {message}");
 }

@@ -24,7 +24,7 @@ public sealed class PostgresNodeTests(PostgresServer server)
         Assert.Contains($"node mx1 is already running on 127.0.0.1:{server.Port}/", e.Message, StringComparison.Ordinal);
         Assert.Contains("give each node its own Queue:Node", e.Message, StringComparison.Ordinal);
         // The refused process left the running node's row alone.
-        Assert.True(await ScalarAsync<bool>(db, "SELECT alive_until > now() FROM sluice_node WHERE name = 'mx1'"));
+        Assert.True(await PostgresServer.ScalarAsync<bool>(db, "SELECT alive_until > now() FROM sluice_node WHERE name = 'mx1'"));
         await using var other = await OpenAsync(db, "mx2", TimeSpan.FromSeconds(30));
         Assert.Equal("mx2", other.Node);
     }
@@ -37,14 +37,14 @@ public sealed class PostgresNodeTests(PostgresServer server)
         await using (var node = await OpenAsync(db, "mx1", lease, NodeRole.Deliver))
         {
             node.Status = () => """{"queued": 7}""";
-            Assert.Equal("deliver", await ScalarAsync<string>(db, "SELECT roles FROM sluice_node WHERE name = 'mx1'"));
+            Assert.Equal("deliver", await PostgresServer.ScalarAsync<string>(db, "SELECT roles FROM sluice_node WHERE name = 'mx1'"));
             // Two heartbeats at least (one every lease/3) must have carried the status and moved alive_until past the first lease.
-            var started = await ScalarAsync<DateTime>(db, "SELECT started_at FROM sluice_node WHERE name = 'mx1'");
-            await EventuallyAsync(async () => await ScalarAsync<int?>(db, "SELECT (status->>'queued')::int FROM sluice_node WHERE name = 'mx1'") == 7
-                && await ScalarAsync<DateTime>(db, "SELECT alive_until FROM sluice_node WHERE name = 'mx1'") > started + lease + lease / 3);
+            var started = await PostgresServer.ScalarAsync<DateTime>(db, "SELECT started_at FROM sluice_node WHERE name = 'mx1'");
+            await EventuallyAsync(async () => await PostgresServer.ScalarAsync<int?>(db, "SELECT (status->>'queued')::int FROM sluice_node WHERE name = 'mx1'") == 7
+                && await PostgresServer.ScalarAsync<DateTime>(db, "SELECT alive_until FROM sluice_node WHERE name = 'mx1'") > started + lease + lease / 3);
             Assert.Equal(lease, node.Lease);
         }
-        Assert.False(await ScalarAsync<bool>(db, "SELECT alive_until > now() FROM sluice_node WHERE name = 'mx1'"));
+        Assert.False(await PostgresServer.ScalarAsync<bool>(db, "SELECT alive_until > now() FROM sluice_node WHERE name = 'mx1'"));
     }
 
     [Fact]
@@ -73,7 +73,7 @@ public sealed class PostgresNodeTests(PostgresServer server)
         var db = await server.CreateDatabaseAsync();
         await using var node = await OpenAsync(db, "mx1", TimeSpan.FromSeconds(1));
         // Cut the session holding the name's lock (as a database restart does): the node takes it again on a new one.
-        await ScalarAsync<bool>(db, $"SELECT bool_and(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = {PostgresSchema.NodeLockClass}");
+        await PostgresServer.ScalarAsync<bool>(db, $"SELECT bool_and(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = {PostgresSchema.NodeLockClass}");
         await EventuallyAsync(() => Task.FromResult(_log.Any(l => l.Contains("node mx1 holds its name again", StringComparison.Ordinal))));
         await Assert.ThrowsAsync<IOException>(() => OpenAsync(db, "mx1", TimeSpan.FromSeconds(1)));
         // Its heartbeat gets through on the new session (the lease may have lapsed in between on a loaded machine).
@@ -89,14 +89,5 @@ public sealed class PostgresNodeTests(PostgresServer server)
             Assert.True(DateTime.UtcNow < until, "the condition did not come true within 15 s");
             await Task.Delay(50);
         }
-    }
-
-    private static async Task<T> ScalarAsync<T>(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        var value = await command.ExecuteScalarAsync();
-        return value is DBNull or null ? default! : (T)value;
     }
 }

@@ -1,7 +1,6 @@
 // The PostgreSQL queue store against a real private PostgreSQL: durability across reopen, delivery
 // state, group commit and schema versions. (Nodes, claims and leases: PostgresNodeTests, PostgresClaimTests.)
 using System.Text;
-using Npgsql;
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Queue.Postgres;
@@ -71,7 +70,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         Assert.Equal((RecipientStatus.Failed, 1, "550 no such user"), (m.States[0].Status, m.States[0].Attempts, m.States[0].LastError));
         Assert.Equal((RecipientStatus.Pending, 1, retryAt, "451 try later"), (m.States[1].Status, m.States[1].Attempts, m.States[1].NextAttempt, m.States[1].LastError));
         Assert.Equal(1, m.PendingRecipients);
-        Assert.Equal(1L, await ScalarAsync(db, "SELECT count(*) FROM sluice_message"));
+        Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_message"));
     }
 
     [Fact]
@@ -94,7 +93,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         await using var again = await OpenAsync(db);
         var m = Assert.Single(await TakenBackAsync(again.Open(1), 1));
         Assert.Equal((heldId, true), (m.Id, m.Held));
-        Assert.Equal(1L, await ScalarAsync(db, "SELECT count(*) FROM sluice_message"));
+        Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_message"));
     }
 
     [Fact]
@@ -110,7 +109,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         Assert.Equal(200, ids.Select(m => m.Id).Distinct().Count());
         Assert.Equal(200, records);
         Assert.True(commits < 100, $"{commits} commits for 200 concurrent messages: not grouped");
-        Assert.Equal(200L, await ScalarAsync(db, "SELECT count(*) FROM sluice_recipient WHERE status = 0"));
+        Assert.Equal(200L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_recipient WHERE status = 0"));
     }
 
     [Fact]
@@ -118,7 +117,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
     {
         var db = await server.CreateDatabaseAsync();
         await using (await OpenAsync(db)) { }
-        await ScalarAsync(db, $"INSERT INTO sluice_schema (version) VALUES ({PostgresSchema.Latest + 1}) RETURNING version");
+        await PostgresServer.ScalarAsync<int>(db, $"INSERT INTO sluice_schema (version) VALUES ({PostgresSchema.Latest + 1}) RETURNING version");
         var e = await Assert.ThrowsAsync<SchemaTooNewException>(() => OpenAsync(db));
         Assert.Contains($"schema version {PostgresSchema.Latest + 1}, newer than this sluice knows ({PostgresSchema.Latest})", e.Message, StringComparison.Ordinal);
     }
@@ -129,7 +128,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         var db = await server.CreateDatabaseAsync();
         await using (await OpenAsync(db)) { }
         await using (await OpenAsync(db)) { }
-        Assert.Equal((long)PostgresSchema.Latest, await ScalarAsync(db, "SELECT count(*) FROM sluice_schema"));
+        Assert.Equal((long)PostgresSchema.Latest, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_schema"));
         Assert.Contains(_log, l => l.Contains($"schema migrated from version 0 to {PostgresSchema.Latest}", StringComparison.Ordinal));
         Assert.Contains(_log, l => l.EndsWith($"schema version {PostgresSchema.Latest}", StringComparison.Ordinal));
     }
@@ -148,13 +147,5 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         while (messages.Count < count) messages.Add(await store.Claimed.ReadAsync(timeout.Token));
         return messages;
-    }
-
-    private static async Task<long> ScalarAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }
