@@ -10,10 +10,10 @@ namespace Sluice.Queue.Tests.Postgres;
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresNodeTests(PostgresServer server)
 {
-    private readonly List<string> _log = [];
+    private readonly NodeLog _log = new();
 
     private Task<PostgresQueueDatabase> OpenAsync(string connectionString, string node, TimeSpan lease, NodeRole roles = NodeRole.Both) =>
-        PostgresQueueDatabase.OpenAsync(connectionString, node, lease, roles, TimeProvider.System, l => { lock (_log) _log.Add(l); }, CancellationToken.None);
+        PostgresQueueDatabase.OpenAsync(connectionString, node, lease, roles, TimeProvider.System, _log.Write, CancellationToken.None);
 
     [Fact]
     public async Task A_second_process_with_the_same_node_name_is_refused()
@@ -61,10 +61,10 @@ public sealed class PostgresNodeTests(PostgresServer server)
             await using (var hold = new NpgsqlCommand("SELECT 1 FROM sluice_node WHERE name = 'mx1' FOR UPDATE", blocker, tx))
                 await hold.ExecuteScalarAsync();
             await EventuallyAsync(() => Task.FromResult(node.LeaseLapsed));
-            await EventuallyAsync(() => Task.FromResult(_log.Any(l => l.Contains("node mx1: lease lapsed", StringComparison.Ordinal))));
+            await EventuallyAsync(() => Task.FromResult(_log.Any("node mx1: lease lapsed")));
         }
         await EventuallyAsync(() => Task.FromResult(!node.LeaseLapsed));
-        await EventuallyAsync(() => Task.FromResult(_log.Any(l => l.Contains("node mx1: lease renewed", StringComparison.Ordinal))));
+        await EventuallyAsync(() => Task.FromResult(_log.Any("node mx1: lease renewed")));
     }
 
     [Fact]
@@ -74,7 +74,7 @@ public sealed class PostgresNodeTests(PostgresServer server)
         await using var node = await OpenAsync(db, "mx1", TimeSpan.FromSeconds(1));
         // Cut the session holding the name's lock (as a database restart does): the node takes it again on a new one.
         await PostgresServer.ScalarAsync<bool>(db, $"SELECT bool_and(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = {PostgresSchema.NodeLockClass}");
-        await EventuallyAsync(() => Task.FromResult(_log.Any(l => l.Contains("node mx1 holds its name again", StringComparison.Ordinal))));
+        await EventuallyAsync(() => Task.FromResult(_log.Any("node mx1 holds its name again")));
         await Assert.ThrowsAsync<IOException>(() => OpenAsync(db, "mx1", TimeSpan.FromSeconds(1)));
         // Its heartbeat gets through on the new session (the lease may have lapsed in between on a loaded machine).
         await EventuallyAsync(() => Task.FromResult(!node.LeaseLapsed));

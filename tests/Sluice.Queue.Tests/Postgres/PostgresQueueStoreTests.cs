@@ -12,10 +12,10 @@ namespace Sluice.Queue.Tests.Postgres;
 public sealed class PostgresQueueStoreTests(PostgresServer server)
 {
     private static readonly CancellationToken None = CancellationToken.None;
-    private readonly List<string> _log = [];
+    private readonly NodeLog _log = new();
 
     private Task<PostgresQueueDatabase> OpenAsync(string connectionString, string node = "n1") =>
-        PostgresQueueDatabase.OpenAsync(connectionString, node, TimeSpan.FromSeconds(30), NodeRole.Both, TimeProvider.System, l => { lock (_log) _log.Add(l); }, None);
+        PostgresQueueDatabase.OpenAsync(connectionString, node, TimeSpan.FromSeconds(30), NodeRole.Both, TimeProvider.System, _log.Write, None);
 
     private static byte[] Body(string text) => Encoding.ASCII.GetBytes(text);
 
@@ -129,8 +129,8 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         await using (await OpenAsync(db)) { }
         await using (await OpenAsync(db)) { }
         Assert.Equal((long)PostgresSchema.Latest, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM sluice_schema"));
-        Assert.Contains(_log, l => l.Contains($"schema migrated from version 0 to {PostgresSchema.Latest}", StringComparison.Ordinal));
-        Assert.Contains(_log, l => l.EndsWith($"schema version {PostgresSchema.Latest}", StringComparison.Ordinal));
+        Assert.True(_log.Any($"schema migrated from version 0 to {PostgresSchema.Latest}"));
+        Assert.Contains(_log.Lines, l => l.EndsWith($"schema version {PostgresSchema.Latest}", StringComparison.Ordinal));
     }
 
     [Fact]
