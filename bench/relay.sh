@@ -25,13 +25,14 @@ STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"     # `sluice serve` may have to rebui
 NOTE="${NOTE:-}"                        # free text for RESULTS.md, e.g. what else ran meanwhile
 WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk, fsync is the point
 KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
+QUEUES="${QUEUES:-4}"                   # Queue.Count: the queues (each with its own spool writer and scheduler)
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
 TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
 PERF="${PERF:-0}"                       # 1: perf record (on-CPU samples) during each round; keeps the dir
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 [[ "$STORE" == file || "$STORE" == postgres ]] || die "STORE must be file or postgres (got '$STORE')"
-for v in N SIZE SESSIONS ROUNDS DOMAINS SESSIONS_PER_PROC TIMEOUT STARTUP_TIMEOUT; do
+for v in N SIZE SESSIONS QUEUES ROUNDS DOMAINS SESSIONS_PER_PROC TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
 (( SESSIONS % SESSIONS_PER_PROC == 0 )) || die "SESSIONS ($SESSIONS) must be a multiple of SESSIONS_PER_PROC ($SESSIONS_PER_PROC)"
@@ -131,12 +132,12 @@ run_round() {
   start_smtp_sink "$tmp" || die "smtp-sink did not start (see $tmp)"
 
   smtp_port="$(free_port "$sink_port")" || die "no free port"
-  local queue='{ "Count": 4 }' pg_port="" pg_before=""
+  local queue="{ \"Count\": $QUEUES }" pg_port="" pg_before=""
   if [ "$STORE" = postgres ]; then
     pg_port="$(free_port "$smtp_port")" || die "no free port"
     pg_start "$tmp" "$pg_port"
     pg_running=("$tmp")
-    queue="{ \"Count\": 4, \"Store\": \"postgres\", \"ConnectionString\": \"Host=127.0.0.1;Port=$pg_port;Username=sluice;Database=postgres\" }"
+    queue="{ \"Count\": $QUEUES, \"Store\": \"postgres\", \"ConnectionString\": \"Host=127.0.0.1;Port=$pg_port;Username=sluice;Database=postgres\" }"
   fi
   write_relay_config "$tmp" "$smtp_port" "$sink_port" "$queue"
   # exec: the PID we hold is the PID of sluice itself (the wrapper execs dotnet), so SIGTERM reaches it.

@@ -141,16 +141,43 @@ public sealed class FileQueueStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Records_are_followed_by_zeros_that_replay_takes_for_the_end_of_the_segment()
+    {
+        QueuedMessage last;
+        await using (var store = Open(segmentBytes: 4 << 20))
+        {
+            for (int i = 0; i < 3; i++) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None);
+            last = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("last\r\n"), None);
+        }
+        var path = SegmentOf(last);
+        var recordsEnd = last.Spooled.BodyOffset + last.Spooled.BodyLength;
+        var bytes = await File.ReadAllBytesAsync(path);
+        // A megabyte of zeros went out with the first batch, so the later ones overwrote them instead of growing the file.
+        Assert.InRange(bytes.Length, (1 << 20) + 1, (1 << 20) + recordsEnd - 1);
+        Assert.False(bytes.AsSpan((int)recordsEnd).ContainsAnyExcept((byte)0));
+
+        await using var again = Open(segmentBytes: 4 << 20);
+        Assert.Equal(4, again.Recovered.Count);
+        Assert.Empty(_warnings);
+    }
+
+    [Fact]
     public async Task A_torn_write_at_the_end_is_ignored_and_everything_before_it_recovered()
     {
+        QueuedMessage last = null!;
         await using (var store = Open())
-            for (int i = 0; i < 5; i++) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None);
-        // A clean stop leaves an empty newest segment; tear the one holding the records.
-        var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
-        await File.AppendAllTextAsync(path, "\x40\0\0\0garbage-of-an-unfinished-write");
+            for (int i = 0; i < 5; i++) last = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None);
+        // A batch cut short: its first bytes reached the zeros after the last record, the rest did not.
+        const string Torn = "\x40\0\0\0garbage-of-an-unfinished-write";
+        await using (var segment = new FileStream(SegmentOf(last), FileMode.Open, FileAccess.Write))
+        {
+            segment.Position = last.Spooled.BodyOffset + last.Spooled.BodyLength;
+            await segment.WriteAsync(Encoding.Latin1.GetBytes(Torn));
+        }
         await using var again = Open();
         Assert.Equal(5, again.Recovered.Count);
-        Assert.Contains(_warnings, w => w.Contains("unfinished write", StringComparison.Ordinal) || w.Contains("damaged record", StringComparison.Ordinal));
+        // Only the torn bytes are counted, not the zeros after them.
+        Assert.Contains($"queue1: {SegmentOf(last)}: ignoring {Torn.Length} bytes of an unfinished write at offset {last.Spooled.BodyOffset + last.Spooled.BodyLength}", _warnings);
     }
 
     [Fact]
@@ -160,7 +187,7 @@ public sealed class FileQueueStoreTests : IDisposable
             await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("intact\r\n"), None);
         var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
         var bytes = await File.ReadAllBytesAsync(path);
-        bytes[^3] ^= 0xFF; // flip a body byte: the CRC no longer matches
+        bytes[Encoding.ASCII.GetString(bytes).IndexOf("intact", StringComparison.Ordinal)] ^= 0xFF; // a body byte: the CRC no longer matches
         await File.WriteAllBytesAsync(path, bytes);
         await using var again = Open();
         Assert.Empty(again.Recovered);
@@ -256,6 +283,8 @@ public sealed class FileQueueStoreTests : IDisposable
         Assert.Equal(2, third.Recovered.Count);
         Assert.Contains(_warnings, w => w.Contains($"already copied to {aside}", StringComparison.Ordinal));
     }
+
+    private string SegmentOf(QueuedMessage message) => SpoolReplay.SegmentPath(_dir.Path, message.Spooled.Segment);
 
     public void Dispose() => _dir.Dispose();
 }

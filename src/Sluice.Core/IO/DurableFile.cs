@@ -1,5 +1,5 @@
-// fsync of a directory, which .NET has no API for: needed so that a created or renamed file's
-// name survives a power cut (rename(2) alone makes it visible, not durable).
+// fsync of a directory and fdatasync of a file, which .NET has no API for. The directory's, so that a
+// created or renamed file's name survives a power cut (rename(2) alone makes it visible, not durable).
 using System.Runtime.InteropServices;
 
 namespace Sluice.Core.IO;
@@ -13,6 +13,9 @@ public static partial class DurableFile
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int Fdatasync(Microsoft.Win32.SafeHandles.SafeFileHandle fd);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
@@ -45,5 +48,20 @@ public static partial class DurableFile
     {
         CountSync();
         RandomAccess.FlushToDisk(handle);
+    }
+
+    /// <summary>
+    /// Flushes a file's data and what is needed to read it back (its size, its blocks), not its times:
+    /// fdatasync(2). Over blocks already written and flushed it writes the data alone, no inode.
+    /// </summary>
+    public static void SyncData(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Sync(handle);
+            return;
+        }
+        CountSync();
+        if (Fdatasync(handle) != 0) throw new IOException($"fdatasync: errno {Marshal.GetLastPInvokeError()}");
     }
 }

@@ -39,10 +39,27 @@ internal sealed class SpoolReplay
             replay.LiveBySegment[seg] = 0;
             var path = SegmentPath(dir, seg);
             var end = replay.ReadSegment(path, seg, queue);
-            if (end != new FileInfo(path).Length) replay.Resynchronise(dir, seg, queue, end, seg == segments[^1], warn, moveAside);
+            if (!OnlyZerosFrom(path, end)) replay.Resynchronise(dir, seg, queue, end, seg == segments[^1], warn, moveAside);
         }
         foreach (var m in replay.Messages.Values) replay.LiveBySegment[m.Segment]++;
         return replay;
+    }
+
+    /// <summary>
+    /// Whether nothing but zeros follows <paramref name="offset"/>: the writer zeros ahead of its records
+    /// (FileQueueStore.ZeroAhead), so zeros, like the end of the file, are where the records end.
+    /// </summary>
+    private static bool OnlyZerosFrom(string path, long offset)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var buffer = new byte[1 << 16];
+        int n;
+        while ((n = RandomAccess.Read(handle, buffer, offset)) > 0)
+        {
+            if (buffer.AsSpan(0, n).ContainsAnyExcept((byte)0)) return false;
+            offset += n;
+        }
+        return true;
     }
 
     /// <summary>
@@ -54,18 +71,20 @@ internal sealed class SpoolReplay
     {
         var path = SegmentPath(dir, seg);
         var bytes = File.ReadAllBytes(path);
-        while (pos < bytes.Length)
+        // The zeros written ahead of the records are neither damage nor an unfinished write.
+        var contentEnd = bytes.AsSpan().LastIndexOfAnyExcept((byte)0) + 1;
+        while (pos < contentEnd)
         {
             var next = NextIntactFrame(bytes, pos + 1);
             if (next < 0 && last)
             {
                 // Never cut away either: new records always go to a fresh segment, so a bad tail stays as it was.
-                warn($"queue{queue}: {path}: ignoring {bytes.Length - pos} bytes of an unfinished write at offset {pos}");
+                warn($"queue{queue}: {path}: ignoring {contentEnd - pos} bytes of an unfinished write at offset {pos}");
                 return;
             }
             // Inside the newest segment a bad tail is a write that never finished; in an older one it may be a
             // damaged record as well (or a write cut short by a crash before the last restart, or a full disk).
-            var stop = next < 0 ? bytes.Length : next;
+            var stop = next < 0 ? contentEnd : next;
             var where = moveAside ? MoveAside(dir, seg, pos, bytes.AsSpan((int)pos, (int)(stop - pos)), queue, warn) : "not moved aside: read only";
             warn($"queue{queue}: {path}: {stop - pos} damaged bytes at offset {pos} ({where})"
                 + (next < 0 ? "; nothing intact follows in this segment" : "; the intact records after them are read"));
