@@ -37,7 +37,7 @@ inject_local() {
 
 # Sets run_result="inject_s e2e_s". Port 0: Sluice logs the port it took.
 run_once() {
-  local m="$1" tmp pid port t0 t1 t_end count deadline files
+  local m="$1" tmp pid port t0 t1 t_end count deadline files cpu0 cpu_s
   tmp="$(mktemp -d "$WORKDIR/sluice-local.XXXXXX")"
   echo "local.sh: $m mailboxes in $tmp" >&2
   python3 - "$tmp" "$m" <<'EOF'
@@ -61,6 +61,7 @@ EOF
   done
   port="$(grep -m1 'smtp: listening on' "$tmp/sluice.log" | sed 's/.*:\([0-9]*\)$/\1/')"
 
+  cpu0="$(cpu_seconds "$pid")"
   t0="$(date +%s.%N)"
   inject_local "$port" "$m" "$tmp" || die "injection failed (see $tmp)"
   t1="$(date +%s.%N)"
@@ -74,12 +75,13 @@ EOF
     (( SECONDS < deadline )) || die "only $count/$N delivered ${TIMEOUT}s after injection (see $tmp)"
     sleep 0.2
   done
+  cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$pid")" 'BEGIN{printf "%.2f", b-a}')"
   t_end="$(date -u -d "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)" +%s.%N)"
   kill -TERM "$pid"; wait "$pid" || die "sluice exited with status $? (see $tmp)"
 
   files="$(find "$tmp/var/maildirs" -path '*/new/*' -type f | wc -l)"
   (( files == N )) || die "$files files in the Maildirs for $N messages (see $tmp)"
-  run_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}')"
+  run_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') $cpu_s"
   if [ "$KEEP" = 1 ]; then echo "local.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
@@ -89,23 +91,24 @@ mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
 command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS bench/local.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-fmt='| %9s | %6s | %8s | %10s | %8s | %11s |'
+fmt='| %9s | %6s | %8s | %10s | %8s | %11s | %10s |'
 rows=()
 for m in $MS; do
-  accepted=(); delivered=()
+  accepted=(); delivered=(); cpu=()
   for (( r = 1; r <= ROUNDS; r++ )); do
     echo "local.sh: $m mailboxes, round $r of $ROUNDS" >&2
     run_result=""
     run_once "$m"
-    read -r inj e2e <<<"$run_result"
+    read -r inj e2e cpu_s <<<"$run_result"
+    cpu+=("$(awk -v n="$N" -v x="$cpu_s" 'BEGIN{printf "%.3f", x*1000/n}')")
     accepted+=("$(awk -v n="$N" -v t="$inj" 'BEGIN{printf "%.0f", n/t}')")
     delivered+=("$(awk -v n="$N" -v t="$e2e" 'BEGIN{printf "%.0f", n/t}')")
-    rows+=("$(printf "$fmt" "$m" "$r" "$inj" "${accepted[-1]}" "$e2e" "${delivered[-1]}")")
+    rows+=("$(printf "$fmt" "$m" "$r" "$inj" "${accepted[-1]}" "$e2e" "${delivered[-1]}" "${cpu[-1]}")")
   done
-  rows+=("$(printf "$fmt" "$m" median "" "$(printf '%s\n' "${accepted[@]}" | median)" "" "$(printf '%s\n' "${delivered[@]}" | median)")")
+  rows+=("$(printf "$fmt" "$m" median "" "$(printf '%s\n' "${accepted[@]}" | median)" "" "$(printf '%s\n' "${delivered[@]}" | median)" "$(printf '%s\n' "${cpu[@]}" | median)")")
 done
-table="$(printf '%s\n' "$(printf "$fmt" mailboxes round inject_s accepted/s e2e_s delivered/s)" \
-  "|----------:|-------:|---------:|-----------:|---------:|------------:|" "${rows[@]}")"
+table="$(printf '%s\n' "$(printf "$fmt" mailboxes round inject_s accepted/s e2e_s delivered/s cpu_ms/msg)" \
+  "|----------:|-------:|---------:|-----------:|---------:|------------:|-----------:|" "${rows[@]}")"
 echo
 echo "$table"
 
