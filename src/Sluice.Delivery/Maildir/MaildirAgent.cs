@@ -74,8 +74,7 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
                 return RecipientResult.Deferred($"452 4.2.2 <{recipient}>: mailbox full ({used} of {quota} bytes used, message {size})");
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                RandomAccess.Write(handle, trace, 0);
-                RandomAccess.Write(handle, body, trace.Length);
+                RandomAccess.Write(handle, [trace, body], 0); // one pwritev
                 DurableFile.Sync(handle);
             }
             lock (sizeLock)
