@@ -1,5 +1,5 @@
-// fsync of a directory and fdatasync of a file, which .NET has no API for. The directory's, so that a
-// created or renamed file's name survives a power cut (rename(2) alone makes it visible, not durable).
+// fsync of a directory and fdatasync of a file, which .NET has no API for. A directory's fsync makes a
+// created or renamed file's name survive a power cut (rename(2) alone makes it visible, not durable).
 using System.Runtime.InteropServices;
 
 namespace Sluice.Core.IO;
