@@ -72,16 +72,18 @@ public sealed partial class PostgresStoreTests(PostgresServer server)
         await server.StartAsync();
         await sluice.WaitForLogAsync("queue database: back; node mx1 holds its name again");
         sluice.Sink.StartListening();
-        // A connection broken by the restart may still fail one transaction: the client retries, as SMTP clients do.
-        for (int attempt = 1; ; attempt++)
-        {
-            try
+        // A connection broken by the restart may still fail one transaction: the client retries that message, as SMTP
+        // clients do. Only that one: the messages before it have their 250, and sending them again would duplicate them.
+        foreach (var rcpt in Enumerable.Range(0, 10).Select(i => $"after{i}@remote.test"))
+            for (int attempt = 1; ; attempt++)
             {
-                await SendAsync(sluice, Enumerable.Range(0, 10).Select(i => $"after{i}@remote.test"));
-                break;
+                try
+                {
+                    await SendAsync(sluice, [rcpt]);
+                    break;
+                }
+                catch (SmtpCommandException e) when ((int)e.StatusCode == 451 && attempt < 3) { }
             }
-            catch (SmtpCommandException e) when ((int)e.StatusCode == 451 && attempt < 3) { }
-        }
         Assert.Equal(0, (await sluice.RunVerbAsync("queue", "flush")).Exit); // ends the sink's back-off now
         await sluice.Sink.WaitForCountAsync(20, TimeSpan.FromSeconds(90));
         var delivered = sluice.Sink.Messages.Select(m => m.Recipients.Single()).ToHashSet();
