@@ -93,7 +93,9 @@ internal sealed class PostgresNode : IAsyncDisposable
                 if (_connection is null && !await ReconnectAsync(limit.Token).ConfigureAwait(false)) continue;
                 await BeatOnceAsync(_connection!, limit.Token).ConfigureAwait(false);
                 // Lapsed until this beat (a failed heartbeat, or the process stood still): the others may have taken mail meanwhile.
-                if (_time.GetElapsedTime(Volatile.Read(ref _lastBeat), sent) >= Lease) Interlocked.Increment(ref _renewals);
+                // Measured to the beat's return, not its sending: a beat held up in the database (a locked row) may renew a
+                // lease that ran out, and was claimed from, while it waited.
+                if (_time.GetElapsedTime(Volatile.Read(ref _lastBeat)) >= Lease) Interlocked.Increment(ref _renewals);
                 Volatile.Write(ref _lastBeat, sent);
                 if (_saidLapsed) _log($"queue database: node {Name}: lease renewed; deliveries start again");
                 _saidLapsed = _saidTaken = false;
