@@ -33,7 +33,7 @@ internal static class ServeVerb
                 options.Queue.Roles = commandLineRoles;
             }
             var time = TimeProvider.System;
-            await using var log = new DeliveryLog(Console.Out, options.Log.File, time);
+            await using var log = DeliveryLog.ToStandardOutput(options.Log.File, time);
             var stop = new TaskCompletionSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
