@@ -29,6 +29,7 @@ QUEUES="${QUEUES:-4}"                   # Queue.Count: the queues (each with its
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
 TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
 PERF="${PERF:-0}"                       # 1: perf record (on-CPU samples) during each round; keeps the dir
+SYSCALLS="${SYSCALLS:-0}"               # 1: count Sluice's socket, sync and wait syscalls per message (perf stat)
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 [[ "$STORE" == file || "$STORE" == postgres ]] || die "STORE must be file or postgres (got '$STORE')"
@@ -166,6 +167,12 @@ run_round() {
     trace_pid=$!; owned+=("$trace_pid"); keep=1
     until grep -q 'Process' "$tmp/trace.out" 2>/dev/null; do kill -0 "$trace_pid" 2>/dev/null || die "dotnet-trace failed: $(cat "$tmp/trace.out")"; sleep 0.2; done
   fi
+  local stat_pid=""
+  if [ "$SYSCALLS" = 1 ]; then
+    perf stat -x, -e "$(printf 'syscalls:sys_enter_%s,' recvfrom sendto epoll_wait sched_yield futex fdatasync pwritev write | sed 's/,$//')" \
+      -p "$sluice_pid" -o "$tmp/syscalls.csv" >/dev/null 2>&1 &
+    stat_pid=$!; owned+=("$stat_pid")
+  fi
   cpu0="$(cpu_seconds "$sluice_pid")"
   t0="$(date +%s.%N)"
   if ! inject "$smtp_port" "$tmp"; then
@@ -178,6 +185,10 @@ run_round() {
   wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$N" "$TIMEOUT" "round $r"
   t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
   local cpu_s; cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$sluice_pid")" 'BEGIN{printf "%.2f", b-a}')"
+  if [ -n "$stat_pid" ]; then
+    kill -INT "$stat_pid"; wait "$stat_pid" || true
+    echo "relay.sh: round $r syscalls per message: $(awk -F, -v n="$N" '/sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / n }' "$tmp/syscalls.csv")" >&2
+  fi
   if [ -n "$perf_pid" ]; then
     kill -TERM "$perf_pid"; wait "$perf_pid" || true
     echo "relay.sh: perf samples in $tmp/perf.data (perf report -i FILE --no-children --sort dso,sym)" >&2
