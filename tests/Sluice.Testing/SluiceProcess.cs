@@ -54,9 +54,16 @@ public sealed partial class SluiceProcess : IAsyncDisposable
     }
 
     /// <param name="serveArgs">More arguments for `sluice serve`, e.g. "--roles", "deliver".</param>
-    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, params string[] serveArgs)
+    public static Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, params string[] serveArgs) =>
+        StartAsync(workingDirectory, configFile, new Dictionary<string, string?>(), serveArgs);
+
+    /// <param name="environment">Variables for the server process beside the test's own; null removes one.</param>
+    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment, params string[] serveArgs)
     {
         var p = new Process { StartInfo = StartInfo(workingDirectory, ["serve", "--config", configFile, .. serveArgs]) };
+        foreach (var (k, v) in environment)
+            if (v is null) p.StartInfo.Environment.Remove(k);
+            else p.StartInfo.Environment[k] = v;
         var sp = new SluiceProcess(p);
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) sp.OnLine(e.Data); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) sp.OnLine("stderr: " + e.Data); };

@@ -19,6 +19,7 @@ internal static class ServeVerb
         var command = new Command("serve", "Run the MTA: SMTP listener, queues, schedulers and delivery") { roles };
         command.SetAction(async (parse, ct) =>
         {
+            var sockets = SocketEngineThreads.Apply();
             var configFile = parse.GetValue(config);
             var options = ConfigOption.Load(configFile);
             if (options is null) return ExitCodes.Config;
@@ -38,6 +39,7 @@ internal static class ServeVerb
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
             using var signals = new ServerSignals(log);
+            log.Write(sockets);
             var caps = ApplyOpenFileLimit(log, options);
             SluiceServer server;
             try
