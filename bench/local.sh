@@ -61,6 +61,11 @@ EOF
   done
   port="$(grep -m1 'smtp: listening on' "$tmp/sluice.log" | sed 's/.*:\([0-9]*\)$/\1/')"
 
+  if (( ${WARM:-0} > 0 )); then
+    N="$WARM" inject_local "$port" "$m" "$tmp" || die "warm-up injection failed (see $tmp)"
+    wait_for_deliveries "$tmp/sluice.log" "$pid" "$WARM" "$TIMEOUT" "the warm-up"
+  fi
+  sync  # the previous run's writeback is not this run's cost
   cpu0="$(cpu_seconds "$pid")"
   t0="$(date +%s.%N)"
   inject_local "$port" "$m" "$tmp" || die "injection failed (see $tmp)"
@@ -69,18 +74,18 @@ EOF
   deadline=$(( SECONDS + TIMEOUT ))
   while :; do
     count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
-    (( count >= N )) && break
+    (( count >= ${WARM:-0} + N )) && break
     kill -0 "$pid" 2>/dev/null || die "sluice died (see $tmp)"
     grep -qE ': (deferral|failure): ' "$tmp/sluice.log" && { grep -m5 -E ': (deferral|failure): ' "$tmp/sluice.log" >&2; die "deliveries deferred or failed (see $tmp)"; }
-    (( SECONDS < deadline )) || die "only $count/$N delivered ${TIMEOUT}s after injection (see $tmp)"
+    (( SECONDS < deadline )) || die "only $count/$(( ${WARM:-0} + N )) delivered ${TIMEOUT}s after injection (see $tmp)"
     sleep 0.2
   done
   cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$pid")" 'BEGIN{printf "%.2f", b-a}')"
-  t_end="$(date -u -d "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)" +%s.%N)"
+  t_end="$(date -u -d "$(grep -m "$(( ${WARM:-0} + N ))" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)" +%s.%N)"
   kill -TERM "$pid"; wait "$pid" || die "sluice exited with status $? (see $tmp)"
 
   files="$(find "$tmp/var/maildirs" -path '*/new/*' -type f | wc -l)"
-  (( files == N )) || die "$files files in the Maildirs for $N messages (see $tmp)"
+  (( files == ${WARM:-0} + N )) || die "$files files in the Maildirs for $(( ${WARM:-0} + N )) messages (see $tmp)"
   run_result="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') $(awk -v a="$t0" -v b="$t_end" 'BEGIN{printf "%.3f", b-a}') $cpu_s"
   if [ "$KEEP" = 1 ]; then echo "local.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -89,7 +94,7 @@ EOF
 [[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS bench/local.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS$( (( ${WARM:-0} > 0 )) && echo " WARM=$WARM" || true) bench/local.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 fmt='| %9s | %6s | %8s | %10s | %8s | %11s | %10s |'
 rows=()

@@ -29,6 +29,7 @@ QUEUES="${QUEUES:-4}"                   # Queue.Count: the queues (each with its
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
 TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
 PERF="${PERF:-0}"                       # 1: perf record (on-CPU samples) during each round; keeps the dir
+WARM="${WARM:-0}"                       # messages sent and delivered before each timed run (JIT and caches warm), not counted
 SYSCALLS="${SYSCALLS:-0}"               # 1: count Sluice's socket, sync and wait syscalls per message (perf stat)
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
@@ -36,6 +37,7 @@ die() { echo "relay.sh: $*" >&2; exit 1; }
 for v in N SIZE SESSIONS QUEUES ROUNDS DOMAINS SESSIONS_PER_PROC TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
+[[ "$WARM" =~ ^[0-9]+$ ]] || die "WARM must be a whole number (got '$WARM')"
 (( SESSIONS % SESSIONS_PER_PROC == 0 )) || die "SESSIONS ($SESSIONS) must be a multiple of SESSIONS_PER_PROC ($SESSIONS_PER_PROC)"
 
 # ---------------------------------------------------------------- processes we own, and cleanup
@@ -153,6 +155,11 @@ run_round() {
     sleep 0.1
   done
 
+  if (( WARM > 0 )); then
+    N="$WARM" inject "$smtp_port" "$tmp" || die "warm-up injection failed in round $r (see $tmp)"
+    wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$WARM" "$TIMEOUT" "round $r's warm-up"
+  fi
+  sync  # the previous run's writeback is not this run's cost
   [ -z "$pg_port" ] || pg_before="$(pg_counters "$pg_port")"
   local cpu0 trace_pid="" perf_pid=""
   if [ "$PERF" = 1 ]; then
@@ -182,8 +189,8 @@ run_round() {
   t1="$(date +%s.%N)"
 
   # Wait for N deliveries. Also give up early if Sluice dies or starts deferring/failing.
-  wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$N" "$TIMEOUT" "round $r"
-  t_end="$(epoch_of "$(grep -m "$N" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
+  wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$(( WARM + N ))" "$TIMEOUT" "round $r"
+  t_end="$(epoch_of "$(grep -m "$(( WARM + N ))" ': success: ' "$tmp/sluice.log" | tail -1 | cut -d' ' -f1)")"
   local cpu_s; cpu_s="$(awk -v a="$cpu0" -v b="$(cpu_seconds "$sluice_pid")" 'BEGIN{printf "%.2f", b-a}')"
   if [ -n "$stat_pid" ]; then
     kill -INT "$stat_pid"; wait "$stat_pid" || true
@@ -235,7 +242,7 @@ mkdir -p "$WORKDIR"
 # Build outside the timed part (the wrapper builds on first use or after a source change).
 "$root/sluice" --help >/dev/null || die "sluice does not build"
 
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS STORE=$STORE bench/relay.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS STORE=$STORE$( (( WARM > 0 )) && echo " WARM=$WARM" || true) bench/relay.sh"
 declare -a pg_figures=()
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay.sh: $command_line  ($JOBS smtp-source jobs, $PROCS at a time, -s $SESSIONS_PER_PROC each)" >&2
