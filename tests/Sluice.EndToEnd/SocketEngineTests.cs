@@ -9,24 +9,17 @@ public sealed class SocketEngineTests
     private const string Inline = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
     private const string Count = "DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT";
 
-    [Fact]
-    public async Task Serve_runs_completions_inline_on_half_the_cores()
-    {
-        // 8 cores as the runtime sees them: 4 engine threads, where the runtime alone would start 1 (one per 30 cores),
-        // so the count shows the setting reached the engine.
-        using var dir = new TempDirectory();
-        await using var sluice = await StartAsync(dir, new() { ["DOTNET_PROCESSOR_COUNT"] = "8" });
-        Assert.Contains(sluice.Log, l => l.EndsWith($"sockets: completions run on the socket engine's own threads ({Count}=4)", StringComparison.Ordinal));
-        Assert.Equal(4, EngineThreads(sluice.Pid));
-    }
-
-    [Fact]
-    public async Task The_operators_thread_count_is_kept_and_used()
+    // DOTNET_PROCESSOR_COUNT=8: 8 cores as the runtime sees them, so 4 engine threads, where the runtime alone
+    // would start 1 (one per 30 cores): the count shows the setting reached the engine. An operator's count is kept.
+    [Theory]
+    [InlineData("DOTNET_PROCESSOR_COUNT", "8", 4)]
+    [InlineData(Count, "3", 3)]
+    public async Task Serve_runs_completions_inline_on_half_the_cores_unless_told_how_many(string variable, string value, int threads)
     {
         using var dir = new TempDirectory();
-        await using var sluice = await StartAsync(dir, new() { [Count] = "3" });
-        Assert.Contains(sluice.Log, l => l.EndsWith($"sockets: completions run on the socket engine's own threads ({Count}=3)", StringComparison.Ordinal));
-        Assert.Equal(3, EngineThreads(sluice.Pid));
+        await using var sluice = await StartAsync(dir, new() { [variable] = value });
+        Assert.Contains(sluice.Log, l => l.EndsWith($"sockets: completions run on the socket engine's own threads ({Count}={threads})", StringComparison.Ordinal));
+        Assert.Equal(threads, EngineThreads(sluice.Pid));
     }
 
     [Fact]
