@@ -1,7 +1,7 @@
 // How the runtime's socket engine hands on socket events. By default each epoll event is posted to the
 // thread pool, so every SMTP command and reply costs a wake-up of a pool thread; `serve` runs the
 // completions on the engine's own threads instead, on half the cores (bench/RESULTS.md, 2026-11-24:
-// 9-15 % less CPU per relayed message). Code on a socket continuation must therefore never block:
+// 5-23 % less CPU per relayed message in alternated pairs). Code on a socket continuation must never block:
 // bcrypt (SmtpUserStore) and spool commits (FileQueueStore's writer) already run on other threads.
 namespace Sluice;
 
