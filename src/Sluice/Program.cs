@@ -12,6 +12,7 @@ root.Subcommands.Add(TopVerb.Create(config));
 root.Subcommands.Add(SetqloadVerb.Create(config));
 root.Subcommands.Add(ReloadVerb.Create(config));
 root.Subcommands.Add(PasswdVerb.Create(config));
+root.Subcommands.Add(DeliveryWorkerVerb.Create());
 // Each verb handles SIGTERM/SIGINT itself (serve drains its queues, which can take longer than System.CommandLine's
 // default grace of two seconds before it ends the process): no termination timeout.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

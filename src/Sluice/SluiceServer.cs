@@ -9,6 +9,7 @@ using Sluice.Core.Mailboxes;
 using Sluice.Delivery;
 using Sluice.Delivery.Maildir;
 using Sluice.Delivery.Smtp;
+using Sluice.Delivery.Workers;
 using Sluice.Operate;
 using Sluice.Queue;
 using Sluice.Receive;
@@ -52,9 +53,21 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = _maildir,
-            [ChannelOptions.SmtpTransport] = new SmtpRelayAgent(_routes, new MxResolver(options.Dns), options.Hostname, options.Delivery, time, caps.Outbound,
-                new OwnAddresses(options.Hostname, options.Smtp.Listen.Select(l => Endpoints.TryParseSmtpListen(l, out var ep, out _) ? ep : null).OfType<IPEndPoint>())),
+            [ChannelOptions.SmtpTransport] = SmtpAgent(options, caps),
         };
+    }
+
+    /// <summary>Remote delivery in this process, or in Delivery.Workers child processes (started here, ready on return).</summary>
+    private IDeliveryAgent SmtpAgent(SluiceOptions options, SessionCaps caps)
+    {
+        var settings = SmtpAgentSettings.From(options);
+        // A receive-only node delivers nothing, so it needs no workers.
+        if (options.Delivery.Workers == 0 || !NodeRoles.Parse(options.Queue.Roles).HasFlag(NodeRole.Deliver))
+            return settings.CreateAgent(_routes, _time, caps.Outbound);
+        Directory.CreateDirectory(options.DataDir);
+        var socket = Path.GetFullPath(Path.Combine(options.DataDir, "delivery.sock"));
+        return DeliveryWorkerPool.StartAsync(options.Delivery.Workers, settings, _routes, socket, () => Verbs.DeliveryWorkerVerb.StartInfo(socket),
+            _log.Write, TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
     }
 
     public IReadOnlyList<EndPoint> SmtpEndpoints => _listener?.LocalEndpoints ?? [];

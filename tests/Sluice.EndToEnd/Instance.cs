@@ -16,6 +16,7 @@ internal sealed class Instance : IAsyncDisposable
     public SmtpSink Sink { get; } = new();
     public SluiceProcess Process { get; private set; } = null!;
     private string[] _serveArgs = [];
+    private int? _openFilesLimit;
     public string ConfigFile => Dir.File("sluice.json");
     /// <summary>The configuration as written; change it and <see cref="WriteConfigAsync"/> to test a reload.</summary>
     public Dictionary<string, object> Config { get; private set; } = [];
@@ -24,9 +25,13 @@ internal sealed class Instance : IAsyncDisposable
     public string CertificateFile => Dir.File("var/tls/cert.pem");
 
     /// <param name="serveArgs">More arguments for `sluice serve`, kept for restarts.</param>
-    public static async Task<Instance> StartAsync(Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs)
+    public static Task<Instance> StartAsync(Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs) =>
+        StartAsync(null, adjust, serveArgs);
+
+    /// <param name="openFilesLimit">The server's open-files limit, soft and hard (it cannot raise it); null: the test's own.</param>
+    public static async Task<Instance> StartAsync(int? openFilesLimit, Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs)
     {
-        var instance = new Instance();
+        var instance = new Instance { _openFilesLimit = openFilesLimit };
         var config = new Dictionary<string, object>
         {
             ["Hostname"] = Hostname,
@@ -57,7 +62,8 @@ internal sealed class Instance : IAsyncDisposable
     public Task<(int Exit, string Stdout, string Stderr)> RunVerbAsync(params string[] args) =>
         SluiceProcess.RunAsync(Dir.Path, "", [.. args, "--config", ConfigFile]);
 
-    public async Task RestartAsync() => Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile, _serveArgs);
+    public async Task RestartAsync() =>
+        Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile, new Dictionary<string, string?>(), _openFilesLimit, _serveArgs);
 
     public Task WaitForLogAsync(string fragment, int seconds = 30) =>
         Process.WaitForLogAsync(l => l.Contains(fragment, StringComparison.Ordinal), TimeSpan.FromSeconds(seconds));

@@ -58,9 +58,20 @@ public sealed partial class SluiceProcess : IAsyncDisposable
         StartAsync(workingDirectory, configFile, new Dictionary<string, string?>(), serveArgs);
 
     /// <param name="environment">Variables for the server process beside the test's own; null removes one.</param>
-    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment, params string[] serveArgs)
+    public static Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment, params string[] serveArgs) =>
+        StartAsync(workingDirectory, configFile, environment, null, serveArgs);
+
+    /// <param name="openFilesLimit">Soft and hard RLIMIT_NOFILE for the server (set by prlimit(1), which then runs it); null: the test's own.</param>
+    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment,
+        int? openFilesLimit, params string[] serveArgs)
     {
         var p = new Process { StartInfo = StartInfo(workingDirectory, ["serve", "--config", configFile, .. serveArgs]) };
+        if (openFilesLimit is int limit)
+        {
+            p.StartInfo.ArgumentList.Insert(0, p.StartInfo.FileName);
+            p.StartInfo.ArgumentList.Insert(0, $"--nofile={limit}:{limit}");
+            p.StartInfo.FileName = "prlimit";
+        }
         foreach (var (k, v) in environment)
             if (v is null) p.StartInfo.Environment.Remove(k);
             else p.StartInfo.Environment[k] = v;

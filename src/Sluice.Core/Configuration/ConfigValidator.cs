@@ -116,6 +116,8 @@ internal static class ConfigValidator
             Check(timeout > TimeSpan.Zero, $"Delivery:{key}", "must be longer than zero");
         Check(o.Delivery.IdleTimeout >= TimeSpan.Zero, "Delivery:IdleTimeout", "must not be negative");
         Check(o.Delivery.MessagesPerConnection >= 1, "Delivery:MessagesPerConnection", "must be at least 1");
+        Check(o.Delivery.Workers is >= 0 and <= DeliveryOptions.MaxWorkers, "Delivery:Workers",
+            $"must be from 0 (deliver in the server's own process) to {DeliveryOptions.MaxWorkers} child processes");
         foreach (var (domain, level) in o.Delivery.TlsPolicy)
             Check((domain == "*" || IsHostname(domain)) && OutboundTlsNames.TryParse(level, out _), $"Delivery:TlsPolicy:{domain}",
                 $"\"{domain}\" → \"{level}\" must map a domain or * to required, opportunistic or none");

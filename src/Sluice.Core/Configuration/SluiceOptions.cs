@@ -145,6 +145,12 @@ public sealed class DeliveryOptions
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public int MessagesPerConnection { get; set; } = 1000;
+    /// <summary>
+    /// SMTP delivery in this many child processes (Postfix's smtp(8) processes), each with its own open-files
+    /// limit, so outbound sessions are not capped by one process's; 0 (the default): in the server's own process.
+    /// </summary>
+    public int Workers { get; set; }
+    public const int MaxWorkers = 64;
     /// <summary>Recipient domain (or "*" for the others) to "required", "opportunistic" (the default) or "none".</summary>
     public Dictionary<string, string> TlsPolicy { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 

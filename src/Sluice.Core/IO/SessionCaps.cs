@@ -10,6 +10,13 @@ public sealed record SessionCaps(int Inbound, int Outbound)
 {
     public static readonly SessionCaps None = new(int.MaxValue, int.MaxValue);
 
+    /// <summary>Descriptors a delivery worker has open before its first connection (runtime, epoll, its socket to the server).</summary>
+    private const int FreshProcessDescriptors = 30;
+
+    /// <summary>The outbound connections a delivery worker's open-files limit leaves room for: all its sessions but DNS's.</summary>
+    public static int WorkerOutbound(OpenFileLimit.Limits? limits, int openNow, int dnsSockets) =>
+        limits is { Soft: > 0 } l ? (int)Math.Clamp(l.SessionEstimate(openNow) - dnsSockets, 1, int.MaxValue) : int.MaxValue;
+
     /// <summary>The caps for <paramref name="limits"/> with <paramref name="openNow"/> descriptors in use, and the line for the log.</summary>
     /// <param name="dnsSockets">Sockets DNS lookups may hold at once, kept out of the outbound budget.</param>
     public static (SessionCaps Caps, string Line) Plan(OpenFileLimit.Limits limits, int openNow, SluiceOptions options, int dnsSockets)
@@ -29,6 +36,14 @@ public sealed record SessionCaps(int Inbound, int Outbound)
         // Channels[].Concurrency is per queue: every queue's scheduler may deliver that many at once.
         var queues = options.Queue.Dynamic ? options.Queue.Max : options.Queue.Count;
         var outboundWanted = options.Channels.Where(c => c.Transport == ChannelOptions.SmtpTransport).Sum(c => (long)c.Concurrency) * queues;
+        if (options.Delivery.Workers > 0)
+        {
+            // A fresh worker process holds a few dozen descriptors of its own before its first connection.
+            var each = WorkerOutbound(limits, FreshProcessDescriptors, dnsSockets);
+            line += $"; remote delivery runs in {options.Delivery.Workers} worker processes (Delivery.Workers), "
+                + $"each with its own open-files limit: at most ~{each} outbound connections each, ~{(long)each * options.Delivery.Workers} in all";
+            return (new SessionCaps(inbound, 0), line);
+        }
         // Always capped, since a reload may raise Concurrency: what is left after DNS and up to half for inbound sessions.
         var outbound = (int)Math.Max(1, sessions - dnsSockets - Math.Min(options.Smtp.MaxConnections, sessions / 2));
         line += $"; outbound connections at most {outbound}";

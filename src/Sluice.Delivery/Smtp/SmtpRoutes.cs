@@ -24,6 +24,9 @@ public sealed class SmtpRoutes(IReadOnlyDictionary<string, string> routes)
     /// <summary>The route's "host:port" for a routed domain (domains routed alike share it), else the domain itself.</summary>
     public string DestinationOf(string domain) => Find(domain) is { } route ? KeyOf(route) : domain;
 
+    /// <summary>The table in force: a reload puts a new one in its place, never changes one.</summary>
+    public IReadOnlyDictionary<string, string> Table => _routes;
+
     /// <summary>A reloaded configuration's routes: deliveries that start from now on follow them.</summary>
     public void Replace(IReadOnlyDictionary<string, string> reloaded) => _routes = reloaded;
 
