@@ -8,11 +8,15 @@
 #     destination is a different 4-tuple), real MX resolution by Sluice's resolver;
 #   - bench/smtp_fanout_sink.py listening on each of those addresses at one port, holding the reply
 #     to every final dot HOLD seconds and counting sessions open at once, overall and per address;
-#   - `sluice serve` with the remote channel at Concurrency 1 per queue while N one-recipient messages
-#     (recipient k to dK.bench.test, K = k mod DOMAINS + 1) are injected by bench/local_inject.py;
-#   - then the config is rewritten to CONCURRENCY per queue and reloaded (SIGHUP): every pending
-#     message is due at once, and we wait for N "success" lines.
-# Figures: the sink's peak sessions and per-destination peak, Sluice's peak RSS (VmHWM), the time
+#   - `sluice serve` with every remote domain routed to a closed port (Routes "*") while N
+#     one-recipient messages (recipient k to dK.bench.test, K = k mod DOMAINS + 1) are injected by
+#     bench/local_inject.py: each is deferred, none delivered, so all N are left for the fan-out;
+#   - then the config is rewritten without the route and with CONCURRENCY per queue, reloaded
+#     (SIGHUP) and the queue flushed (SIGALRM): every message is due at once, and we wait for N
+#     "success" lines.
+# WORKERS=N: remote delivery in N child processes (Delivery.Workers), each with its own open-files limit.
+# Figures: the sink's peak sessions and per-destination peak, Sluice's peak RSS (VmHWM, the server's
+# and its workers' added up), the time
 # from the reload to the last success. Printed and appended to bench/RESULTS.md.
 set -euo pipefail
 
@@ -25,6 +29,7 @@ HOLD="${HOLD:-5}"                       # seconds the sink holds each final-dot 
 CONCURRENCY="${CONCURRENCY:-5000}"      # remote Channels[].Concurrency per queue after the reload (× 4 queues)
 DEST_CONCURRENCY="${DEST_CONCURRENCY:-20}"   # Channels[].DestinationConcurrency
 INITIAL_DEST="${INITIAL_DEST:-10}"      # Channels[].InitialDestinationConcurrency (slow start's first window)
+WORKERS="${WORKERS:-0}"                 # Delivery.Workers: SMTP delivery in this many child processes (0: in the server)
 SESSIONS="${SESSIONS:-20}"              # injection sessions
 SIZE="${SIZE:-2048}"                    # body bytes
 ROUNDS="${ROUNDS:-3}"
@@ -38,6 +43,7 @@ die() { echo "outbound.sh: $*" >&2; exit 1; }
 for v in N DOMAINS HOLD CONCURRENCY DEST_CONCURRENCY INITIAL_DEST SESSIONS SIZE ROUNDS TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
+[[ "$WORKERS" =~ ^[0-9]+$ ]] || die "WORKERS must be a whole number (got '$WORKERS')"
 (( DOMAINS <= 250 * 250 )) || die "DOMAINS must be at most 62500 (addresses 127.1.0.1 .. 127.1.249.250)"
 command -v python3 >/dev/null || die "needs python3"
 [ -x /usr/sbin/unbound ] || die "needs unbound (apt-get install unbound; ./test.sh installs it)"
@@ -81,8 +87,10 @@ start_unbound() {
   return 1
 }
 
+# write_config FILE CONCURRENCY [PARK_PORT]: with PARK_PORT, all remote mail is routed there (nothing listens).
 write_config() {
-  local concurrency="$2"
+  local concurrency="$2" routes="{}"
+  [ -z "${3:-}" ] || routes="{ \"*\": \"127.0.0.1:$3\" }"
   cat >"$1" <<EOF
 { "Hostname": "bench.sluice.test", "DataDir": "$tmp/var",
   "Smtp": { "Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"], "MaxConnections": 100 },
@@ -91,14 +99,14 @@ write_config() {
                 { "Name": "remote", "Transport": "smtp", "Concurrency": $concurrency,
                   "DestinationConcurrency": $DEST_CONCURRENCY, "InitialDestinationConcurrency": $INITIAL_DEST } ],
   "Dns": { "Servers": ["127.0.0.1:$dns_port"], "Timeout": "30s" },
-  "Delivery": { "Port": $sink_port } }
+  "Delivery": { "Port": $sink_port, "Workers": $WORKERS }, "Routes": $routes }
 EOF
 }
 
 # ---------------------------------------------------------------- one round
 # Sets round_result="peak per_destination_peak sessions hwm_kib delivered_s limits".
 run_round() {
-  local r="$1" keep="$KEEP" tmp sluice_pid drain_pid sink_pid sink_port dns_port line count deadline t0 t1 hwm summary i
+  local r="$1" keep="$KEEP" tmp sluice_pid drain_pid sink_pid sink_port park_port dns_port line count deadline t0 t1 hwm summary i from p
   tmp="$(mktemp -d "$WORKDIR/sluice-outbound.XXXXXX")"
   echo "outbound.sh: round $r in $tmp" >&2
   for (( i = 1; i <= DOMAINS; i++ )); do address_of "$i"; done >"$tmp/addresses"
@@ -113,19 +121,30 @@ run_round() {
   IFS= read -r -t 120 -u 6 line || { cat "$tmp/sink.err" >&2; die "the sink did not start (see $tmp)"; }
   exec 6<&-
 
-  write_config "$tmp/sluice.json" 1
+  park_port="$(free_port "$sink_port")" || die "no free port"
+  write_config "$tmp/sluice.json" 1 "$park_port"
   start_sluice "$tmp" "$tmp/sluice.json" || die "sluice did not start"
   python3 "$here/local_inject.py" --port "$sluice_port" --count "$N" --sessions "$SESSIONS" --mailboxes "$N" \
     --domain bench.test --domains "$DOMAINS" --size "$SIZE" 2>"$tmp/inject.err" || { cat "$tmp/inject.err" >&2; die "injection failed (see $tmp)"; }
 
-  # Everything is queued: let the remote channel open up, and all pending mail goes at once.
+  # Everything is queued and deferred: route to the MX hosts, open the remote channel up, and retry all at once.
   write_config "$tmp/sluice.json" "$CONCURRENCY"
+  from=$(( $(wc -l <"$tmp/sluice.log") + 1 ))
   t0="$(date +%s.%N)"
   kill -HUP "$sluice_pid"
-  wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$N" "$TIMEOUT" "round $r"
+  for (( i = 0; i < 100; i++ )); do
+    log_has "$tmp/sluice.log" "$from" 'sighup: configuration reloaded' && break
+    sleep 0.05
+  done
+  kill -ALRM "$sluice_pid"
+  wait_for_deliveries "$tmp/sluice.log" "$sluice_pid" "$N" "$TIMEOUT" "round $r" "$from"
   t1="$(date +%s.%N)"
-  hwm="$(awk '/^VmHWM:/{print $2}' "/proc/$sluice_pid/status")"
-  grep -q 'reload' "$tmp/sluice.log" || echo "outbound.sh: WARNING: no reload line in Sluice's log" >&2
+  # Peak RSS of the server and of its delivery workers (its children), added up.
+  hwm=0
+  for p in "$sluice_pid" $(cat /proc/"$sluice_pid"/task/*/children); do
+    hwm=$(( hwm + $(awk '/^VmHWM:/{print $2}' "/proc/$p/status") ))
+  done
+  log_has "$tmp/sluice.log" "$from" 'sighup: configuration reloaded' || echo "outbound.sh: WARNING: no reload line in Sluice's log" >&2
 
   kill -TERM "$sluice_pid"
   wait "$sluice_pid" || die "sluice exited with status $? (see $tmp)"
@@ -145,7 +164,7 @@ run_round() {
 # ---------------------------------------------------------------- main
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N DOMAINS=$DOMAINS HOLD=$HOLD CONCURRENCY=$CONCURRENCY DEST_CONCURRENCY=$DEST_CONCURRENCY INITIAL_DEST=$INITIAL_DEST ROUNDS=$ROUNDS bench/outbound.sh"
+command_line="N=$N DOMAINS=$DOMAINS HOLD=$HOLD CONCURRENCY=$CONCURRENCY DEST_CONCURRENCY=$DEST_CONCURRENCY INITIAL_DEST=$INITIAL_DEST WORKERS=$WORKERS ROUNDS=$ROUNDS bench/outbound.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "outbound.sh: $command_line" >&2
 fmt='| %6s | %14s | %16s | %10s | %17s | %13s |'

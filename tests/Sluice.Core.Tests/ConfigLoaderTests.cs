@@ -130,6 +130,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("""{ "Routes": { "*": "host:99999" } }""", "key 'Routes:*'")]
     [InlineData("""{ "Retry": { "Schedule": [] } }""", "key 'Retry:Schedule': needs at least one interval")]
     [InlineData("""{ "Delivery": { "Port": 0 } }""", "key 'Delivery:Port': must be a TCP port")]
+    [InlineData("""{ "Delivery": { "Workers": 65 } }""", "key 'Delivery:Workers': must be from 0 (deliver in the server's own process) to 64 child processes")]
+    [InlineData("""{ "Delivery": { "Workers": -1 } }""", "key 'Delivery:Workers': must be from 0")]
     [InlineData("""{ "Delivery": { "TlsPolicy": { "bank.test": "mandatory" } } }""", "key 'Delivery:TlsPolicy:bank.test': \"bank.test\" → \"mandatory\" must map a domain or * to required, opportunistic or none")]
     [InlineData("""{ "Delivery": { "TlsPolicy": { "*": "1" } } }""", "key 'Delivery:TlsPolicy:*'")]
     [InlineData("""{ "Dns": { "Servers": ["127.0.0.1:99999"] } }""", "key 'Dns:Servers:0': \"127.0.0.1:99999\" is not host[:port]")]

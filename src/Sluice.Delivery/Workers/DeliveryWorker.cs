@@ -85,7 +85,7 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
             {
                 var (frames, hello) = attached.Task.Result;
                 var connection = new Connection(frames, setupRoutes, routes, number);
-                await frames.WriteAsync(FrameKind.Setup, setup, ct: CancellationToken.None).ConfigureAwait(false);
+                frames.Send(FrameKind.Setup, setup);
                 log($"delivery: worker {number} (pid {hello.Pid}) ready, at most {hello.MaxConnections} outbound connections");
                 Volatile.Read(ref _ready).TrySetResult(connection);
                 await connection.ReadResultsAsync(stop).ConfigureAwait(false);
@@ -146,48 +146,29 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
             var done = new TaskCompletionSource<RecipientResult[]>(TaskCreationOptions.RunContinuationsAsynchronously);
             _open[id] = (done, request);
             if (_gone && _open.TryRemove(id, out _)) return Each(request, $"451 4.3.0 delivery worker {number} stopped; tried again later");
-            try
-            {
-                await SendRoutesIfReloadedAsync().ConfigureAwait(false);
-                var body = DeliveryWorkerHost.DeliverBody(id, request, out var message);
-                await frames.WriteAsync(FrameKind.Deliver, body, message, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
-            {
-                _open.TryRemove(id, out _);
-                if (e is OperationCanceledException) throw;
-                return Each(request, $"451 4.3.0 delivery worker {number} cannot be reached ({e.Message}); tried again later");
-            }
+            SendRoutesIfReloaded();
+            var body = DeliveryWorkerHost.DeliverBody(id, request, out var message);
+            frames.Send(FrameKind.Deliver, body, message.Span);
             await using var cancel = ct.Register(() =>
             {
                 if (!_open.TryRemove(id, out _)) return;
                 done.TrySetCanceled(ct);
-                _ = CancelAsync(id);
+                frames.Send(FrameKind.Cancel, WorkerFrames.WithId(id, []));
             });
             return await done.Task.ConfigureAwait(false);
         }
 
         /// <summary>A reload's routes reach the worker before the first request that may follow them.</summary>
-        private Task SendRoutesIfReloadedAsync()
+        private void SendRoutesIfReloaded()
         {
             var table = routes.Table;
+            if (ReferenceEquals(table, Volatile.Read(ref _sentRoutes))) return;
             lock (_routesLock)
             {
-                if (ReferenceEquals(table, _sentRoutes)) return Task.CompletedTask;
-                _sentRoutes = table;
-            }
-            return frames.WriteAsync(FrameKind.Routes, JsonSerializer.SerializeToUtf8Bytes(table));
-        }
-
-        private async Task CancelAsync(long id)
-        {
-            try
-            {
-                await frames.WriteAsync(FrameKind.Cancel, WorkerFrames.WithId(id, [])).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException)
-            {
-                // The worker has gone, and its deliveries with it.
+                if (ReferenceEquals(table, _sentRoutes)) return;
+                // Queued under the lock: no request can see the new table as sent before its frame is queued.
+                frames.Send(FrameKind.Routes, JsonSerializer.SerializeToUtf8Bytes(table));
+                Volatile.Write(ref _sentRoutes, table);
             }
         }
 

@@ -15,14 +15,13 @@ public static class DeliveryWorkerHost
     /// <summary>The environment variable that carries a worker's token: unlike its arguments, no other user can read it.</summary>
     public const string TokenVariable = "SLUICE_DELIVERY_WORKER_TOKEN";
 
-    /// <summary>Serves the server at the other end of <paramref name="socket"/> until it closes.</summary>
+    /// <summary>Serves the server at the other end of <paramref name="socket"/> (connected) until it closes.</summary>
     /// <param name="agentFor">Makes the agent from the server's settings and the routes this worker keeps up to date.</param>
-    public static async Task RunAsync(Stream socket, string token, int maxConnections,
+    public static async Task RunAsync(System.Net.Sockets.Socket socket, string token, int maxConnections,
         Func<SmtpAgentSettings, SmtpRoutes, IDeliveryAgent> agentFor, CancellationToken ct)
     {
         await using var frames = new WorkerFrames(socket);
-        await frames.WriteAsync(FrameKind.Hello, JsonSerializer.SerializeToUtf8Bytes(new WorkerHello(token, Environment.ProcessId, maxConnections)), ct: ct)
-            .ConfigureAwait(false);
+        frames.Send(FrameKind.Hello, JsonSerializer.SerializeToUtf8Bytes(new WorkerHello(token, Environment.ProcessId, maxConnections)));
         if (await frames.ReadAsync(ct).ConfigureAwait(false) is not (FrameKind.Setup, var setup))
             throw new InvalidDataException("the server sent no settings");
         var settings = SmtpAgentSettings.FromJson(setup);
@@ -40,7 +39,10 @@ public static class DeliveryWorkerHost
                         var id = WorkerFrames.IdOf(body);
                         var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
                         open[id] = cts;
-                        _ = DeliverAsync(frames, agent, id, RequestOf(body), open, cts);
+                        // Off the reading loop: a delivery's first steps (DNS, connect) run synchronously, and this loop
+                        // may be on the socket engine's only thread (SocketEngineThreads), which every session waits on.
+                        var request = RequestOf(body);
+                        _ = Task.Run(() => DeliverAsync(frames, agent, id, request, open, cts), CancellationToken.None);
                         break;
                     case FrameKind.Cancel:
                         Cancel(open, WorkerFrames.IdOf(body));
@@ -112,13 +114,6 @@ public static class DeliveryWorkerHost
             open.TryRemove(id, out _);
             cts.Dispose();
         }
-        try
-        {
-            await frames.WriteAsync(FrameKind.Results, WorkerFrames.WithId(id, JsonSerializer.SerializeToUtf8Bytes(results))).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-            // The server has gone: it tries the message again when it starts.
-        }
+        frames.Send(FrameKind.Results, WorkerFrames.WithId(id, JsonSerializer.SerializeToUtf8Bytes(results)));
     }
 }

@@ -80,7 +80,7 @@ public sealed class DeliveryWorkerPool : IDeliveryAgent
             {
                 return;
             }
-            _ = GreetAsync(new WorkerFrames(new NetworkStream(socket, ownsSocket: true)), stop);
+            _ = GreetAsync(new WorkerFrames(socket), stop);
         }
     }
 

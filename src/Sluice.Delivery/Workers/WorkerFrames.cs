@@ -1,7 +1,11 @@
 // What `sluice serve` and its delivery workers say to each other over a Unix socket: frames of a 4-byte
 // length (of what follows), a kind byte, then the body. Hand-written rather than JSON lines because a
 // request carries the message's bytes as spooled, which JSON would have to base64; the rest is JSON.
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net.Sockets;
 using System.Buffers.Binary;
+using System.Threading.Channels;
 using Sluice.Core.Mail;
 
 namespace Sluice.Delivery.Workers;
@@ -30,46 +34,116 @@ internal sealed record WorkerHello(string Token, int Pid, int MaxConnections);
 internal sealed record DeliveryHeader(string MessageId, string Sender, IReadOnlyList<string> Recipients, string Destination,
     Envelope? Envelope, IReadOnlyList<RecipientDsn>? Dsn);
 
-/// <summary>One end of the socket: frames in, one reader at a time; frames out, whole, from any number of writers.</summary>
-internal sealed class WorkerFrames(Stream stream) : IAsyncDisposable
+/// <summary>
+/// One end of the socket, with a thread each way doing blocking recv(2) and send(2). On the socket engine's
+/// thread, a worker's intake waited its turn behind thousands of delivery sessions and took in a socket
+/// buffer's worth (~100 requests) per turn, which held a fan-out to a fifth of its pace; and senders
+/// handing a lock to each other through the thread pool were slower than the peer. Two threads per
+/// worker, not per session. Frames sent are queued, never waited for, and leave in the order queued,
+/// as many as are waiting in one send(2).
+/// </summary>
+internal sealed class WorkerFrames : IAsyncDisposable
 {
     /// <summary>A message's frame is its size plus its envelope: the cap only stops a corrupt length from allocating gigabytes.</summary>
     private const int MaxFrameBytes = 1 << 30;
+    /// <summary>Frames are gathered up to this many bytes per send; a bigger one goes on its own.</summary>
+    private const int BatchBytes = 256 * 1024;
 
-    private readonly SemaphoreSlim _writing = new(1, 1);
-    private readonly byte[] _head = new byte[5];
+    private readonly Socket _socket;
+    private readonly BlockingCollection<(byte[] Frame, int Length)> _outbox = [];
+    private readonly Channel<(FrameKind, byte[])> _inbox =
+        Channel.CreateUnbounded<(FrameKind, byte[])>(new UnboundedChannelOptions { SingleWriter = true, SingleReader = true });
+    private readonly Thread _writer;
 
-    /// <summary>The next frame, or null when the other end has closed the socket between frames.</summary>
-    public async Task<(FrameKind Kind, byte[] Body)?> ReadAsync(CancellationToken ct)
+    /// <param name="socket">Connected, and used by nothing else: it is put in blocking mode.</param>
+    public WorkerFrames(Socket socket)
     {
-        var got = await stream.ReadAtLeastAsync(_head, _head.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-        if (got == 0) return null;
-        if (got < _head.Length) throw new EndOfStreamException("the socket closed in the middle of a frame");
-        var length = BinaryPrimitives.ReadInt32LittleEndian(_head);
-        if (length is < 0 or > MaxFrameBytes) throw new InvalidDataException($"a frame of {length} bytes");
-        var body = new byte[length];
-        await stream.ReadExactlyAsync(body, ct).ConfigureAwait(false);
-        return ((FrameKind)_head[4], body);
+        _socket = socket;
+        _socket.Blocking = true;
+        new Thread(ReadLoop) { IsBackground = true, Name = "worker frames in" }.Start();
+        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "worker frames out" };
+        _writer.Start();
     }
 
-    /// <summary>Writes one frame whose body is <paramref name="first"/> then <paramref name="second"/>.</summary>
-    /// <param name="ct">Only for waiting a turn: a frame once begun is always finished, or the stream would be out of step.</param>
-    public async Task WriteAsync(FrameKind kind, ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second = default, CancellationToken ct = default)
+    /// <summary>The next frame, or null when the other end has closed the socket between frames.</summary>
+    public async Task<(FrameKind Kind, byte[] Body)?> ReadAsync(CancellationToken ct) =>
+        await _inbox.Reader.WaitToReadAsync(ct).ConfigureAwait(false) && _inbox.Reader.TryRead(out var frame) ? frame : null;
+
+    /// <summary>Queues one frame whose body is <paramref name="first"/> then <paramref name="second"/>.</summary>
+    public void Send(FrameKind kind, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second = default)
+    {
+        var length = first.Length + second.Length;
+        var frame = ArrayPool<byte>.Shared.Rent(5 + length);
+        BinaryPrimitives.WriteInt32LittleEndian(frame, length);
+        frame[4] = (byte)kind;
+        first.CopyTo(frame.AsSpan(5));
+        second.CopyTo(frame.AsSpan(5 + first.Length));
+        // Closed: the socket is gone, and the reading side finds that out and says so.
+        if (!_outbox.TryAdd((frame, 5 + length))) ArrayPool<byte>.Shared.Return(frame);
+    }
+
+    private void ReadLoop()
     {
         var head = new byte[5];
-        BinaryPrimitives.WriteInt32LittleEndian(head, first.Length + second.Length);
-        head[4] = (byte)kind;
-        await _writing.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await stream.WriteAsync(head, CancellationToken.None).ConfigureAwait(false);
-            await stream.WriteAsync(first, CancellationToken.None).ConfigureAwait(false);
-            if (!second.IsEmpty) await stream.WriteAsync(second, CancellationToken.None).ConfigureAwait(false);
+            using var reader = new BufferedStream(new NetworkStream(_socket, ownsSocket: false), 64 * 1024);
+            while (true)
+            {
+                var got = reader.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+                if (got == 0) break;
+                if (got < head.Length) throw new EndOfStreamException("the socket closed in the middle of a frame");
+                var length = BinaryPrimitives.ReadInt32LittleEndian(head);
+                if (length is < 0 or > MaxFrameBytes) throw new InvalidDataException($"a frame of {length} bytes");
+                var body = new byte[length];
+                reader.ReadExactly(body);
+                _inbox.Writer.TryWrite(((FrameKind)head[4], body));
+            }
+            _inbox.Writer.TryComplete();
         }
-        finally
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidDataException or SocketException)
         {
-            _writing.Release();
+            _inbox.Writer.TryComplete(e is ObjectDisposedException ? null : new IOException(e.Message, e));
         }
+    }
+
+    private void WriteLoop()
+    {
+        var batch = new byte[BatchBytes];
+        try
+        {
+            foreach (var first in _outbox.GetConsumingEnumerable())
+            {
+                var used = 0;
+                for (var next = first; ; )
+                {
+                    if (next.Length > BatchBytes - used)
+                    {
+                        Flush(batch, ref used);
+                        if (next.Length > BatchBytes) _socket.Send(next.Frame.AsSpan(0, next.Length));
+                    }
+                    if (next.Length <= BatchBytes)
+                    {
+                        next.Frame.AsSpan(0, next.Length).CopyTo(batch.AsSpan(used));
+                        used += next.Length;
+                    }
+                    ArrayPool<byte>.Shared.Return(next.Frame);
+                    if (!_outbox.TryTake(out next)) break;
+                }
+                Flush(batch, ref used);
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The other end has gone; nothing more can be sent.
+        }
+        _outbox.CompleteAdding();
+    }
+
+    private void Flush(byte[] batch, ref int used)
+    {
+        if (used > 0) _socket.Send(batch.AsSpan(0, used));
+        used = 0;
     }
 
     /// <summary>An id in front of a body, as Deliver, Cancel and Results frames begin.</summary>
@@ -83,5 +157,18 @@ internal sealed class WorkerFrames(Stream stream) : IAsyncDisposable
 
     public static long IdOf(byte[] body) => BinaryPrimitives.ReadInt64LittleEndian(body);
 
-    public ValueTask DisposeAsync() => stream.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        _outbox.CompleteAdding();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both); // unblocks both threads
+        }
+        catch (SocketException)
+        {
+            // Not connected any more.
+        }
+        _socket.Dispose();
+        return ValueTask.CompletedTask;
+    }
 }

@@ -48,8 +48,9 @@ internal static class DeliveryWorkerVerb
             using var connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {
-                await connection.ConnectAsync(new UnixDomainSocketEndPoint(parse.GetRequiredValue(socket)), ct).ConfigureAwait(false);
-                await DeliveryWorkerHost.RunAsync(new NetworkStream(connection, ownsSocket: false), token, maxConnections,
+                // Blocking: the frames' own threads read and write it (WorkerFrames), never the socket engine.
+                connection.Connect(new UnixDomainSocketEndPoint(parse.GetRequiredValue(socket)));
+                await DeliveryWorkerHost.RunAsync(connection, token, maxConnections,
                     (settings, routes) => settings.CreateAgent(routes, TimeProvider.System, maxConnections), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is SocketException or IOException or InvalidDataException or System.Text.Json.JsonException)
