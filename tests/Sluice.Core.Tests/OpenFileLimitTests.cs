@@ -70,6 +70,23 @@ public sealed class SessionCapsTests
     }
 
     [Fact]
+    public void With_delivery_workers_each_worker_has_its_own_budget_and_the_server_none()
+    {
+        var options = Options(remoteConcurrency: 10_000, maxConnections: 100);
+        options.Delivery.Workers = 3;
+        var (caps, line) = SessionCaps.Plan(Limit, 50, options, dnsSockets: 256);
+        var each = SessionCaps.WorkerOutbound(Limit, 30, dnsSockets: 256);
+        Assert.Equal(20_000 - 30 - OpenFileLimit.Reserve - 256, each);
+        Assert.Equal(0, caps.Outbound);
+        Assert.Contains($"remote delivery runs in 3 worker processes (Delivery.Workers), each with its own open-files limit: at most ~{each} outbound connections each, ~{3 * each} in all", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("caps outbound", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_worker_without_a_limit_to_read_is_not_capped() =>
+        Assert.Equal(int.MaxValue, SessionCaps.WorkerOutbound(null, 30, dnsSockets: 256));
+
+    [Fact]
     public void Both_ways_together_past_the_limit_is_said_plainly()
     {
         var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 2000, maxConnections: 15_000), dnsSockets: 256);

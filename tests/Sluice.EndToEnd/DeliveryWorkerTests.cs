@@ -89,14 +89,27 @@ public sealed partial class DeliveryWorkerTests
         Assert.Equal(["before@remote.test"], Assert.Single(sluice.Sink.Messages).Recipients);
     }
 
-    private static async Task SendAsync(Instance sluice, IReadOnlyList<string> recipients)
+    [Fact]
+    public async Task A_message_bigger_than_a_frame_batch_reaches_the_next_hop_byte_for_byte()
+    {
+        await using var sluice = await Instance.StartAsync(c => c["Delivery"] = new { Workers = 1 });
+        // 8,000 lines of 80 octets: 640 KB, more than the 256 KiB a batch of frames holds, so it is sent on its own.
+        var body = string.Concat(Enumerable.Range(0, 8000).Select(i => $"{i:D6} {new string((char)('a' + i % 26), 71)}\r\n"));
+        await SendAsync(sluice, ["big@remote.test"], body);
+        await SendAsync(sluice, ["small@remote.test"]);
+        await sluice.Sink.WaitForCountAsync(2, Wait);
+        var big = Assert.Single(sluice.Sink.Messages, m => m.Recipients.SequenceEqual(["big@remote.test"]));
+        Assert.EndsWith("\r\n\r\n" + body, big.Data, StringComparison.Ordinal);
+    }
+
+    private static async Task SendAsync(Instance sluice, IReadOnlyList<string> recipients, string body = "body\r\n")
     {
         await using var wire = await SmtpWire.OpenAsync(sluice.Process.SmtpPort);
         Assert.StartsWith("250", await wire.CommandAsync("EHLO client.test"), StringComparison.Ordinal);
         Assert.Equal("250 2.1.0 Ok", await wire.CommandAsync("MAIL FROM:<sender@local.test>"));
         foreach (var r in recipients) Assert.Equal("250 2.1.5 Ok", await wire.CommandAsync($"RCPT TO:<{r}>"));
         Assert.StartsWith("354", await wire.CommandAsync("DATA"), StringComparison.Ordinal);
-        Assert.StartsWith("250 2.0.0 Ok", await wire.CommandAsync($"Subject: to {recipients.Count}\r\n\r\nbody\r\n."), StringComparison.Ordinal);
+        Assert.StartsWith("250 2.0.0 Ok", await wire.CommandAsync($"Subject: to {recipients.Count}\r\n\r\n{body}."), StringComparison.Ordinal);
     }
 
     private static async Task HoldForeverAsync(TaskCompletionSource reached)

@@ -27,11 +27,20 @@ public sealed class DeliveryWorkerPool : IDeliveryAgent
         _routes = routes;
         _socketPath = socketPath;
         _log = log;
-        File.Delete(socketPath); // left by a server that was killed
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _listener.Bind(new UnixDomainSocketEndPoint(socketPath));
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        _listener.Listen(count);
+        try
+        {
+            File.Delete(socketPath); // left by a server that was killed
+            _listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            _listener.Listen(count);
+        }
+        catch (Exception e) when (e is SocketException or ArgumentException or UnauthorizedAccessException)
+        {
+            // A path over sun_path's 108 bytes (a deep DataDir) is an ArgumentException.
+            _listener.Dispose();
+            throw new IOException($"cannot listen for delivery workers on {socketPath}: {e.Message}", e);
+        }
         var setup = settings.ToJson();
         _workers = [.. Enumerable.Range(1, count).Select(n => new DeliveryWorker(n, setup, settings.Routes, routes, command, log))];
         _accepting = AcceptAsync(_stop.Token);
