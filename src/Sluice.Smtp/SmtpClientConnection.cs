@@ -22,7 +22,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     private const int DataBlockBytes = 64 * 1024;
     private readonly SmtpTimeouts _timeouts;
     private IDisposable? _held;
-    private readonly ArrayBufferWriter<byte> _out = new(8192);
+    private readonly PooledBufferWriter _out = new(8192);
 
     private SmtpClientConnection(Socket socket, SmtpTimeouts timeouts, string peer)
     {
@@ -293,7 +293,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
         finally
         {
-            _out.ResetWrittenCount();
+            _out.Reset();
         }
     }
 
@@ -341,8 +341,12 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         return new SmtpException(why, transient: true);
     }
 
-    /// <summary>Replies are read through a pipe that leaves the stream open: STARTTLS swaps the stream under it.</summary>
-    private static PipeReader ReaderOver(Stream stream) => PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
+    /// <summary>
+    /// Replies are read through a pipe that leaves the stream open: STARTTLS swaps the stream under it. Zero-byte
+    /// reads: a session waiting for a reply (up to 10 minutes after the final dot) holds no buffer until it arrives.
+    /// </summary>
+    private static PipeReader ReaderOver(Stream stream) =>
+        PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true, useZeroByteReads: true));
 
     private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out string line)
     {
