@@ -220,9 +220,9 @@ run_round() {
   [[ "$spool" =~ spool:\ ([0-9]+)\ records\ in\ ([0-9]+)\ group\ commits\;\ ([0-9]+)\ fsyncs ]] \
     || die "no spool: line in Sluice's log (see $tmp)"
 
-  # Sanity: exactly N deliveries and nothing alarming in the log.
+  # Sanity: exactly WARM + N deliveries and nothing alarming in the log.
   count="$(grep -c ': success: ' "$tmp/sluice.log" || true)"
-  (( count == N )) || echo "relay.sh: WARNING: round $r logged $count successes for $N messages" >&2
+  (( count == WARM + N )) || echo "relay.sh: WARNING: round $r logged $count successes for $(( WARM + N )) messages (warm-up and timed)" >&2
   if grep -qiE 'warning|error|exception|deferral|failure' "$tmp/sluice.log" || [ -s "$tmp/sluice.err" ]; then
     echo "relay.sh: WARNING: round $r: suspicious lines in Sluice's output:" >&2
     grep -iE 'warning|error|exception|deferral|failure' "$tmp/sluice.log" | head -10 >&2 || true
