@@ -23,8 +23,6 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
     private Task _supervising = Task.CompletedTask;
     private long _nextId;
 
-    public int Pid { get; private set; }
-
     public void Start(CancellationToken stop) => _supervising = SuperviseAsync(stop);
 
     public bool Expects(string token) => _expected is { } e && CryptographicOperations.FixedTimeEquals(
@@ -76,7 +74,6 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
                 await Pause(stop).ConfigureAwait(false);
                 continue;
             }
-            Pid = process.Id;
             var exited = process.WaitForExitAsync(CancellationToken.None);
             var first = await Task.WhenAny(attached.Task, exited, Task.Delay(StartTimeout, stop)).ConfigureAwait(false);
             _expected = null;
@@ -98,7 +95,6 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
                 log($"delivery: worker {number} (pid {process.Id}) did not say hello within {StartTimeout.TotalSeconds:0} s; stopping it");
             }
             await EndAsync(process, exited, stopping: stop.IsCancellationRequested).ConfigureAwait(false);
-            Pid = 0;
             if (!stop.IsCancellationRequested)
             {
                 log($"delivery: worker {number} (pid {process.Id}) exited with status {process.ExitCode}"

@@ -64,9 +64,6 @@ public sealed class DeliveryWorkerPool : IDeliveryAgent
         return pool;
     }
 
-    /// <summary>The workers' process IDs now (0 for one being restarted).</summary>
-    public IReadOnlyList<int> Pids => [.. _workers.Select(w => w.Pid)];
-
     public string DestinationOf(string domain) => _routes.DestinationOf(domain);
 
     public Task<RecipientResult[]> DeliverAsync(DeliveryRequest request, CancellationToken ct)
