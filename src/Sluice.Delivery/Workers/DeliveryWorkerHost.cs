@@ -39,8 +39,8 @@ public static class DeliveryWorkerHost
                         var id = WorkerFrames.IdOf(body);
                         var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
                         open[id] = cts;
-                        // Off the reading loop: a delivery's first steps (DNS, connect) run synchronously, and this loop
-                        // may be on the socket engine's only thread (SocketEngineThreads), which every session waits on.
+                        // Off the reading loop: a delivery's first steps (DNS, connect) run synchronously, and the
+                        // requests behind it would wait for them.
                         var request = RequestOf(body);
                         _ = Task.Run(() => DeliverAsync(frames, agent, id, request, open, cts), CancellationToken.None);
                         break;
