@@ -15,6 +15,9 @@ public sealed record DeliveryRequest(string MessageId, string Sender, IReadOnlyL
     public IReadOnlyList<RecipientDsn>? Dsn { get; init; }
 
     public RecipientDsn DsnOf(int recipient) => Dsn is { } d ? d[recipient] : default;
+
+    /// <summary>The same result for every recipient: what a failure before any RCPT, or of the agent itself, means.</summary>
+    public RecipientResult[] ForEach(RecipientResult result) => [.. Enumerable.Repeat(result, Recipients.Count)];
 }
 
 public interface IDeliveryAgent : IAsyncDisposable

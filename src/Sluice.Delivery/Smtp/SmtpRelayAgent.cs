@@ -50,7 +50,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         }
         var (targets, failure) = await TargetsAsync(request.Destination, ct).ConfigureAwait(false);
         if (failure is not null)
-            return Each(request, failure.Permanent ? RecipientResult.Failed(failure.Reply) : RecipientResult.Unavailable(failure.Reply));
+            return request.ForEach(failure.Permanent ? RecipientResult.Failed(failure.Reply) : RecipientResult.Unavailable(failure.Reply));
         var errors = new List<string>(targets.Count);
         var allPermanent = true;
         foreach (var target in targets)
@@ -74,12 +74,12 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
             {
                 await connection.DisposeAsync().ConfigureAwait(false);
                 var text = $"{connection.Peer}: {e.Message}";
-                return Each(request, e.Transient ? RecipientResult.Deferred($"451 4.4.1 {text}") : RecipientResult.Failed($"554 5.4.0 {text}"));
+                return request.ForEach(e.Transient ? RecipientResult.Deferred($"451 4.4.1 {text}") : RecipientResult.Failed($"554 5.4.0 {text}"));
             }
         }
         // Refused, timed out or turned away before a transaction: the destination's trouble, not the recipients'.
         var reason = string.Join("; ", errors);
-        return Each(request, allPermanent ? RecipientResult.Failed($"554 5.4.0 {reason}") : RecipientResult.Unavailable($"451 4.4.1 {reason}"));
+        return request.ForEach(allPermanent ? RecipientResult.Failed($"554 5.4.0 {reason}") : RecipientResult.Unavailable($"451 4.4.1 {reason}"));
     }
 
     /// <summary>The route's host, or every address of every MX host in order (at most <see cref="MaxAddressesTried"/>); or why there is none.</summary>
@@ -149,13 +149,13 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         {
             // RFC 6531 §3.2: without the extension a UTF-8 envelope or header cannot be sent at all.
             await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
-            return Each(request, RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
+            return request.ForEach(RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
         }
         var (message, note) = ForServer(request.Message, signed, connection);
         if (connection.MaxSize is long max && message.Length > max)
         {
             await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
-            return Each(request, RecipientResult.Failed($"552 5.3.4 message of {message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
+            return request.ForEach(RecipientResult.Failed($"552 5.3.4 message of {message.Length} bytes exceeds {connection.Peer}'s limit of {max}"));
         }
         var replies = await connection.SendAsync(request.Sender, SmtpParameters.ForMail(request, connection), request.Recipients,
             SmtpParameters.ForRecipients(request, connection), message, ct).ConfigureAwait(false);
@@ -194,9 +194,6 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
             : reply.Code < 500 ? RecipientResult.Deferred(text)
             : RecipientResult.Failed(text);
     }
-
-    private static RecipientResult[] Each(DeliveryRequest request, RecipientResult result) =>
-        [.. Enumerable.Repeat(result, request.Recipients.Count)];
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();
 

@@ -49,7 +49,7 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
         }
         catch (TimeoutException)
         {
-            return Each(request, $"451 4.3.0 delivery worker {number} is not running; tried again later");
+            return request.ForEach(RecipientResult.Deferred($"451 4.3.0 delivery worker {number} is not running; tried again later"));
         }
         return await connection.DeliverAsync(Interlocked.Increment(ref _nextId), request, ct).ConfigureAwait(false);
     }
@@ -126,9 +126,6 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
         }
     }
 
-    private static RecipientResult[] Each(DeliveryRequest request, string text) =>
-        [.. request.Recipients.Select(_ => RecipientResult.Deferred(text))];
-
     /// <summary>The socket to one running worker, and the requests it has not answered yet.</summary>
     private sealed class Connection(WorkerFrames frames, IReadOnlyDictionary<string, string> sentRoutes, SmtpRoutes routes, int number)
     {
@@ -141,7 +138,7 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
         {
             var done = new TaskCompletionSource<RecipientResult[]>(TaskCreationOptions.RunContinuationsAsynchronously);
             _open[id] = (done, request);
-            if (_gone && _open.TryRemove(id, out _)) return Each(request, $"451 4.3.0 delivery worker {number} stopped; tried again later");
+            if (_gone && _open.TryRemove(id, out _)) return request.ForEach(RecipientResult.Deferred($"451 4.3.0 delivery worker {number} stopped; tried again later"));
             SendRoutesIfReloaded();
             var body = DeliveryWorkerHost.DeliverBody(id, request, out var message);
             frames.Send(FrameKind.Deliver, body, message.Span);
@@ -193,7 +190,8 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
             foreach (var id in _open.Keys)
             {
                 if (!_open.TryRemove(id, out var open)) continue;
-                open.Done.TrySetResult(Each(open.Request, $"451 4.3.0 delivery worker {number} (pid {pid}) stopped before it reported; tried again later"));
+                open.Done.TrySetResult(open.Request.ForEach(
+                    RecipientResult.Deferred($"451 4.3.0 delivery worker {number} (pid {pid}) stopped before it reported; tried again later")));
                 count++;
             }
             return count;

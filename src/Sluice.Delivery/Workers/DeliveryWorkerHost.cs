@@ -107,7 +107,7 @@ public static class DeliveryWorkerHost
         catch (Exception e)
         {
             // An agent never throws for a delivery problem: this is a bug, and the mail waits for another try.
-            results = [.. request.Recipients.Select(_ => RecipientResult.Deferred($"451 4.3.0 delivery worker error: {e.Message}"))];
+            results = request.ForEach(RecipientResult.Deferred($"451 4.3.0 delivery worker error: {e.Message}"));
         }
         finally
         {

@@ -2,9 +2,9 @@
 // length (of what follows), a kind byte, then the body. Hand-written rather than JSON lines because a
 // request carries the message's bytes as spooled, which JSON would have to base64; the rest is JSON.
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using System.Buffers.Binary;
 using System.Threading.Channels;
 using Sluice.Core.Mail;
 
@@ -53,7 +53,6 @@ internal sealed class WorkerFrames : IAsyncDisposable
     private readonly BlockingCollection<(byte[] Frame, int Length)> _outbox = [];
     private readonly Channel<(FrameKind, byte[])> _inbox =
         Channel.CreateUnbounded<(FrameKind, byte[])>(new UnboundedChannelOptions { SingleWriter = true, SingleReader = true });
-    private readonly Thread _writer;
 
     /// <param name="socket">Connected, and used by nothing else: it is put in blocking mode.</param>
     public WorkerFrames(Socket socket)
@@ -61,8 +60,7 @@ internal sealed class WorkerFrames : IAsyncDisposable
         _socket = socket;
         _socket.Blocking = true;
         new Thread(ReadLoop) { IsBackground = true, Name = "worker frames in" }.Start();
-        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "worker frames out" };
-        _writer.Start();
+        new Thread(WriteLoop) { IsBackground = true, Name = "worker frames out" }.Start();
     }
 
     /// <summary>The next frame, or null when the other end has closed the socket between frames.</summary>
