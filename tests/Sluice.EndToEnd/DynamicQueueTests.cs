@@ -1,6 +1,7 @@
 // Queue.Dynamic (indimail's qscheduler -d) on a real server: the queue count climbs to Max while a slow
 // sink keeps every slot busy, new mail spreads over the new queues, and once the load is gone the count
 // returns to Count, with every message delivered once; a restart while a queue retires loses nothing.
+using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
 using Sluice.Operate;
 
@@ -43,17 +44,23 @@ public sealed partial class DynamicQueueTests
     public async Task A_restart_while_a_queue_retires_loses_nothing_and_the_queue_drains_and_goes()
     {
         await using var sluice = await Instance.StartAsync(c => Dynamic(c, max: 2, retry: "1h"));
-        sluice.Sink.BeforeDataReply = _ => Task.Delay(150);
-        var refusing = false;
-        sluice.Sink.DataReply = _ => Volatile.Read(ref refusing) ? "451 4.3.0 try later" : "250 2.0.0 queued";
-        Volatile.Write(ref refusing, true); // every try is deferred for an hour: the queues keep their mail
+        // Every try is deferred for an hour, so the queues keep their mail. The refusal is decided at the end of
+        // the data, not after the hold: a session of the killed server still held in the sink is refused too.
+        var refusing = true;
+        var refused = new ConcurrentDictionary<object, bool>(ReferenceEqualityComparer.Instance);
+        sluice.Sink.BeforeDataReply = received =>
+        {
+            if (!Volatile.Read(ref refusing)) return Task.CompletedTask;
+            refused[received] = true;
+            return Task.Delay(150); // a slow receiver keeps each slot busy, so the load opens queue2
+        };
+        sluice.Sink.DataReply = received => refused.ContainsKey(received) ? "451 4.3.0 try later" : "250 2.0.0 queued";
 
         var sent = await InjectUntilAsync(sluice, queue: 2);
         await sluice.WaitForLogAsync("scaler: queue2 retiring (no load", 60);
         sluice.Process.Kill();
 
         Volatile.Write(ref refusing, false);
-        sluice.Sink.BeforeDataReply = null;
         await sluice.RestartAsync();
         await sluice.WaitForLogAsync("queue2: ");
         Assert.Contains(sluice.Process.Log, l => l.Contains(" queue2: ", StringComparison.Ordinal) && l.Contains("draining", StringComparison.Ordinal));
