@@ -1,5 +1,5 @@
 // One delivery worker process as the server sees it: started with a fresh token, fed requests once it
-// has said hello, and started again a second after it exits. Requests open when it exits are deferred
+// has said hello, and started again after it exits (WorkerRestartDelay). Requests open when it exits are deferred
 // (451 4.3.0): the message stays queued and is tried again, so at most a delivery is repeated.
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -13,13 +13,13 @@ namespace Sluice.Delivery.Workers;
 internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictionary<string, string> setupRoutes, SmtpRoutes routes,
     Func<ProcessStartInfo> command, Action<string> log)
 {
-    private static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     /// <summary>How long a delivery waits for a worker being restarted before it is deferred instead.</summary>
     private static readonly TimeSpan ReadyWait = TimeSpan.FromSeconds(30);
 
     private TaskCompletionSource<Connection> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private (string Token, TaskCompletionSource<(WorkerFrames, WorkerHello)> Attached)? _expected;
+    private readonly WorkerRestartDelay _restartDelay = new();
     private Task _supervising = Task.CompletedTask;
     private long _nextId;
 
@@ -64,14 +64,16 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
             var start = command();
             start.Environment[DeliveryWorkerHost.TokenVariable] = token;
             Process process;
+            var lived = Stopwatch.StartNew();
             try
             {
                 process = Process.Start(start) ?? throw new InvalidOperationException("no process");
             }
             catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
             {
-                log($"delivery: cannot start worker {number} ({start.FileName}): {e.Message}; trying again in {RestartDelay.TotalSeconds:0} s");
-                await Pause(stop).ConfigureAwait(false);
+                var wait = _restartDelay.After(TimeSpan.Zero);
+                log($"delivery: cannot start worker {number} ({start.FileName}): {e.Message}; trying again in {wait.TotalSeconds:0} s");
+                await Pause(wait, stop).ConfigureAwait(false);
                 continue;
             }
             var exited = process.WaitForExitAsync(CancellationToken.None);
@@ -95,14 +97,15 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
                 log($"delivery: worker {number} (pid {process.Id}) did not say hello within {StartTimeout.TotalSeconds:0} s; stopping it");
             }
             await EndAsync(process, exited, stopping: stop.IsCancellationRequested).ConfigureAwait(false);
+            var restartIn = _restartDelay.After(lived.Elapsed);
             if (!stop.IsCancellationRequested)
             {
                 log($"delivery: worker {number} (pid {process.Id}) exited with status {process.ExitCode}"
                     + (open > 0 ? $"; its {open} open deliveries are deferred and tried again" : "")
-                    + $"; starting it again in {RestartDelay.TotalSeconds:0} s");
+                    + $"; starting it again in {restartIn.TotalSeconds:0} s");
             }
             process.Dispose();
-            await Pause(stop).ConfigureAwait(false);
+            await Pause(restartIn, stop).ConfigureAwait(false);
         }
     }
 
@@ -114,11 +117,11 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
         await exited.ConfigureAwait(false);
     }
 
-    private static async Task Pause(CancellationToken stop)
+    private static async Task Pause(TimeSpan wait, CancellationToken stop)
     {
         try
         {
-            await Task.Delay(RestartDelay, stop).ConfigureAwait(false);
+            await Task.Delay(wait, stop).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
