@@ -59,6 +59,8 @@ public sealed partial class DynamicQueueTests
         var sent = await InjectUntilAsync(sluice, queue: 2);
         await sluice.WaitForLogAsync("scaler: queue2 retiring (no load", 60);
         sluice.Process.Kill();
+        // What the killed server had sent is read (and refused) before the sink starts accepting.
+        await sluice.Sink.Sessions.WaitForAtMostAsync(0, TimeSpan.FromSeconds(30));
 
         Volatile.Write(ref refusing, false);
         await sluice.RestartAsync();

@@ -85,9 +85,10 @@ public sealed class SharedDestinationLimitsTests(PostgresServer server)
         await using var a = await Node.StartAsync(db, "a", TimeSpan.FromMilliseconds(300));
         await using var b = await Node.StartAsync(db, "b", TimeSpan.FromMilliseconds(300));
         await a.AcquireAsync(Destination, channel);
+        // The clock starts before the hold does, so a stall between these lines cannot shorten what B is seen to wait.
+        var started = DateTimeOffset.UtcNow;
         a.Throttle.Release(Destination, channel, DestinationOutcome.Reached);
         // A holds the only slot as a spare (its connection may still be open): B waits until the hold is over.
-        var started = DateTimeOffset.UtcNow;
         await b.AcquireAsync(Destination, channel).WaitAsync(Patience);
         Assert.True(DateTimeOffset.UtcNow - started >= TimeSpan.FromMilliseconds(250), "B got the slot while A could still hold an idle connection");
         Assert.Equal(Admission.Busy, a.Throttle.TryAcquire(Destination, channel));

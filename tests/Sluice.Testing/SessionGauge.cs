@@ -5,7 +5,7 @@ namespace Sluice.Testing;
 public sealed class SessionGauge
 {
     private readonly Lock _lock = new();
-    private readonly List<(int Level, TaskCompletionSource Done)> _waiters = [];
+    private readonly List<(Func<int, bool> Reached, TaskCompletionSource Done)> _waiters = [];
 
     public int Current { get; private set; }
     public int Max { get; private set; }
@@ -19,27 +19,32 @@ public sealed class SessionGauge
             Current++;
             Total++;
             if (Current > Max) Max = Current;
-            foreach (var w in _waiters.Where(w => Current >= w.Level).ToList())
-            {
-                w.Done.TrySetResult();
-                _waiters.Remove(w);
-            }
+            WakeWaiters();
         }
     }
 
     public void Leave()
     {
-        lock (_lock) Current--;
+        lock (_lock)
+        {
+            Current--;
+            WakeWaiters();
+        }
     }
 
     /// <summary>Completes once <see cref="Current"/> has reached <paramref name="level"/>.</summary>
-    public async Task WaitForAsync(int level, TimeSpan timeout)
+    public Task WaitForAsync(int level, TimeSpan timeout) => WaitUntilAsync(c => c >= level, $"expected {level}", timeout);
+
+    /// <summary>Completes once <see cref="Current"/> is down to <paramref name="level"/> or below.</summary>
+    public Task WaitForAtMostAsync(int level, TimeSpan timeout) => WaitUntilAsync(c => c <= level, $"expected at most {level}", timeout);
+
+    private async Task WaitUntilAsync(Func<int, bool> reached, string expected, TimeSpan timeout)
     {
         TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
         {
-            if (Current >= level) return;
-            _waiters.Add((level, done));
+            if (reached(Current)) return;
+            _waiters.Add((reached, done));
         }
         try
         {
@@ -47,7 +52,16 @@ public sealed class SessionGauge
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"gauge at {Current} (max {Max}), expected {level} within {timeout}");
+            throw new TimeoutException($"gauge at {Current} (max {Max}), {expected} within {timeout}");
+        }
+    }
+
+    private void WakeWaiters()
+    {
+        foreach (var w in _waiters.Where(w => w.Reached(Current)).ToList())
+        {
+            w.Done.TrySetResult();
+            _waiters.Remove(w);
         }
     }
 }
