@@ -28,6 +28,8 @@ public sealed class SmtpSink : IAsyncDisposable
     private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
     private readonly SessionGauge? _alsoCountIn;
     private TcpListener _listener;
+    /// <summary>While not listening: a bound socket that keeps the port from being handed out as some connection's own.</summary>
+    private Socket? _placeholder;
     private Task _accepting;
 
     /// <param name="alsoCountIn">A gauge shared by several sinks, to see the sessions at all of them at once.</param>
@@ -85,7 +87,14 @@ public sealed class SmtpSink : IAsyncDisposable
     /// <summary>Closes the port: connections are refused until <see cref="StartListening"/>; sessions open stay.</summary>
     public void StopListening()
     {
-        lock (_lock) _listener.Stop();
+        lock (_lock)
+        {
+            _listener.Stop();
+            // Bound but not listening: connections are refused, and no connect() takes the port as its ephemeral one.
+            _placeholder = new Socket(Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            _placeholder.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _placeholder.Bind(new IPEndPoint(Address, Port));
+        }
     }
 
     /// <summary>Listens on the same port again.</summary>
@@ -94,7 +103,10 @@ public sealed class SmtpSink : IAsyncDisposable
         lock (_lock)
         {
             _listener = new TcpListener(Address, Port);
+            _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             _listener.Start();
+            _placeholder?.Dispose();
+            _placeholder = null;
             _accepting = AcceptAsync(_listener);
         }
     }
@@ -224,6 +236,7 @@ public sealed class SmtpSink : IAsyncDisposable
         lock (_lock)
         {
             _listener.Stop();
+            _placeholder?.Dispose();
             accepting = _accepting;
         }
         try { await accepting; } catch (OperationCanceledException) { }
