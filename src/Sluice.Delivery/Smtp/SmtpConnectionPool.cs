@@ -9,7 +9,7 @@ namespace Sluice.Delivery.Smtp;
 
 internal sealed class SmtpConnectionPool : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, ConcurrentStack<(SmtpClientConnection Connection, long IdleSince)>> _idle = new();
+    private readonly ConcurrentDictionary<string, IdleConnections> _idle = new();
     private readonly DeliveryOptions _options;
     private readonly TimeProvider _time;
     private readonly ITimer _sweeper;
@@ -28,8 +28,8 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     /// </summary>
     public async ValueTask<SmtpClientConnection?> TakeAsync(string key)
     {
-        if (!_idle.TryGetValue(key, out var stack)) return null;
-        while (stack.TryPop(out var entry))
+        if (!_idle.TryGetValue(key, out var idle)) return null;
+        while (idle.TryTakeNewest(out var entry))
         {
             if (entry.Connection.Usable && !IsStale(entry.IdleSince)) return entry.Connection;
             await entry.Connection.QuitAsync().ConfigureAwait(false);
@@ -42,15 +42,15 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     {
         if (!connection.Usable || connection.MessagesSent >= _options.MessagesPerConnection || _options.IdleTimeout == TimeSpan.Zero)
             return connection.QuitAsync();
-        _idle.GetOrAdd(key, _ => new()).Push((connection, _time.GetTimestamp()));
+        _idle.GetOrAdd(key, _ => new()).Add(connection, _time.GetTimestamp());
         return Task.CompletedTask;
     }
 
     /// <summary>Closes one idle connection, whichever comes first, to free its descriptor; none idle, nothing happens.</summary>
     public void CloseOneIdle()
     {
-        foreach (var stack in _idle.Values)
-            if (stack.TryPop(out var entry))
+        foreach (var idle in _idle.Values)
+            if (idle.TryTakeNewest(out var entry))
             {
                 _ = entry.Connection.QuitAsync();
                 return;
@@ -61,16 +61,9 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
 
     private async Task SweepAsync()
     {
-        foreach (var stack in _idle.Values)
-        {
-            var keep = new List<(SmtpClientConnection, long)>();
-            while (stack.TryPop(out var entry))
-            {
-                if (IsStale(entry.IdleSince)) await entry.Connection.QuitAsync().ConfigureAwait(false);
-                else keep.Add(entry);
-            }
-            for (int i = keep.Count - 1; i >= 0; i--) stack.Push(keep[i]);
-        }
+        foreach (var idle in _idle.Values)
+            foreach (var stale in idle.TakeOldestWhile(IsStale))
+                await stale.QuitAsync().ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
@@ -78,8 +71,51 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         await _sweeper.DisposeAsync().ConfigureAwait(false);
         // All at once: with thousands idle, one QUIT after another (each allowed seconds) would hold the stop for minutes.
         var quits = new List<Task>();
-        foreach (var stack in _idle.Values)
-            while (stack.TryPop(out var entry)) quits.Add(entry.Connection.QuitAsync());
+        foreach (var idle in _idle.Values)
+            while (idle.TryTakeNewest(out var entry)) quits.Add(entry.Connection.QuitAsync());
         await Task.WhenAll(quits).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// One place's idle connections, oldest first. The sweep takes out only the stale ones: a sweep that emptied
+    /// the list and put the rest back would hide them from a delivery meanwhile, which would then open one more
+    /// connection than it has slots, and the receiver counts idle sessions too.
+    /// </summary>
+    private sealed class IdleConnections
+    {
+        private readonly Lock _lock = new();
+        private readonly List<(SmtpClientConnection Connection, long IdleSince)> _entries = [];
+
+        public void Add(SmtpClientConnection connection, long idleSince)
+        {
+            lock (_lock) _entries.Add((connection, idleSince));
+        }
+
+        /// <summary>The connection idle the shortest time: the likeliest to be still open at the other end.</summary>
+        public bool TryTakeNewest(out (SmtpClientConnection Connection, long IdleSince) entry)
+        {
+            lock (_lock)
+            {
+                if (_entries.Count == 0)
+                {
+                    entry = default;
+                    return false;
+                }
+                entry = _entries[^1];
+                _entries.RemoveAt(_entries.Count - 1);
+                return true;
+            }
+        }
+
+        /// <summary>Takes out the oldest connections as long as <paramref name="stale"/> says so of their idle start.</summary>
+        public List<SmtpClientConnection> TakeOldestWhile(Func<long, bool> stale)
+        {
+            lock (_lock)
+            {
+                var taken = _entries.TakeWhile(e => stale(e.IdleSince)).Select(e => e.Connection).ToList();
+                _entries.RemoveRange(0, taken.Count);
+                return taken;
+            }
+        }
     }
 }
