@@ -103,6 +103,7 @@ public sealed class SmtpSink : IAsyncDisposable
         lock (_lock)
         {
             _listener = new TcpListener(Address, Port);
+            // SO_REUSEADDR on both: a listener may bind beside the placeholder, which goes once it listens.
             _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             _listener.Start();
             _placeholder?.Dispose();

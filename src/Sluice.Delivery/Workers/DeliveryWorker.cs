@@ -17,9 +17,9 @@ internal sealed class DeliveryWorker(int number, byte[] setup, IReadOnlyDictiona
     /// <summary>How long a delivery waits for a worker being restarted before it is deferred instead.</summary>
     private static readonly TimeSpan ReadyWait = TimeSpan.FromSeconds(30);
 
+    private readonly WorkerRestartDelay _restartDelay = new();
     private TaskCompletionSource<Connection> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private (string Token, TaskCompletionSource<(WorkerFrames, WorkerHello)> Attached)? _expected;
-    private readonly WorkerRestartDelay _restartDelay = new();
     private Task _supervising = Task.CompletedTask;
     private long _nextId;
 

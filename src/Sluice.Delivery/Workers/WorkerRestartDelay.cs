@@ -5,8 +5,8 @@ namespace Sluice.Delivery.Workers;
 
 internal sealed class WorkerRestartDelay
 {
-    public static readonly TimeSpan Shortest = TimeSpan.FromSeconds(1);
-    public static readonly TimeSpan Longest = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan Shortest = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Longest = TimeSpan.FromMinutes(1);
 
     private TimeSpan _next = Shortest;
 
