@@ -21,9 +21,10 @@ STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"
 NOTE="${NOTE:-}"
 WORKDIR="${WORKDIR:-/var/tmp}"          # must be a real disk: fsync is the point
 KEEP="${KEEP:-0}"
+QUEUES="${QUEUES:-1}"                   # Queue.Count (bench/README.md: why one on this machine)
 
 die() { echo "local.sh: $*" >&2; exit 1; }
-for v in N SIZE SESSIONS ROUNDS TIMEOUT STARTUP_TIMEOUT; do
+for v in N SIZE SESSIONS ROUNDS TIMEOUT STARTUP_TIMEOUT QUEUES; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
 
@@ -40,13 +41,13 @@ run_once() {
   local m="$1" tmp pid port t0 t1 t_end count deadline files cpu0 cpu_s
   tmp="$(mktemp -d "$WORKDIR/sluice-local.XXXXXX")"
   echo "local.sh: $m mailboxes in $tmp" >&2
-  python3 - "$tmp" "$m" <<'EOF'
+  python3 - "$tmp" "$m" "$QUEUES" <<'EOF'
 import json, sys
-tmp, m = sys.argv[1], int(sys.argv[2])
+tmp, m, queues = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 config = {
     "Hostname": "bench.sluice.test", "DataDir": f"{tmp}/var",
     "Smtp": {"Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"]},
-    "Queue": {"Count": 4},
+    "Queue": {"Count": queues},
     "Mailboxes": {"Users": {f"u{i}@bench.test": {} for i in range(m)}},
 }
 json.dump(config, open(f"{tmp}/sluice.json", "w"))
@@ -94,7 +95,7 @@ EOF
 [[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS$( (( ${WARM:-0} > 0 )) && echo " WARM=$WARM" || true) bench/local.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS MS=\"$MS\" ROUNDS=$ROUNDS QUEUES=$QUEUES$( (( ${WARM:-0} > 0 )) && echo " WARM=$WARM" || true) bench/local.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 fmt='| %9s | %6s | %8s | %10s | %8s | %11s | %10s |'
 rows=()

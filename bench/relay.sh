@@ -25,7 +25,7 @@ STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"     # `sluice serve` may have to rebui
 NOTE="${NOTE:-}"                        # free text for RESULTS.md, e.g. what else ran meanwhile
 WORKDIR="${WORKDIR:-/var/tmp}"          # data dirs go here: must be a real disk, fsync is the point
 KEEP="${KEEP:-0}"                       # 1: keep each round's temp dir (always kept on failure)
-QUEUES="${QUEUES:-4}"                   # Queue.Count: the queues (each with its own spool writer and scheduler)
+QUEUES="${QUEUES:-1}"                   # Queue.Count: one on this 2-core machine, the fastest (bench/README.md, "Queue count")
 STORE="${STORE:-file}"                  # file, or postgres: a private PostgreSQL per round in its temp dir
 TRACE="${TRACE:-0}"                     # 1: dotnet-trace (sampled stacks) during each round; keeps the dir
 PERF="${PERF:-0}"                       # 1: perf record (on-CPU samples) during each round; keeps the dir
@@ -99,7 +99,7 @@ write_relay_config() {
   cat >"$1/sluice.json" <<EOF
 { "Hostname": "bench.sluice.test", "DataDir": "$1/var",
   "Smtp": { "Listen": ["127.0.0.1:$2"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
-  "Queue": ${4:-{ \"Count\": 4 \}},${5:+ \"Channels\": $5,}
+  "Queue": ${4:-{ \"Count\": $QUEUES \}},${5:+ \"Channels\": $5,}
   "Routes": { "*": "127.0.0.1:$3" } }
 EOF
 }
@@ -242,7 +242,7 @@ mkdir -p "$WORKDIR"
 # Build outside the timed part (the wrapper builds on first use or after a source change).
 "$root/sluice" --help >/dev/null || die "sluice does not build"
 
-command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS STORE=$STORE$( (( WARM > 0 )) && echo " WARM=$WARM" || true) bench/relay.sh"
+command_line="N=$N SIZE=$SIZE SESSIONS=$SESSIONS ROUNDS=$ROUNDS DOMAINS=$DOMAINS QUEUES=$QUEUES STORE=$STORE$( (( WARM > 0 )) && echo " WARM=$WARM" || true) bench/relay.sh"
 declare -a pg_figures=()
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay.sh: $command_line  ($JOBS smtp-source jobs, $PROCS at a time, -s $SESSIONS_PER_PROC each)" >&2
