@@ -17,7 +17,7 @@ internal sealed class ServerMetrics
         var messages = f.CreateGauge("sluice_queue_messages", "Messages in the queue.", "queue");
         var recipients = f.CreateGauge("sluice_queue_recipients", "Recipients not yet delivered or failed.", "queue");
         var active = f.CreateGauge("sluice_queue_active_messages", "Messages worked on with their envelope in memory.", "queue");
-        var load = f.CreateGauge("sluice_queue_load", "Slots in use over slots configured.", "queue");
+        var load = f.CreateGauge("sluice_queue_load", "The busiest channel's slots in use over its slots configured.", "queue");
         var byChannel = f.CreateCounter("sluice_channel_deliveries_total", "Delivery attempts per recipient by channel and outcome since start.", "queue", "channel", "outcome");
         var inUse = f.CreateGauge("sluice_channel_slots_in_use", "Deliveries in progress.", "queue", "channel");
         var limit = f.CreateGauge("sluice_channel_slots", "Concurrency configured.", "queue", "channel");

@@ -1,5 +1,6 @@
 // qmail-multi's choice: each new message goes to the least-loaded queue. Load is the scheduler's
-// slot usage; ties (the common case when idle) go to the queue with fewer messages, then round robin.
+// (its busiest channel's slot usage, the measure the Scaler opens queues by, so a queue just opened
+// gets the new mail); ties (the common case when idle) go to the queue with fewer messages, then round robin.
 // The set of queues changes at run time (the Scaler adds and retires queues, setqload disables one).
 using Sluice.Core.Mail;
 

@@ -25,7 +25,7 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
     /// <summary>Messages accepted into this queue since start.</summary>
     public long Accepted => Interlocked.Read(ref _accepted);
 
-    /// <summary>Slots in use over slots configured, as the scheduler reports it (indimail's qmonitor load).</summary>
+    /// <summary>The busiest channel's slots in use over its slots, as the scheduler reports it (indimail's qmonitor load).</summary>
     public Func<double> Load { get; set; } = () => 0;
 
     /// <summary>Durably stores the message, then announces it; the returned task is the 250.</summary>

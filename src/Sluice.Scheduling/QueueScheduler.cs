@@ -8,6 +8,7 @@ using Sluice.Core.Mail;
 using Sluice.Delivery;
 using Sluice.Queue;
 using Sluice.Scheduling.Bounces;
+using Sluice.Scheduling.Scaling;
 
 namespace Sluice.Scheduling;
 
@@ -58,12 +59,12 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         _promoter = Task.Run(PromoteAsync);
     }
 
-    /// <summary>Slots in use over slots configured, across this queue's channels (qmonitor's load).</summary>
+    /// <summary>The busiest channel's slots in use over its slots (<see cref="QueueScaling.LoadOf"/>); the Balancer and the Scaler both use it.</summary>
     public double Load
     {
         get
         {
-            lock (_gate) return (double)_channels.Sum(c => c.InUse) / _channels.Sum(c => c.Options.Concurrency);
+            lock (_gate) return QueueScaling.LoadOf(_channels.Select(c => (c.InUse, c.Options.Concurrency)));
         }
     }
 

@@ -29,6 +29,14 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(["local", "remote"], o.Channels.Select(c => c.Name));
         Assert.Equal(["localhost"], o.Channels[0].Domains);
         Assert.Equal((System.Net.Dns.GetHostName(), TimeSpan.FromSeconds(30), "receive,deliver"), (o.Queue.Node, o.Queue.Lease, o.Queue.Roles));
+        Assert.Equal((1, 16, false), (o.Queue.Count, o.Queue.Max, o.Queue.Dynamic)); // one queue, as measured fastest (README, Queues)
+    }
+
+    [Fact]
+    public void The_seeds_QUEUE_COUNT_alone_overrides_the_default_count()
+    {
+        var o = ConfigLoader.Load(null, new Dictionary<string, string?> { ["QUEUE_COUNT"] = "4" });
+        Assert.Equal(4, o.Queue.Count);
     }
 
     [Fact]

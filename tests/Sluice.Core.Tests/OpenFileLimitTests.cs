@@ -51,7 +51,8 @@ public sealed class SessionCapsTests
     [Fact]
     public void Outbound_concurrency_above_the_limit_is_capped_and_the_log_says_so()
     {
-        var options = Options(remoteConcurrency: 10_000, maxConnections: 100); // × 4 queues = 40,000 outbound
+        var options = Options(remoteConcurrency: 10_000, maxConnections: 100);
+        options.Queue.Count = 4; // × 4 queues = 40,000 outbound
         var (caps, line) = SessionCaps.Plan(Limit, 50, options, dnsSockets: 256);
         var budget = (int)Limit.SessionEstimate(50) - 256 - 100; // what DNS and inbound sessions may hold is kept back
         Assert.Equal(budget, caps.Outbound);
@@ -89,7 +90,7 @@ public sealed class SessionCapsTests
     [Fact]
     public void Both_ways_together_past_the_limit_is_said_plainly()
     {
-        var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 2000, maxConnections: 15_000), dnsSockets: 256);
+        var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 8000, maxConnections: 15_000), dnsSockets: 256);
         Assert.Equal(int.MaxValue, caps.Inbound);
         Assert.Contains("Smtp.MaxConnections (15000) and remote delivery's 8000 sessions together exceed it", line, StringComparison.Ordinal);
     }

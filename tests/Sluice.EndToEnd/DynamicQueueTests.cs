@@ -1,49 +1,108 @@
-// Queue.Dynamic (indimail's qscheduler -d) on a real server: the queue count climbs to Max while a slow
-// sink keeps every slot busy, new mail spreads over the new queues, and once the load is gone the count
-// returns to Count, with every message delivered once; a restart while a queue retires loses nothing.
+// Queue.Dynamic (indimail's qscheduler -d) on a real server: under a sink that holds every transaction
+// the remote channel's slots are all busy while the local channel is idle, and the queue count climbs
+// to Max (a queue with one channel saturated is fully loaded); a queue that drains while the others stay
+// saturated is kept, not retired and opened again; once the sink lets go the count returns to Count,
+// with every message delivered once. A restart while a queue retires loses nothing.
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Sluice.Operate;
+using Sluice.Testing;
 
 namespace Sluice.EndToEnd;
 
 public sealed partial class DynamicQueueTests
 {
-    private static void Dynamic(Dictionary<string, object> c, int max, string retry)
+    private const int Max = 4, RemoteSlots = 2;
+    private static readonly TimeSpan IdleRetire = TimeSpan.FromSeconds(1);
+
+    private static void Dynamic(Dictionary<string, object> c, int max, double load, string retry)
     {
-        c["Queue"] = new { Dynamic = true, Count = 1, Max = max, Load = 0.5, IdleRetire = "1s", ScaleInterval = "200ms" };
-        // Two slots per queue and a destination limit above what all queues together use: only the queues' own slots bind.
-        c["Channels"] = new object[] { new { Name = "remote", Transport = "smtp", Concurrency = 2, DestinationConcurrency = 50 } };
+        c["Queue"] = new { Dynamic = true, Count = 1, Max = max, Load = load, IdleRetire = "1s", ScaleInterval = "200ms" };
+        // An idle local channel beside the remote one (the seed's two ratios), and a destination limit and slow-start window
+        // above what all queues together use: only the queues' own slots bind.
+        c["Channels"] = new object[]
+        {
+            new { Name = "local", Transport = "maildir", Domains = new[] { "localhost", "local.test" }, Concurrency = 2 },
+            new { Name = "remote", Transport = "smtp", Concurrency = RemoteSlots, DestinationConcurrency = 50, InitialDestinationConcurrency = 50 },
+        };
         c["Retry"] = new { Schedule = new[] { retry }, MaxQueueLifetime = "1h" };
     }
 
     [Fact]
-    public async Task Under_saturation_the_count_climbs_to_max_mail_spreads_and_afterwards_it_returns_to_count()
+    public async Task Under_saturation_the_count_climbs_to_max_holds_and_afterwards_returns_to_count_with_nothing_lost()
     {
-        await using var sluice = await Instance.StartAsync(c => Dynamic(c, max: 3, retry: "1s"));
-        sluice.Sink.BeforeDataReply = _ => Task.Delay(150); // a slow receiver keeps each slot busy
+        await using var sluice = await Instance.StartAsync(c => Dynamic(c, Max, load: 0.7, retry: "1s"));
+        // The sink holds each transaction until the queue it came from is let go (queue numbers 1..Max).
+        var gates = Enumerable.Range(0, Max + 1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var held = new SessionGauge();
+        sluice.Sink.BeforeDataReply = async received =>
+        {
+            var queue = await QueueDeliveringAsync(sluice, received.Recipients[0]);
+            held.Enter();
+            try { await gates[queue].Task; }
+            finally { held.Leave(); }
+        };
 
-        var sent = await InjectUntilAsync(sluice, queue: 3);
+        // Every remote slot of every queue busy: that takes Max queues, so the count must have climbed to Max.
+        var sent = await InjectUntilAsync(sluice, held.WaitForAsync(Max * RemoteSlots, TimeSpan.FromSeconds(90)));
+        var top = await TopQueuesAsync(sluice);
+        Assert.Equal(Enumerable.Range(1, Max).Select(n => $"queue{n}"), top.Keys.Order());
+        Assert.All(top.Values, line => Assert.Contains($"load 1.00 local 0/2 remote {RemoteSlots}/{RemoteSlots} ", line, StringComparison.Ordinal));
 
-        await sluice.Sink.WaitForCountAsync(sent, TimeSpan.FromSeconds(60));
-        await sluice.WaitForLogAsync("scaler: queue3 retired", 60);
-        await sluice.WaitForLogAsync("scaler: queue2 retired", 60);
+        // The issue's case: queue4 drains and gets no more mail while the others stay saturated. It stays open over
+        // several IdleRetire periods: without it the average (1.00) would open it again at once.
+        gates[Max].SetResult();
+        await TopUntilAsync(sluice, t => t.TryGetValue($"queue{Max}", out var line) && line.Contains("load 0.00 ", StringComparison.Ordinal)
+            && line.Contains(" messages 0 ", StringComparison.Ordinal));
+        var window = Stopwatch.StartNew();
+        while (window.Elapsed < 5 * IdleRetire)
+        {
+            top = await TopQueuesAsync(sluice);
+            Assert.Equal(Enumerable.Range(1, Max).Select(n => $"queue{n}"), top.Keys.Order());
+            Assert.Contains("load 0.00 ", top[$"queue{Max}"], StringComparison.Ordinal);
+            Assert.All(Enumerable.Range(1, Max - 1), n => Assert.Contains("load 1.00 ", top[$"queue{n}"], StringComparison.Ordinal));
+        }
+        Assert.DoesNotContain(sluice.Process.Log, l => l.Contains(" retiring (", StringComparison.Ordinal) || l.Contains($"scaler: queue{Max + 1}", StringComparison.Ordinal));
+
+        foreach (var gate in gates) gate.TrySetResult();
+        await sluice.Sink.WaitForCountAsync(sent, TimeSpan.FromSeconds(90));
+        for (var n = Max; n > 1; n--) await sluice.WaitForLogAsync($"scaler: queue{n} retired", 60);
         var subjects = sluice.Sink.Messages.Select(m => SubjectOf(m.Data)).ToList();
         Assert.Equal(sent, subjects.Count);
         Assert.Equal(sent, subjects.Distinct().Count());
-        var queues = sluice.Process.Log.Select(l => QueueOf().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToHashSet();
-        Assert.Equal(["1", "2", "3"], queues.Order());
+        Assert.Equal(["queue1"], (await TopQueuesAsync(sluice)).Keys);
+        Assert.All(Enumerable.Range(2, Max - 1), n => Assert.False(Directory.Exists(sluice.Dir.File($"var/queue/queue{n}"))));
+    }
 
+    /// <summary>Asks `top --once` until its queue lines satisfy <paramref name="condition"/>: a queue's load is no log event.</summary>
+    private static async Task TopUntilAsync(Instance sluice, Func<Dictionary<string, string>, bool> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition(await TopQueuesAsync(sluice)))
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(60), "top --once did not show it within 60 s");
+    }
+
+    /// <summary>`top --once`'s queue lines (the queues taking mail), by queue name.</summary>
+    private static async Task<Dictionary<string, string>> TopQueuesAsync(Instance sluice)
+    {
         var (exit, stdout, stderr) = await sluice.RunVerbAsync("top", "--once");
         Assert.True(exit == 0, stderr);
-        Assert.Equal(["queue1"], stdout.Split('\n').Where(l => l.StartsWith("queue", StringComparison.Ordinal)).Select(l => l.Split(' ')[0]));
-        Assert.False(Directory.Exists(sluice.Dir.File("var/queue/queue3")));
+        return stdout.Split('\n').Where(l => l.StartsWith("queue", StringComparison.Ordinal)).ToDictionary(l => l.Split(' ')[0]);
+    }
+
+    /// <summary>The queue whose delivery to <paramref name="recipient"/> is at the sink, from its `starting delivery` line.</summary>
+    private static async Task<int> QueueDeliveringAsync(Instance sluice, string recipient)
+    {
+        bool Starting(string l) => StartingDelivery().Match(l) is { Success: true } m && m.Groups[2].Value == recipient;
+        await sluice.Process.WaitForLogAsync(Starting, TimeSpan.FromSeconds(30));
+        return int.Parse(StartingDelivery().Match(sluice.Process.Log.Last(Starting)).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]
     public async Task A_restart_while_a_queue_retires_loses_nothing_and_the_queue_drains_and_goes()
     {
-        await using var sluice = await Instance.StartAsync(c => Dynamic(c, max: 2, retry: "1h"));
+        await using var sluice = await Instance.StartAsync(c => Dynamic(c, max: 2, load: 0.5, retry: "1h"));
         // Every try is deferred for an hour, so the queues keep their mail. The refusal is decided at the end of
         // the data, not after the hold: a session of the killed server still held in the sink is refused too.
         var refusing = true;
@@ -56,7 +115,7 @@ public sealed partial class DynamicQueueTests
         };
         sluice.Sink.DataReply = received => refused.ContainsKey(received) ? "451 4.3.0 try later" : "250 2.0.0 queued";
 
-        var sent = await InjectUntilAsync(sluice, queue: 2);
+        var sent = await InjectUntilAsync(sluice, sluice.WaitForLogAsync(" qp 2 ", 60));
         await sluice.WaitForLogAsync("scaler: queue2 retiring (no load", 60);
         sluice.Process.Kill();
         // What the killed server had sent is read (and refused) before the sink starts accepting.
@@ -107,28 +166,26 @@ public sealed partial class DynamicQueueTests
         Assert.Contains("queue9 is not open", stderr, StringComparison.Ordinal);
     }
 
-    /// <summary>Sends one message per connection from four clients until one has gone into queueN; returns how many were sent.</summary>
-    private static async Task<int> InjectUntilAsync(Instance sluice, int queue)
+    /// <summary>Sends one message per connection from four clients until <paramref name="reached"/> completes; returns how many were sent.</summary>
+    private static async Task<int> InjectUntilAsync(Instance sluice, Task reached)
     {
         var sent = 0;
-        var reached = new CancellationTokenSource();
-        var watch = sluice.WaitForLogAsync($" qp {queue} ", 60).ContinueWith(_ => reached.Cancel(), TaskScheduler.Default);
         var clients = Enumerable.Range(0, 4).Select(async _ =>
         {
-            while (!reached.IsCancellationRequested)
+            while (!reached.IsCompleted)
             {
                 var n = Interlocked.Increment(ref sent);
-                Assert.True(n <= 2000, $"no message reached queue{queue} after {n} sent");
+                Assert.True(n <= 2000, $"still not there after {n} messages");
                 await TestMail.SendAsync(sluice.Process.SmtpPort, $"m{n}@remote.test");
             }
         });
         await Task.WhenAll(clients);
-        await watch;
+        await reached;
         return sent;
     }
 
     private static string SubjectOf(string data) => data.Split("\r\n").First(l => l.StartsWith("Subject: ", StringComparison.Ordinal));
 
-    [GeneratedRegex(@" info msg \S+: .* qp (\d+) ")]
-    private static partial Regex QueueOf();
+    [GeneratedRegex(@"starting delivery \d+: msg (\d+)\.\d+ to remote (\S+)$")]
+    private static partial Regex StartingDelivery();
 }

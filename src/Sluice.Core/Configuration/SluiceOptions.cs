@@ -80,7 +80,11 @@ public sealed class QueueOptions
     /// <summary>What this node does (`serve --roles`): "receive", "deliver" or "receive,deliver"; anything but both needs Store "postgres".</summary>
     public string Roles { get; set; } = NodeRoles.Both;
     public int Start { get; set; } = 1;
-    public int Count { get; set; } = 4;
+    /// <summary>
+    /// One: each queue commits with its own fdatasync, so more queues split the same commits into more, smaller ones, and
+    /// one relays fastest on a small machine (bench/README.md, "Queue count"). More slots come from Channels[].Concurrency.
+    /// </summary>
+    public int Count { get; set; } = 1;
     public int Max { get; set; } = 16;
     public double Load { get; set; } = 0.7;
     public bool Dynamic { get; set; }
