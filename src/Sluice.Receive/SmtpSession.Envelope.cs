@@ -194,20 +194,22 @@ public sealed partial class SmtpSession
         return true;
     }
 
-    /// <summary>The '&gt;' that ends the path opened at rest[0], or -1: a Quoted-string's '&gt;' is not it ("a&gt;b"@d, "\"&gt;"@d).</summary>
+    /// <summary>
+    /// The '&gt;' that ends the path opened at rest[0], or -1. A local part that opens with '"' is a Quoted-string
+    /// up to its closing '"' (quoted-pairs skipped), so a '&gt;' inside it ("a&gt;b"@d) is not the end.
+    /// </summary>
     private static int ClosingBracket(ReadOnlySpan<char> rest)
     {
-        var quoted = false;
-        for (int i = 1; i < rest.Length; i++)
-        {
-            switch (rest[i])
-            {
-                case '\\' when quoted: i++; break;
-                case '"': quoted = !quoted; break;
-                case '>' when !quoted: return i;
-            }
-        }
-        return -1;
+        var first = rest.IndexOf('>');
+        if (first < 0) return -1;
+        // RFC 5321 §4.1.2 Path = "<" [ A-d-l ":" ] Mailbox ">": an A-d-l holds neither '"' nor '>'.
+        var i = rest[1] == '@' && rest[..first].IndexOf(':') is > 0 and var colon ? colon + 1 : 1;
+        if (i >= rest.Length || rest[i] != '"') return first;
+        for (i++; i < rest.Length && rest[i] != '"'; i++)
+            if (rest[i] == '\\') i++;
+        if (i >= rest.Length) return -1;
+        var close = rest[i..].IndexOf('>');
+        return close < 0 ? -1 : i + close;
     }
 
     /// <summary>
