@@ -50,7 +50,7 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
         if (Mailboxes.Expand(rcpt) is not { } expansion)
         {
             // Valid syntax that no Maildir can be named for ("", or past NAME_MAX once encoded): RFC 3463 5.1.3, not an unknown user.
-            return MailboxMap.MaildirName(LocalPart.Content(Address.LocalPartOf(rcpt)).ToLowerInvariant()) is null
+            return !MailboxMap.CanNameMaildir(rcpt)
                 ? $"553 5.1.3 <{rcpt}>: Recipient address rejected: this local part cannot name a mailbox here"
                 : $"550 5.1.1 <{rcpt}>: Recipient address rejected: no such user here";
         }

@@ -150,9 +150,8 @@ internal static class ConfigValidator
         var m = o.Mailboxes;
         // RFC 5321 §4.1.2: the local part a Dot-string or a Quoted-string, as at RCPT.
         static bool IsAddress(string a) => a.Contains('@', StringComparison.Ordinal) && LocalPart.TryParse(Address.LocalPartOf(a), out _) && IsHostname(Address.DomainOf(a));
-        static bool HasMaildir(string user) => MailboxMap.MaildirName(LocalPart.Content(Address.LocalPartOf(user)).ToLowerInvariant()) is not null;
         foreach (var (user, u) in m.Users)
-            check(IsAddress(user) && HasMaildir(user) && (u.Quota is null || u.Quota.Value.Bytes > 0),
+            check(IsAddress(user) && MailboxMap.CanNameMaildir(user) && (u.Quota is null || u.Quota.Value.Bytes > 0),
                 $"Mailboxes:Users:{user}", "must be user@domain (the user a dot-string or a quoted string, RFC 5321 §4.1.2, that can name a Maildir) with a positive quota");
         foreach (var (user, u) in m.Users)
             check(u.PasswordHash is null || IsBcryptHash(u.PasswordHash), $"Mailboxes:Users:{user}:PasswordHash",

@@ -93,8 +93,7 @@ public sealed class MailboxMap
     public MailboxLookup Find(string address)
     {
         var domain = Ascii(Address.DomainOf(address));
-        // Looked up by content: "Alice"@d, alice@d and "a b"@d as the same strings whatever the quoting.
-        var local = LocalPart.Content(Address.LocalPartOf(address)).ToLowerInvariant();
+        var local = LookupLocal(address);
         if (Exact(local, domain, null) is { Unknown: false } exact) return exact;
         if (_roles.Contains(local) && MailboxAt(local, domain, null, null) is { } role) return new(role, null);
         var split = _separators.Length == 0 ? -1 : local.IndexOfAny(_separators);
@@ -213,5 +212,11 @@ public sealed class MailboxMap
     /// "Alice@Example.ORG" → "alice@example.org", "\"Bob\"@x" → "bob@x": local parts are compared by content
     /// without case, as every MTA in practice does; the last '@' still divides a key (domains have none).
     /// </summary>
-    private static string Key(string address) => LocalPart.Content(Address.LocalPartOf(address)).ToLowerInvariant() + "@" + Ascii(Address.DomainOf(address));
+    private static string Key(string address) => LookupLocal(address) + "@" + Ascii(Address.DomainOf(address));
+
+    /// <summary>The local part as lookups see it: its content ("Alice"@d, alice@d alike), without case.</summary>
+    private static string LookupLocal(string address) => LocalPart.Content(Address.LocalPartOf(address)).ToLowerInvariant();
+
+    /// <summary>Whether the whole local part of <paramref name="address"/> can name a Maildir (<see cref="MaildirName"/>).</summary>
+    public static bool CanNameMaildir(string address) => MaildirName(LookupLocal(address)) is not null;
 }
