@@ -184,6 +184,11 @@ public sealed class MailboxMap
     public static string? MaildirName(string content)
     {
         if (content.Length == 0) return null;
+        // The common case, a plain ASCII name, is itself: no copy on the RCPT and delivery paths.
+        var plain = true;
+        for (int i = 0; plain && i < content.Length; i++)
+            plain = content[i] < 0x80 && IsNameRune(new System.Text.Rune(content[i]), afterDotOrStart: i == 0 || content[i - 1] == '.');
+        if (plain) return content.Length > MaxNameBytes ? null : content;
         var name = new System.Text.StringBuilder(content.Length);
         Span<char> utf16 = stackalloc char[2];
         Span<byte> utf8 = stackalloc byte[4];
