@@ -47,7 +47,13 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
         if (!Mailboxes.IsLocal(Address.DomainOf(rcpt))) return null;
         // A bounce to an SRS address we never made, or made too long ago: refused, not relayed (no backscatter by proxy).
         if (Mailboxes.SrsRefusal(rcpt) is { } forged) return $"550 5.7.1 <{rcpt}>: Recipient address rejected: {forged}";
-        if (Mailboxes.Expand(rcpt) is not { } expansion) return $"550 5.1.1 <{rcpt}>: Recipient address rejected: no such user here";
+        if (Mailboxes.Expand(rcpt) is not { } expansion)
+        {
+            // Valid syntax that no Maildir can be named for ("", or past NAME_MAX once encoded): RFC 3463 5.1.3, not an unknown user.
+            return !MailboxMap.CanNameMaildir(rcpt)
+                ? $"553 5.1.3 <{rcpt}>: Recipient address rejected: this local part cannot name a mailbox here"
+                : $"550 5.1.1 <{rcpt}>: Recipient address rejected: no such user here";
+        }
         if (expansion.Aliases.Count > 0)
         {
             alias = expansion;

@@ -38,8 +38,9 @@ public sealed partial class SmtpSession
             else if (_policy.Mailboxes.IsLocal(Address.DomainOf(rcpt))) ours.Add(rcpt);
         }
         if (ours.Count == 0) return null;
+        // Compared in canonical form: a "Delivered-To: \"alice\"@d" another MTA wrote names alice@d too.
         foreach (var address in DeliveredTo.Addresses(message))
-            if (ours.Contains(address)) return $"554 5.4.6 <{Quote(address)}>: message is looping: it already has a Delivered-To line for this address";
+            if (ours.Contains(Address.Canonical(address))) return $"554 5.4.6 <{Quote(address)}>: message is looping: it already has a Delivered-To line for this address";
         return null;
     }
 }

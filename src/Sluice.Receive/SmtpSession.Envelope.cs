@@ -67,7 +67,7 @@ public sealed partial class SmtpSession
                     return;
             }
         }
-        if (sender.Length > 0 && !IsValidMailbox(sender, utf8, out problem)) { Error(problem.Length > 0 && problem[0] == '5' ? problem : $"553 5.1.7 Bad sender address syntax: {problem}"); return; }
+        if (sender.Length > 0 && !IsValidMailbox(sender, utf8, out sender, out problem)) { Error(problem.Length > 0 && problem[0] == '5' ? problem : $"553 5.1.7 Bad sender address syntax: {problem}"); return; }
         if (!_policy.Spool.HasRoomFor(size)) { Reply("452 4.3.1 Insufficient system storage"); return; }
         _sender = sender;
         _smtpUtf8 = utf8;
@@ -94,7 +94,7 @@ public sealed partial class SmtpSession
         }
         // RFC 5321 §4.5.1: the bare "Postmaster" must be accepted.
         if (rcpt.Equals("postmaster", StringComparison.OrdinalIgnoreCase)) rcpt = $"postmaster@{_policy.PostmasterDomain}";
-        if (!IsValidMailbox(rcpt, _smtpUtf8, out problem)) { Error(problem.Length > 0 && problem[0] == '5' ? problem : $"501 5.1.3 Bad recipient address syntax: {problem}"); return; }
+        if (!IsValidMailbox(rcpt, _smtpUtf8, out rcpt, out problem)) { Error(problem.Length > 0 && problem[0] == '5' ? problem : $"501 5.1.3 Bad recipient address syntax: {problem}"); return; }
         if (!MayRelayTo(rcpt)) { Error($"554 5.7.1 <{rcpt}>: Relay access denied"); return; }
         if (_recipients.Count >= _policy.MaxRecipients)
         {
@@ -176,7 +176,7 @@ public sealed partial class SmtpSession
         if (!arg.StartsWith(keyword, StringComparison.OrdinalIgnoreCase)) return false;
         var rest = arg[keyword.Length..].TrimStart(' ');
         if (!rest.StartsWith('<')) return false;
-        var close = rest.IndexOf('>', StringComparison.Ordinal);
+        var close = ClosingBracket(rest);
         if (close < 0) return false;
         address = rest[1..close];
         // RFC 5321 §4.1.1.3: a source route is accepted and ignored; only the mailbox after it counts.
@@ -194,17 +194,45 @@ public sealed partial class SmtpSession
         return true;
     }
 
-    /// <summary>RFC 5321 §4.1.2 mailbox within the §4.5.3.1.3 path limit; UTF-8 only under SMTPUTF8 (RFC 6531 §3.3).</summary>
-    internal static bool IsValidMailbox(string address, bool utf8, out string problem)
+    /// <summary>
+    /// The '&gt;' that ends the path opened at rest[0], or -1. A local part that opens with '"' is a Quoted-string
+    /// up to its closing '"' (quoted-pairs skipped), so a '&gt;' inside it ("a&gt;b"@d) is not the end.
+    /// </summary>
+    private static int ClosingBracket(ReadOnlySpan<char> rest)
+    {
+        var first = rest.IndexOf('>');
+        if (first < 0) return -1;
+        // RFC 5321 §4.1.2 Path = "<" [ A-d-l ":" ] Mailbox ">": an A-d-l holds neither '"' nor '>'.
+        var i = rest[1] == '@' && rest[..first].IndexOf(':') is > 0 and var colon ? colon + 1 : 1;
+        if (i >= rest.Length || rest[i] != '"') return first;
+        for (i++; i < rest.Length && rest[i] != '"'; i++)
+            if (rest[i] == '\\') i++;
+        if (i >= rest.Length) return -1;
+        var close = rest[i..].IndexOf('>');
+        return close < 0 ? -1 : i + close;
+    }
+
+    /// <summary>
+    /// RFC 5321 §4.1.2 mailbox within the §4.5.3.1.3 path limit; UTF-8 only under SMTPUTF8 (RFC 6531 §3.3).
+    /// <paramref name="canonical"/> is the address as the envelope keeps it: its local part in LocalPart's canonical form.
+    /// </summary>
+    internal static bool IsValidMailbox(string address, bool utf8, out string canonical, out string problem)
     {
         problem = "";
+        canonical = address;
         var at = address.LastIndexOf('@');
         if (at <= 0 || at == address.Length - 1) { problem = "must be local-part@domain"; return false; }
         if (!utf8 && !address.All(char.IsAscii)) { problem = "553 5.6.7 Non-ASCII address requires SMTPUTF8 (RFC 6531)"; return false; }
         // The path is the address in its angle brackets.
         if (System.Text.Encoding.UTF8.GetByteCount(address) + 2 > MaxPath) { problem = $"path longer than {MaxPath} octets"; return false; }
         var domain = address[(at + 1)..];
-        if (address.Any(c => c is ' ' or '<' or '>' || char.IsControl(c))) { problem = "contains a space, bracket or control character"; return false; }
+        if (address.Any(char.IsControl) || domain.Any(c => c is ' ' or '<' or '>')) { problem = "contains a space, bracket or control character"; return false; }
+        if (!LocalPart.TryParse(address.AsSpan(0, at), out var local))
+        {
+            problem = $"\"{Quote(address[..at])}\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)";
+            return false;
+        }
+        canonical = $"{local}@{domain}";
         if (domain.StartsWith('[') && domain.EndsWith(']'))
         {
             var literal = domain[1..^1];

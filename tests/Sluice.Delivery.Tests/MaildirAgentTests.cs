@@ -34,4 +34,32 @@ public sealed class MaildirAgentTests
         Assert.Equal(200, Directory.GetFiles(Path.Combine(maildir, "new")).Length);
         Assert.Equal(onDisk, recorded);
     }
+
+    [Theory]
+    [InlineData("\"../../etc\"@localhost", "%2E.%2F.%2E%2Fetc")]
+    [InlineData("\"a/../b\"@localhost", "a%2F.%2E%2Fb")]
+    [InlineData("\"..\"@localhost", "%2E.")]
+    [InlineData("\"..\\\"\"@localhost", "%2E.%22")]
+    [InlineData("\"a\\\\b c\"@localhost", "a%5Cb%20c")]
+    [InlineData("a/b@localhost", "a%2Fb")]
+    [InlineData("\"../x\"@virtual.test", "virtual/%2E.%2Fx")]
+    public async Task A_hostile_local_part_is_delivered_to_its_encoded_maildir_inside_the_root_and_nowhere_else(string recipient, string maildir)
+    {
+        using var dir = new TempDirectory();
+        var root = dir.File("a/b/maildirs");
+        Directory.CreateDirectory(root);
+        var options = new SluiceOptions();
+        options.Mailboxes.Domains["virtual.test"] = "virtual";
+        await using var agent = new MaildirAgent(root, "mx.test", new MailboxMap(options), TimeProvider.System);
+
+        var result = Assert.Single(await agent.DeliverAsync(new DeliveryRequest("m1", "bob@remote.test", [recipient], "localhost", "Subject: x\r\n\r\nbody\r\n"u8.ToArray()), CancellationToken.None));
+
+        Assert.True(result.Status == DeliveryStatus.Delivered, result.Text);
+        Assert.StartsWith($"250 2.0.0 delivered to maildir {maildir}/new/", result.Text, StringComparison.Ordinal);
+        // The message is the only file made, in the encoded Maildir one level below the root; nothing beside the root.
+        var file = Assert.Single(Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories));
+        Assert.Equal(Path.Combine(root, maildir, "new"), Path.GetDirectoryName(file));
+        Assert.Equal(["maildirs"], Directory.GetDirectories(dir.File("a/b")).Select(Path.GetFileName));
+        Assert.StartsWith($"Return-Path: <bob@remote.test>\nDelivered-To: {recipient}\n", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
+    }
 }

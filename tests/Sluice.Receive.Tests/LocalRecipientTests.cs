@@ -46,6 +46,64 @@ public sealed class LocalRecipientTests : IDisposable
     }
 
     [Theory]
+    [InlineData("\"a b\"@local.test")]
+    [InlineData("\"alice \"@local.test")]
+    [InlineData("\"a\\\"b\"@local.test")]
+    [InlineData("\"../alice\"@local.test")]
+    public async Task A_quoted_local_part_that_is_no_user_is_an_unknown_mailbox_not_bad_syntax(string rcpt)
+    {
+        await using var h = await StartAsync();
+        Assert.Equal($"550 5.1.1 <{rcpt}>: Recipient address rejected: no such user here", await h.CommandLineAsync($"RCPT TO:<{rcpt}>"));
+    }
+
+    [Fact]
+    public async Task A_quoted_user_is_the_user_and_is_queued_and_marked_in_canonical_form()
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<\"alice\"@local.test>"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<\"te\\am\"@local.test>"));
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", await SendDataAsync(h), StringComparison.Ordinal);
+        // alice once, although the alias team leads to her too; the alias's share is marked with its canonical name.
+        Assert.Equal(["alice@local.test"], Assert.Single(h.Stored, m => m.Recipients.Contains("alice@local.test")).Recipients);
+        var forwarded = Assert.Single(h.Stored, m => m.Recipients.Contains("carol@remote.example"));
+        Assert.StartsWith("Delivered-To: team@local.test\r\n", await h.ReadBodyTextAsync(forwarded), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_loop_is_seen_through_a_quoted_Delivered_To()
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<alice@local.test>"));
+        Assert.StartsWith("554 5.4.6 <", await SendDataAsync(h, "Delivered-To: \"Alice\"@local.test\r\n"), StringComparison.Ordinal);
+        Assert.Empty(h.Stored);
+    }
+
+    [Theory]
+    [InlineData("\"a b\"@localhost", "\"a b\"@localhost")]
+    [InlineData("\"../../etc\"@localhost", "\"../../etc\"@localhost")]
+    [InlineData("\"a/../b\"@localhost", "\"a/../b\"@localhost")]
+    [InlineData("\"a/b\"@localhost", "a/b@localhost")]
+    [InlineData("\"..\"@localhost", "\"..\"@localhost")]
+    public async Task Any_quoted_local_part_that_can_name_a_maildir_is_taken_at_a_domain_without_users(string rcpt, string stored)
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync($"RCPT TO:<{rcpt}>"));
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", await SendDataAsync(h), StringComparison.Ordinal);
+        Assert.Equal([stored], Assert.Single(h.Stored).Recipients);
+    }
+
+    [Fact]
+    public async Task A_local_part_that_cannot_name_a_maildir_is_refused_553_5_1_3_at_RCPT()
+    {
+        await using var h = await StartAsync();
+        Assert.Equal("553 5.1.3 <\"\"@localhost>: Recipient address rejected: this local part cannot name a mailbox here", await h.CommandLineAsync("RCPT TO:<\"\"@localhost>"));
+        // 90 spaces are 270 bytes as %20: past NAME_MAX.
+        var spaces = $"\"{new string(' ', 90)}\"@localhost";
+        Assert.Equal($"553 5.1.3 <{spaces}>: Recipient address rejected: this local part cannot name a mailbox here", await h.CommandLineAsync($"RCPT TO:<{spaces}>"));
+        Assert.Equal("554 5.5.1 Error: no valid recipients", await h.CommandLineAsync("DATA"));
+    }
+
+    [Theory]
     [InlineData("postmaster@local.test")]
     [InlineData("Postmaster")]
     [InlineData("abuse@local.test")]

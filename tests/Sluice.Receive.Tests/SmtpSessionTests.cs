@@ -339,7 +339,14 @@ public sealed class SmtpSessionTests
     [InlineData("<user>", "must be local-part@domain")]
     [InlineData("<user@>", "must be local-part@domain")]
     [InlineData("<>", "must be local-part@domain")]
-    [InlineData("<us er@localhost>", "contains a space, bracket or control character")]
+    [InlineData("<us er@localhost>", "\"us er\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)")]
+    [InlineData("<a..b@localhost>", "\"a..b\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)")]
+    [InlineData("<.a@localhost>", "\".a\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)")]
+    [InlineData("<a\"b@localhost>", "\"a\"b\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)")]
+    [InlineData("<\"a\"b\"@localhost>", "\"\"a\"b\"\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)")]
+    [InlineData("<user@remote.test@localhost>", "\"user@remote.test\" is neither a dot-string nor a quoted string (RFC 5321 §4.1.2)")]
+    [InlineData("<\"a\tb\"@localhost>", "contains a space, bracket or control character")]
+    [InlineData("<\"a b\"@local host>", "contains a space, bracket or control character")]
     [InlineData("<user@bad_domain!>", "\"bad_domain!\" is not a domain")]
     public async Task Bad_recipient_is_501_5_1_3(string path, string problem)
     {
@@ -379,6 +386,26 @@ public sealed class SmtpSessionTests
         var stored = Assert.Single(h.Stored);
         Assert.Equal("a@b.test", stored.Sender);
         Assert.Equal(["user@localhost"], stored.Recipients);
+    }
+
+    [Fact]
+    public async Task A_quoted_local_part_is_valid_in_MAIL_and_RCPT_and_kept_in_canonical_form()
+    {
+        await using var h = await SessionHarness.StartEhloAsync();
+        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<\"Jo Q. Public\"@client.test> SIZE=10"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<\"a b\"@localhost>"));
+        // A '>' or '"' inside the quotes is the local part's, not the end of the path.
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<\"x>y\\\"z\"@localhost> NOTIFY=FAILURE"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<\"\\c\"@localhost>"));
+        // "ab" and ab are one mailbox (RFC 5322 §3.2.4): the second is the same recipient, delivered once.
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<\"ab\"@localhost>"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<ab@localhost>"));
+        Assert.Equal("354 End data with <CR><LF>.<CR><LF>", await h.CommandLineAsync("DATA"));
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", await h.CommandLineAsync("x\r\n."));
+        var stored = Assert.Single(h.Stored);
+        Assert.Equal("\"Jo Q. Public\"@client.test", stored.Sender);
+        Assert.Equal(["\"a b\"@localhost", "\"x>y\\\"z\"@localhost", "c@localhost", "ab@localhost"], stored.Recipients);
+        Assert.Equal(Core.Mail.DsnNotify.Failure, stored.Envelope.DsnOf(1).Notify);
     }
 
     [Theory]

@@ -148,10 +148,11 @@ internal static class ConfigValidator
     private static void ValidateMailboxes(SluiceOptions o, Action<bool, string, string> check, Dictionary<string, string> domainOwner)
     {
         var m = o.Mailboxes;
-        static bool IsAddress(string a) => Address.LocalPartOf(a).Length > 0 && a.Contains('@', StringComparison.Ordinal) && IsHostname(Address.DomainOf(a));
+        // RFC 5321 §4.1.2: the local part a Dot-string or a Quoted-string, as at RCPT.
+        static bool IsAddress(string a) => a.Contains('@', StringComparison.Ordinal) && LocalPart.TryParse(Address.LocalPartOf(a), out _) && IsHostname(Address.DomainOf(a));
         foreach (var (user, u) in m.Users)
-            check(IsAddress(user) && MailboxMap.IsDirectoryName(Address.LocalPartOf(user)) && (u.Quota is null || u.Quota.Value.Bytes > 0),
-                $"Mailboxes:Users:{user}", "must be user@domain (the user a Maildir name: no slash, not starting with a dot) with a positive quota");
+            check(IsAddress(user) && MailboxMap.CanNameMaildir(user) && (u.Quota is null || u.Quota.Value.Bytes > 0),
+                $"Mailboxes:Users:{user}", "must be user@domain (the user a dot-string or a quoted string, RFC 5321 §4.1.2, that can name a Maildir) with a positive quota");
         foreach (var (user, u) in m.Users)
             check(u.PasswordHash is null || IsBcryptHash(u.PasswordHash), $"Mailboxes:Users:{user}:PasswordHash",
                 "must be a bcrypt hash (\"$2y$11$\" and 53 more characters, as `sluice passwd` writes into the users file)");
@@ -179,7 +180,7 @@ internal static class ConfigValidator
         check(m.ExtensionSeparators.All(c => "+-_=~#".Contains(c, StringComparison.Ordinal)), "Mailboxes:ExtensionSeparators",
             $"\"{m.ExtensionSeparators}\" may hold only the characters + - _ = ~ #");
         for (int i = 0; i < m.RoleAccounts.Count; i++)
-            check(MailboxMap.IsDirectoryName(m.RoleAccounts[i]) && !m.RoleAccounts[i].Contains('@', StringComparison.Ordinal), $"Mailboxes:RoleAccounts:{i}", "must be a local part without @ that can name a Maildir");
+            check(MailboxMap.MaildirName(m.RoleAccounts[i].ToLowerInvariant()) is not null && !m.RoleAccounts[i].Contains('@', StringComparison.Ordinal), $"Mailboxes:RoleAccounts:{i}", "must be a local part without @ that can name a Maildir");
         var maildirChannels = o.Channels.Where(c => c.Transport == ChannelOptions.MaildirTransport).Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var d in map.MailboxDomains)
         {

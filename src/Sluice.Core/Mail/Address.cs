@@ -12,10 +12,21 @@ public static class Address
         return at < 0 ? "" : address[(at + 1)..].ToLowerInvariant();
     }
 
+    /// <summary>The local part as written, quotes and all; the domain never holds an '@', so the last one divides them.</summary>
     public static string LocalPartOf(string address)
     {
         var at = address.LastIndexOf('@');
         return at < 0 ? address : address[..at];
+    }
+
+    /// <summary>"local@domain" with the local part's content in its canonical form (<see cref="LocalPart"/>), the domain as given.</summary>
+    public static string Of(string localContent, string domain) => $"{LocalPart.Canonical(localContent)}@{domain}";
+
+    /// <summary>The address with its local part canonical ("\"ab\"@d" → ab@d), case and domain as given.</summary>
+    public static string Canonical(string address)
+    {
+        var at = address.LastIndexOf('@');
+        return at < 0 ? LocalPart.Canonical(LocalPart.Content(address)) : Of(LocalPart.Content(address[..at]), address[(at + 1)..]);
     }
 
     /// <summary>The A-label form of a domain, lower-cased, so acceptance and routing agree on names (RFC 5890); null if not a valid IDN.</summary>

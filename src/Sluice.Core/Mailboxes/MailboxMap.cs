@@ -8,7 +8,7 @@ using Sluice.Core.Mail;
 
 namespace Sluice.Core.Mailboxes;
 
-/// <param name="Directory">The Maildir, relative to Mailboxes.Root: "alice", or "example.net/alice" in a virtual domain.</param>
+/// <param name="Directory">The Maildir, relative to Mailboxes.Root: "alice", or "example.net/alice" in a virtual domain (see <see cref="MailboxMap.MaildirName"/>).</param>
 /// <param name="Folder">The Maildir++ folder an address extension names ("tag" for ".tag"), or null for the inbox.</param>
 public sealed record Mailbox(string Directory, string? Folder, long? QuotaBytes);
 
@@ -60,7 +60,7 @@ public sealed class MailboxMap
         }
         foreach (var (alias, targets) in m.Aliases)
         {
-            _aliases[Key(alias)] = [.. targets];
+            _aliases[Key(alias)] = [.. targets.Select(Address.Canonical)];
             mailboxDomains.Add(Address.DomainOf(Key(alias)));
         }
         _domains.UnionWith(mailboxDomains);
@@ -93,14 +93,14 @@ public sealed class MailboxMap
     public MailboxLookup Find(string address)
     {
         var domain = Ascii(Address.DomainOf(address));
-        var local = Address.LocalPartOf(address).ToLowerInvariant();
+        var local = LookupLocal(address);
         if (Exact(local, domain, null) is { Unknown: false } exact) return exact;
-        if (_roles.Contains(local) && IsDirectoryName(local)) return new(MailboxAt(local, domain, null, null), null);
+        if (_roles.Contains(local) && MailboxAt(local, domain, null, null) is { } role) return new(role, null);
         var split = _separators.Length == 0 ? -1 : local.IndexOfAny(_separators);
         var (user, extension) = split > 0 ? (local[..split], local[(split + 1)..]) : (local, null);
         if (extension is not null && Exact(user, domain, extension) is { Unknown: false } extended) return extended;
         if (_aliases.TryGetValue("@" + domain, out var catchAll)) return new(null, catchAll);
-        if (!_closedDomains.Contains(domain) && IsDirectoryName(user)) return new(MailboxAt(user, domain, extension, null), null);
+        if (!_closedDomains.Contains(domain) && MailboxAt(user, domain, extension, null) is { } open) return new(open, null);
         return default;
     }
 
@@ -157,22 +157,71 @@ public sealed class MailboxMap
     private MailboxLookup Exact(string local, string domain, string? extension)
     {
         var key = local + "@" + domain;
-        if (_users.TryGetValue(key, out var quota)) return new(MailboxAt(local, domain, extension, quota), null);
+        if (_users.TryGetValue(key, out var quota)) return MailboxAt(local, domain, extension, quota) is { } box ? new(box, null) : default;
         if (_aliases.TryGetValue(key, out var targets)) return new(null, targets);
         return default;
     }
 
-    private Mailbox MailboxAt(string user, string domain, string? extension, long? quota) =>
-        new(_directories.TryGetValue(domain, out var dir) ? $"{dir}/{user}" : user, extension is not null && IsFolderName(extension) ? extension : null, quota);
+    /// <summary>Null when the user's local part cannot name a Maildir (see <see cref="MaildirName"/>).</summary>
+    private Mailbox? MailboxAt(string user, string domain, string? extension, long? quota) =>
+        MaildirName(user) is not { } name ? null
+        : new(_directories.TryGetValue(domain, out var dir) ? $"{dir}/{name}" : name, extension is not null && IsFolderName(extension) ? extension : null, quota);
 
-    /// <summary>A local part that is safe as one path component: not empty, no slash or NUL, not hidden.</summary>
+    /// <summary>A directory name from the configuration (Mailboxes.Domains): one path component, not empty, no slash or NUL, not hidden.</summary>
     public static bool IsDirectoryName(string s) => s.Length > 0 && s[0] != '.' && s.IndexOfAny(['/', '\0']) < 0;
 
-    /// <summary>A Maildir++ folder name (dots nest folders): no empty level, so never "." or "..".</summary>
-    private static bool IsFolderName(string s) => IsDirectoryName(s) && !s.EndsWith('.') && !s.Contains("..", StringComparison.Ordinal);
+    /// <summary>NAME_MAX on Linux file systems: one path component is at most this many bytes.</summary>
+    private const int MaxNameBytes = 255;
+
+    /// <summary>
+    /// The Maildir directory a local part's content (lower-cased) is delivered to, injective and safe: the
+    /// content itself where it is letters, digits (any script), "!#$&amp;'*+-=?^_`{|}~" and dots that neither lead
+    /// nor follow a dot; every other character as "%XX" per UTF-8 byte, '%' included ("a b" → a%20b,
+    /// "a/../b" → a%2F.%2E%2Fb, ".x" → %2Ex). So no name holds '/', NUL, a quote, a backslash or a control
+    /// character, none starts with a dot or holds "..", and two local parts never share one. Null for
+    /// nothing to name ("") or a name past NAME_MAX: such a local part has no Maildir.
+    /// </summary>
+    public static string? MaildirName(string content)
+    {
+        if (content.Length == 0) return null;
+        // The common case, a plain ASCII name, is itself: no copy on the RCPT and delivery paths.
+        var plain = true;
+        for (int i = 0; plain && i < content.Length; i++)
+            plain = content[i] < 0x80 && IsNameRune(new System.Text.Rune(content[i]), afterDotOrStart: i == 0 || content[i - 1] == '.');
+        if (plain) return content.Length > MaxNameBytes ? null : content;
+        var name = new System.Text.StringBuilder(content.Length);
+        Span<char> utf16 = stackalloc char[2];
+        Span<byte> utf8 = stackalloc byte[4];
+        foreach (var rune in content.EnumerateRunes())
+        {
+            if (IsNameRune(rune, afterDotOrStart: name.Length == 0 || name[^1] == '.'))
+            {
+                name.Append(utf16[..rune.EncodeToUtf16(utf16)]);
+                continue;
+            }
+            foreach (var b in utf8[..rune.EncodeToUtf8(utf8)]) name.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return System.Text.Encoding.UTF8.GetByteCount(name.ToString()) > MaxNameBytes ? null : name.ToString();
+    }
+
+    private static bool IsNameRune(System.Text.Rune r, bool afterDotOrStart) =>
+        r.IsAscii ? char.IsAsciiLetterOrDigit((char)r.Value) || "!#$&'*+-=?^_`{|}~".Contains((char)r.Value, StringComparison.Ordinal) || (r.Value == '.' && !afterDotOrStart)
+        : System.Text.Rune.IsLetterOrDigit(r);
+
+    /// <summary>A Maildir++ folder name (dots nest folders) made only of name characters: no empty level, so never "." or "..".</summary>
+    private static bool IsFolderName(string s) => MaildirName(s) == s && !s.EndsWith('.');
 
     private static string Ascii(string domain) => Address.AsciiDomain(domain) ?? domain.ToLowerInvariant();
 
-    /// <summary>"Alice@Example.ORG" → "alice@example.org": local parts are compared without case, as every MTA in practice does.</summary>
-    private static string Key(string address) => Address.LocalPartOf(address).ToLowerInvariant() + "@" + Ascii(Address.DomainOf(address));
+    /// <summary>
+    /// "Alice@Example.ORG" → "alice@example.org", "\"Bob\"@x" → "bob@x": local parts are compared by content
+    /// without case, as every MTA in practice does; the last '@' still divides a key (domains have none).
+    /// </summary>
+    private static string Key(string address) => LookupLocal(address) + "@" + Ascii(Address.DomainOf(address));
+
+    /// <summary>The local part as lookups see it: its content ("Alice"@d, alice@d alike), without case.</summary>
+    private static string LookupLocal(string address) => LocalPart.Content(Address.LocalPartOf(address)).ToLowerInvariant();
+
+    /// <summary>Whether the whole local part of <paramref name="address"/> can name a Maildir (<see cref="MaildirName"/>).</summary>
+    public static bool CanNameMaildir(string address) => MaildirName(LookupLocal(address)) is not null;
 }

@@ -25,12 +25,12 @@ public sealed class SenderRewriting(string domain, string secret, int maxAgeDays
 
     /// <summary>True for an address this scheme may have written: SRS0= or SRS1= at <see cref="Domain"/>.</summary>
     public bool IsRewritten(string address) =>
-        Address.DomainOf(address).Equals(Domain, StringComparison.OrdinalIgnoreCase) && Tag(Address.LocalPartOf(address)) is not null;
+        Address.DomainOf(address).Equals(Domain, StringComparison.OrdinalIgnoreCase) && Tag(LocalOf(address)) is not null;
 
     /// <summary>The envelope sender for <paramref name="sender"/>'s mail forwarded elsewhere.</summary>
     public string Forward(string sender)
     {
-        var local = Address.LocalPartOf(sender);
+        var local = LocalOf(sender);
         var host = Address.DomainOf(sender);
         if (Tag(local) == "SRS1")
         {
@@ -40,14 +40,14 @@ public sealed class SenderRewriting(string domain, string secret, int maxAgeDays
         }
         if (Tag(local) == "SRS0") return Srs1(host, local[5..]);
         var stamp = Timestamp(time.GetUtcNow());
-        return $"SRS0={Hash(stamp, host, local)}={stamp}={host}={local}@{Domain}";
+        return Address.Of($"SRS0={Hash(stamp, host, local)}={stamp}={host}={local}", Domain);
     }
 
     /// <summary>The address a rewritten one stands for; null with <paramref name="refusal"/> saying why when it is forged or expired.</summary>
     public string? Reverse(string address, out string refusal)
     {
         refusal = "";
-        var local = Address.LocalPartOf(address);
+        var local = LocalOf(address);
         switch (Tag(local))
         {
             case "SRS0":
@@ -56,20 +56,26 @@ public sealed class SenderRewriting(string domain, string secret, int maxAgeDays
                 if (f.Length < 4 || f[2].Length == 0 || f[3].Length == 0) { refusal = "malformed SRS address"; return null; }
                 if (!Matches(f[0], f[1], f[2], f[3])) { refusal = "SRS address with a bad hash (forged)"; return null; }
                 if (!Fresh(f[1])) { refusal = "SRS address too old (expired)"; return null; }
-                return $"{f[3]}@{f[2]}";
+                return Address.Of(f[3], f[2]);
             case "SRS1":
                 // HHHH=host==rest: back to the first forwarder's SRS0 address, which that forwarder checks.
                 var g = local[5..].Split('=', 3);
                 if (g.Length < 3 || g[1].Length == 0 || !g[2].StartsWith('=') || g[2].Length == 1) { refusal = "malformed SRS address"; return null; }
                 if (!Matches(g[0], g[1], g[2][1..])) { refusal = "SRS address with a bad hash (forged)"; return null; }
-                return $"SRS0={g[2][1..]}@{g[1]}";
+                return Address.Of($"SRS0={g[2][1..]}", g[1]);
             default:
                 refusal = "not an SRS address";
                 return null;
         }
     }
 
-    private string Srs1(string host, string srs0Rest) => $"SRS1={Hash(host, srs0Rest)}={host}=={srs0Rest}@{Domain}";
+    private string Srs1(string host, string srs0Rest) => Address.Of($"SRS1={Hash(host, srs0Rest)}={host}=={srs0Rest}", Domain);
+
+    /// <summary>
+    /// The local part's content: a sender "a b"@x rewrites to "SRS0=HHHH=TT=x=a b"@srsdomain, quoted as a
+    /// whole, so the address stays valid on the wire (RFC 5321 §4.1.2) and reverses to the same sender.
+    /// </summary>
+    private static string LocalOf(string address) => LocalPart.Content(Address.LocalPartOf(address));
 
     /// <summary>"SRS0" or "SRS1" when the local part starts so (any case, libsrs2 also takes '-' or '+' after it), else null.</summary>
     private static string? Tag(string local)

@@ -32,8 +32,92 @@ public sealed class MailboxMapTests
     {
         var map = Map();
         Assert.Equal(new Mailbox("anyone", null, null), map.Find("Anyone@localhost").Mailbox);
-        Assert.True(map.Find(".hidden@localhost").Unknown);
-        Assert.True(map.Find("a/b@localhost").Unknown);
+        // '/' is atext and a leading dot can be quoted: both are encoded, never a path or a hidden directory.
+        Assert.Equal(new Mailbox("a%2Fb", null, null), map.Find("a/b@localhost").Mailbox);
+        Assert.Equal(new Mailbox("%2Ehidden", null, null), map.Find("\".hidden\"@localhost").Mailbox);
+        Assert.Equal(new Mailbox("a%20b", null, null), map.Find("\"A B\"@localhost").Mailbox);
+        // Nothing to name, or a name past NAME_MAX once encoded: no Maildir, so no mailbox.
+        Assert.True(map.Find("\"\"@localhost").Unknown);
+        Assert.True(map.Find($"\"{new string(' ', 90)}\"@localhost").Unknown);
+        Assert.NotNull(map.Find($"\"{new string(' ', 85)}\"@localhost").Mailbox);
+    }
+
+    [Theory]
+    [InlineData("\"alice\"@local.test")]
+    [InlineData("\"ALICE\"@local.test")]
+    [InlineData("\"al\\ice\"@local.test")]
+    public void A_quoted_local_part_is_the_same_mailbox_as_the_unquoted_one(string address)
+    {
+        var map = Map();
+        Assert.Equal(map.Find("alice@local.test").Mailbox, map.Find(address).Mailbox);
+        Assert.Equal(new Mailbox("alice", "lists", 1000), map.Find(address.Insert(address.LastIndexOf('"'), "+lists")).Mailbox);
+    }
+
+    [Fact]
+    public void A_quoted_user_in_the_configuration_is_found_by_its_content_and_quoted_alias_targets_are_kept_canonical()
+    {
+        var map = Map(m =>
+        {
+            m.Users["\"Carol Q\"@local.test"] = new MailboxUserOptions();
+            m.Users["\"dan\"@local.test"] = new MailboxUserOptions();
+            m.Aliases["fwd@local.test"] = ["\"Dave\"@remote.example", "\"e f\"@remote.example", "\"carol q\"@local.test"];
+        });
+        Assert.Equal(new Mailbox("carol%20q", null, null), map.Find("\"carol q\"@LOCAL.test").Mailbox);
+        Assert.Equal(new Mailbox("dan", null, null), map.Find("dan@local.test").Mailbox);
+        Assert.True(map.Find("\"carol  q\"@local.test").Unknown);
+        Assert.Equal(["Dave@remote.example", "\"e f\"@remote.example", "\"carol q\"@local.test"], map.Expand("fwd@local.test")!.Recipients);
+    }
+
+    [Theory]
+    [InlineData("\"../../etc\"")]
+    [InlineData("\"a/../b\"")]
+    [InlineData("\"..\"")]
+    [InlineData("\".\"")]
+    [InlineData("\"..\\\"\"")]
+    [InlineData("\"a\\\"b\"")]
+    [InlineData("\"a\\\\b\"")]
+    [InlineData("\"/etc/passwd\"")]
+    [InlineData("\"a\\ b~{}|\"")]
+    [InlineData("\"%2E%2E\"")]
+    [InlineData("../x")]
+    public void No_local_part_makes_a_maildir_outside_the_root_or_a_name_with_quotes_backslashes_or_dots_first(string local)
+    {
+        var map = Map(m => m.Domains["virtual.test"] = "virtual");
+        var root = Path.GetFullPath("/srv/maildirs");
+        foreach (var (domain, parent) in new[] { ("localhost", root), ("virtual.test", Path.Combine(root, "virtual")) })
+        {
+            var box = map.Find($"{local}@{domain}").Mailbox;
+            Assert.NotNull(box);
+            var name = Path.GetFileName(box.Directory);
+            Assert.DoesNotContain('"', name);
+            Assert.DoesNotContain('\\', name);
+            Assert.DoesNotContain('/', name);
+            Assert.DoesNotContain("..", name, StringComparison.Ordinal);
+            Assert.False(name.StartsWith('.'), name);
+            // One level below its parent, whatever the local part says.
+            Assert.Equal(parent, Path.GetDirectoryName(Path.GetFullPath(Path.Combine(root, box.Directory))));
+        }
+    }
+
+    [Fact]
+    public void The_maildir_name_mapping_is_injective()
+    {
+        string[] contents = ["a b", "a%20b", "a%2520b", "a_b", ".a", "%2ea", "%2Ea", "a..b", "a.%2Eb", "a/b", "a%2Fb", "a\"b", "a\\b", "jörg", "j%C3%B6rg", "a.", "a"];
+        var names = contents.Select(c => MailboxMap.MaildirName(c)).ToList();
+        Assert.All(names, Assert.NotNull);
+        Assert.Equal(contents.Length, names.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal("jörg", MailboxMap.MaildirName("jörg"));
+        Assert.Equal("a%2F.%2E%2Fb", MailboxMap.MaildirName("a/../b"));
+    }
+
+    [Fact]
+    public void An_extension_that_is_no_safe_folder_name_reaches_the_inbox()
+    {
+        var map = Map();
+        Assert.Equal(new Mailbox("alice", null, 1000), map.Find("\"alice+a b\"@local.test").Mailbox);
+        Assert.Equal(new Mailbox("alice", null, 1000), map.Find("\"alice+..\\\"\"@local.test").Mailbox);
+        Assert.Equal(new Mailbox("alice", null, 1000), map.Find("alice+a/b@local.test").Mailbox);
+        Assert.Equal(new Mailbox("alice", "a.b", 1000), map.Find("\"alice+a.b\"@local.test").Mailbox);
     }
 
     [Theory]

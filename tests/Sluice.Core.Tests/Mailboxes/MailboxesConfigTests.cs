@@ -19,6 +19,9 @@ public sealed class MailboxesConfigTests : IDisposable
     [Theory]
     [InlineData("""{ "Users": { "alice": {} } }""", "key 'Mailboxes:Users:alice': must be user@domain")]
     [InlineData("""{ "Users": { ".alice@local.test": {} } }""", "key 'Mailboxes:Users:.alice@local.test': must be user@domain")]
+    [InlineData("""{ "Users": { "a b@local.test": {} } }""", "key 'Mailboxes:Users:a b@local.test': must be user@domain (the user a dot-string or a quoted string")]
+    [InlineData("""{ "Users": { "\"\"@local.test": {} } }""", "key 'Mailboxes:Users:\"\"@local.test': must be user@domain")]
+    [InlineData("""{ "Aliases": { "team@local.test": ["a b@remote.test"] } }""", "key 'Mailboxes:Aliases:team@local.test:0': \"a b@remote.test\" is not an address")]
     [InlineData("""{ "Aliases": { "team@local.test": [] } }""", "key 'Mailboxes:Aliases:team@local.test': needs at least one target address")]
     [InlineData("""{ "Aliases": { "team@local.test": ["bob"] } }""", "key 'Mailboxes:Aliases:team@local.test:0': \"bob\" is not an address")]
     [InlineData("""{ "Users": { "alice@local.test": {} }, "Aliases": { "team@local.test": ["nobody@local.test"] } }""",
@@ -46,6 +49,14 @@ public sealed class MailboxesConfigTests : IDisposable
             """);
         Assert.Equal(21, o.Mailboxes.Srs!.MaxAgeDays);
         Assert.Contains("srs.local.test", o.Channels.Single(c => c.Name == "local").Domains);
+    }
+
+    [Fact]
+    public void A_user_or_alias_may_be_written_with_a_quoted_local_part()
+    {
+        var o = Load("""{ "Users": { "\"a b\"@local.test": {} }, "Aliases": { "\"team\"@local.test": ["\"a b\"@local.test", "\"x y\"@remote.test"] } }""");
+        var map = new Sluice.Core.Mailboxes.MailboxMap(o);
+        Assert.Equal(["\"a b\"@local.test", "\"x y\"@remote.test"], map.Expand("team@local.test")!.Recipients);
     }
 
     [Fact]

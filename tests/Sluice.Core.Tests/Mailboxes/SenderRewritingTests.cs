@@ -27,6 +27,21 @@ public sealed class SenderRewritingTests
     }
 
     [Fact]
+    public void A_quoted_sender_is_rewritten_to_one_quoted_local_part_that_parses_and_reverses_to_the_sender()
+    {
+        var rewritten = Srs().Forward("\"a b\"@sender.example");
+        Assert.Matches("^\"SRS0=[^\"]{4}=JN=sender.example=a b\"@srs.example.org$", rewritten);
+        Assert.True(Core.Mail.LocalPart.TryParse(Core.Mail.Address.LocalPartOf(rewritten), out var canonical));
+        Assert.Equal(Core.Mail.Address.LocalPartOf(rewritten), canonical);
+        Assert.True(Srs().IsRewritten(rewritten));
+        Assert.Equal("\"a b\"@sender.example", Srs().Reverse(rewritten, out _));
+        // Forwarded again, by us: SRS1 keeps it one quoted local part too.
+        var again = Srs().Forward(rewritten);
+        Assert.StartsWith("\"SRS1=", again, StringComparison.Ordinal);
+        Assert.Equal(rewritten, Srs().Reverse(again, out _));
+    }
+
+    [Fact]
     public void An_address_with_a_wrong_hash_is_refused_as_forged()
     {
         var made = Srs("another secret, sixteen+").Forward("alice@sender.example");
