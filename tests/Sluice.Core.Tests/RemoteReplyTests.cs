@@ -26,6 +26,15 @@ public sealed class RemoteReplyTests
         Assert.Equal(remote, RemoteReply.FromText(remote.ToString()));
     }
 
+    [Fact]
+    public void An_outcome_with_its_reply_crosses_to_the_server_from_a_delivery_worker_whole()
+    {
+        var remote = new RemoteReply("in.mx.example.test[192.0.2.7]:25", "550 5.1.1 <x@y>: no such user");
+        RecipientResult[] sent = [RecipientResult.Failed(remote.ToString()) with { Remote = remote }, RecipientResult.Deferred("451 4.4.1 ours")];
+        var received = System.Text.Json.JsonSerializer.Deserialize<RecipientResult[]>(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(sent));
+        Assert.Equal(sent, received);
+    }
+
     [Theory]
     [InlineData("451 4.4.1 mx[192.0.2.7]:25: connect to 192.0.2.7:25 failed: Connection refused")]
     [InlineData("message expired after 5 days in the queue; last error: 127.0.0.1:2626 said: 451 4.2.0 busy")]

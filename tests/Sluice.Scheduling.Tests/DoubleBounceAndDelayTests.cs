@@ -84,6 +84,32 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
         Assert.Equal(RecipientStatus.Pending, m.States[0].Status);
     }
 
+    [Fact]
+    public async Task A_delay_warning_reports_the_last_reply_of_each_recipient_also_those_read_back_from_the_spool()
+    {
+        var options = DefaultOptions(TimeSpan.FromDays(1));
+        options.Retry.DelayWarning = TimeSpan.FromMinutes(3);
+        Start(options);
+        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        // Two domains, two jobs: the warning comes with one job's outcome, the other's last reply is what the spool kept.
+        var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test", "carol@other.test"]));
+        await Lines.WaitForAfterAsync(Deferral, 2, "remote 0/");
+        Time.Advance(TimeSpan.FromMinutes(4));
+        var line = await Lines.WaitForAsync($"delay warning msg {m.Id} qp");
+        await Lines.WaitForAsync($"end msg {LastWord(line)}");
+
+        var report = await MimeMessage.LoadAsync(Assert.Single(Mailbox("alice")));
+        var status = Assert.IsType<MessageDeliveryStatus>(Assert.IsType<MultipartReport>(report.Body)[1]);
+        var groups = status.StatusGroups.Skip(1).Where(g => g.Count > 0).ToList();
+        Assert.Equal(["rfc822; bob@remote.test", "rfc822; carol@other.test"], groups.Select(g => g["Final-Recipient"]).Order());
+        Assert.All(groups, g =>
+        {
+            Assert.Equal("delayed", g["Action"]);
+            Assert.Equal("dns; 127.0.0.1", g["Remote-MTA"]);
+            Assert.Equal("smtp; 451 4.2.0 mailbox busy", g["Diagnostic-Code"]);
+        });
+    }
+
     [Theory]
     [InlineData(DsnNotify.Never)]
     [InlineData(DsnNotify.Failure)]
