@@ -58,10 +58,7 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
     [Fact]
     public async Task A_delay_warning_is_sent_once_after_DelayWarning()
     {
-        var options = DefaultOptions(TimeSpan.FromDays(1));
-        options.Retry.DelayWarning = TimeSpan.FromMinutes(3);
-        Start(options);
-        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        StartBusy(TimeSpan.FromMinutes(3));
         var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test"]) { Dsn = [new(DsnNotify.Delay | DsnNotify.Failure, null)] });
         await DeferralsAsync(1);
         Assert.Equal(0, Lines.Count("delay warning"));
@@ -87,10 +84,7 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
     [Fact]
     public async Task A_delay_warning_reports_the_last_reply_of_each_recipient_also_those_read_back_from_the_spool()
     {
-        var options = DefaultOptions(TimeSpan.FromDays(1));
-        options.Retry.DelayWarning = TimeSpan.FromMinutes(3);
-        Start(options);
-        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        StartBusy(TimeSpan.FromMinutes(3));
         // Two domains, two jobs: the warning comes with one job's outcome, the other's last reply is what the spool kept.
         var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test", "carol@other.test"]));
         await Lines.WaitForAfterAsync(Deferral, 2, "remote 0/");
@@ -115,15 +109,21 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
     [InlineData(DsnNotify.Failure)]
     public async Task No_delay_warning_unless_NOTIFY_allows_DELAY(DsnNotify notify)
     {
-        var options = DefaultOptions(TimeSpan.FromDays(1));
-        options.Retry.DelayWarning = TimeSpan.FromMinutes(2);
-        Start(options);
-        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        StartBusy(TimeSpan.FromMinutes(2));
         var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test"]) { Dsn = [new(notify, null)] });
         await DeferralsAsync(6); // the last ones well past DelayWarning, each recorded before the next starts
         Assert.True(Time.GetUtcNow() - m.ReceivedAt > TimeSpan.FromMinutes(3));
         Assert.Equal(0, Lines.Count("delay warning"));
         Assert.Empty(Mailbox("alice"));
+    }
+
+    /// <summary>Starts with delay warnings after <paramref name="delayWarning"/>, against a sink that defers every message.</summary>
+    private void StartBusy(TimeSpan delayWarning)
+    {
+        var options = DefaultOptions(TimeSpan.FromDays(1));
+        options.Retry.DelayWarning = delayWarning;
+        Start(options);
+        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
     }
 
     /// <summary>The queue ID a "... qp ID" log line ends with.</summary>
