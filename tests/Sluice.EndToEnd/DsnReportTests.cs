@@ -11,8 +11,11 @@ namespace Sluice.EndToEnd;
 
 public sealed class DsnReportTests
 {
-    [Fact]
-    public async Task Bounces_quote_the_refusing_MX_host_and_its_reply_and_mark_our_own_errors_as_ours()
+    /// <param name="workers">Delivery.Workers: 0 delivers in the server, 1 in a child process whose outcomes cross a socket.</param>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task Bounces_quote_the_refusing_MX_host_and_its_reply_and_mark_our_own_errors_as_ours(int workers)
     {
         await using var dns = await UnboundServer.StartAsync(
         [
@@ -30,9 +33,10 @@ public sealed class DsnReportTests
         {
             c.Remove("Routes");
             c["Dns"] = new { Servers = new[] { dns.Address } };
-            c["Delivery"] = new { Port = mx.Port };
+            c["Delivery"] = new { Port = mx.Port, Workers = workers };
         });
         var peer = $"in.mx.e2e.test[127.0.0.1]:{mx.Port}";
+        if (workers > 0) await sluice.WaitForLogAsync("delivery: worker 1 (pid ");
 
         await InjectAsync(sluice, "alice@local.test", "x@mx.e2e.test");
         var refused = Unfolded(await sluice.WaitForMaildirAsync("alice"));
