@@ -45,6 +45,18 @@ public sealed class DsnDiagnosticTests : SchedulerHarness
     }
 
     [Fact]
+    public async Task A_non_ASCII_reply_in_a_plain_report_is_ASCII_without_encoded_words()
+    {
+        Start(TimeSpan.FromDays(1));
+        Sink.DataReply = _ => "550 5.7.1 refusé"; // é goes out as one Latin-1 octet, which is no UTF-8 either
+        await Accept("alice@localhost", "bob@remote.test");
+        var (raw, report) = await ReportToAsync("alice", "delivery-status");
+        Assert.Contains("\nDiagnostic-Code: smtp; 550 5.7.1 refus?\n", raw, StringComparison.Ordinal);
+        Assert.DoesNotContain("=?", StatusPart(raw), StringComparison.Ordinal);
+        Assert.Equal("smtp; 550 5.7.1 refus?", Recipient(report)["Diagnostic-Code"]);
+    }
+
+    [Fact]
     public async Task An_SMTPUTF8_message_gets_a_global_report_in_UTF8_without_encoded_words()
     {
         Start(TimeSpan.FromDays(1));

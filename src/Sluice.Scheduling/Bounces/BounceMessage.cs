@@ -129,10 +129,13 @@ internal static class BounceMessage
 
     /// <summary>
     /// A field that may hold UTF-8 (an address, a reply): in a global report written as UTF-8 (RFC 6533 §6), never as the
-    /// RFC 2047 encoded-words MimeKit makes by default, which DSN readers do not decode. Long values are folded either way.
+    /// RFC 2047 encoded-words MimeKit makes by default, which DSN readers do not decode; in a plain one, where RFC 3464 §2.1
+    /// allows only ASCII, a non-ASCII character becomes "?" (the delivery log keeps the reply whole). Long values are folded.
     /// </summary>
     private static Header Field(string name, string value, bool international)
     {
+        if (!international && !System.Text.Ascii.IsValid(value))
+            value = string.Concat(value.Select(c => char.IsAscii(c) ? c : '?'));
         var header = new Header(name, "");
         header.SetValue(new FormatOptions { International = international }, System.Text.Encoding.UTF8, value);
         return header;
