@@ -24,7 +24,7 @@ internal static class BounceMessage
     public sealed record ReportedRecipient(string Address, string? OriginalRecipient, ReportAction Action, string Status, string Text,
         RemoteReply? Remote = null);
 
-    /// <summary>RFC 3464 §2.3.6: the diagnostic-type of the errors we make ourselves (an "X-" name, RFC 3464 §3.1.1 / §10).</summary>
+    /// <summary>RFC 3464 §2.3.6: the diagnostic-type of the errors we make ourselves, an unregistered "X-" name as Postfix's X-Postfix is.</summary>
     public const string OwnDiagnosticType = "X-Sluice";
 
     /// <summary>
