@@ -184,7 +184,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         var expired = _retry.Expired(m.ReceivedAt, now);
         var delivered = new List<(int Index, RecipientResult Result)>();
         var failures = new List<DsnNotices.Failure>();
-        var deferred = new List<(int Index, string Text)>();
+        var deferred = new List<(int Index, string Text, RemoteReply? Remote)>();
         for (int i = 0; i < results.Length; i++)
         {
             var index = job.Recipients[i];
@@ -192,11 +192,12 @@ public sealed partial class QueueScheduler : IAsyncDisposable
             if (r.Status == DeliveryStatus.Delivered) delivered.Add((index, r));
             else if (r.Status == DeliveryStatus.Failed || expired)
             {
+                // An expiry is our decision, not the next hop's: its report has our diagnostic, not the last reply's.
                 var text = r.Status == DeliveryStatus.Failed ? r.Text
                     : $"message expired after {BounceMessage.FormatAge(now - m.ReceivedAt)} in the queue; last error: {r.Text}";
-                failures.Add(new(index, text, BounceMessage.StatusOf(text, r.Status != DeliveryStatus.Failed)));
+                failures.Add(new(index, text, BounceMessage.StatusOf(text, r.Status != DeliveryStatus.Failed), r.Status == DeliveryStatus.Failed ? r.Remote : null));
             }
-            else deferred.Add((index, r.Text));
+            else deferred.Add((index, r.Text, r.Remote));
         }
         // Each DSN is durable before the outcomes it reports: a crash between them repeats a DSN, never loses one.
         await _notices.SucceededAsync(m, body, delivered, now, _stop.Token).ConfigureAwait(false);
@@ -210,7 +211,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
             // One warning per message, on the deferrals known now: this job's and the other recipients' last ones.
             var others = Enumerable.Range(0, m.Recipients.Count)
                 .Where(i => !job.Recipients.Contains(i) && m.States[i] is { Status: RecipientStatus.Pending, LastError: not null })
-                .Select(i => (i, m.States[i].LastError!));
+                .Select(i => (i, m.States[i].LastError!, RemoteReply.FromText(m.States[i].LastError!)));
             try
             {
                 // Sent, then marked: a crash between the two repeats the warning, never loses it.
@@ -226,7 +227,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
         {
             var attempts = deferred.Max(d => m.States[d.Index].Attempts) + 1;
             var next = now + _retry.Delay(attempts);
-            foreach (var (index, text) in deferred)
+            foreach (var (index, text, _) in deferred)
                 await _queue.Store.RecordAsync(m, index, RecipientStatus.Pending, next, text, _stop.Token).ConfigureAwait(false);
         }
         if (m.PendingRecipients == 0) _log.Write($"end msg {m.Id}");

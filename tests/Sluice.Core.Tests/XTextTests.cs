@@ -1,5 +1,6 @@
 // RFC 3461 §4 xtext both ways (the receiver decodes ENVID and ORCPT, the relay encodes them), and
-// RFC 6533 §3 utf-8-addr-xtext for internationalised addresses in a delivery-status report.
+// RFC 6533 §3 utf-8-addr-xtext for internationalised addresses in a delivery-status report (and
+// utf-8-addr-unitext, UTF-8 kept, in a global-delivery-status report).
 using Sluice.Core.Mail;
 
 namespace Sluice.Core.Tests;
@@ -45,4 +46,11 @@ public sealed class XTextTests
     [InlineData("😀@x", @"\x{1F600}@x")]
     public void Encodes_an_internationalised_address_as_utf8_addr_xtext(string address, string encoded) =>
         Assert.Equal(encoded, XText.EncodeUtf8Address(address));
+
+    [Theory]
+    [InlineData("用户@example.com", "用户@example.com")]
+    [InlineData("用+户 x@x", @"用\x{2B}户\x{20}x@x")]
+    [InlineData("😀@x", "😀@x")]
+    public void Encodes_an_internationalised_address_as_utf8_addr_unitext_for_a_global_report(string address, string encoded) =>
+        Assert.Equal(encoded, XText.EncodeUtf8Address(address, unicode: true));
 }

@@ -46,6 +46,20 @@ public sealed class MxDeliveryTests(TestDns dns)
     }
 
     [Fact]
+    public async Task A_refusal_carries_the_reply_and_the_name_of_the_MX_host_that_gave_it()
+    {
+        await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First);
+        sinks[TestDns.First].RcptReply = rcpt => $"550 5.1.1 <{rcpt}>: no such user";
+        await using var agent = Agent(sinks.Port);
+        var result = Assert.Single(await Deliver(agent, "pref.test"));
+        Assert.Equal(DeliveryStatus.Failed, result.Status);
+        var remote = Assert.IsType<RemoteReply>(result.Remote);
+        Assert.Equal("first.pref.test", remote.Mta); // RFC 3464 §2.3.5: the host's name, not its address
+        Assert.Equal("550 5.1.1 <rcpt@pref.test>: no such user", remote.Reply);
+        Assert.Equal($"first.pref.test[{TestDns.First}]:{sinks.Port} said: 550 5.1.1 <rcpt@pref.test>: no such user", result.Text);
+    }
+
+    [Fact]
     public async Task A_4xx_greeting_moves_on_to_the_next_MX()
     {
         await using var sinks = await SinksOnOnePort.StartAsync(TestDns.First, TestDns.Second);
@@ -130,6 +144,7 @@ public sealed class MxDeliveryTests(TestDns dns)
         var result = Assert.Single(await Deliver(agent, domain));
         Assert.Equal(DeliveryStatus.Failed, result.Status);
         Assert.StartsWith(status, result.Text, StringComparison.Ordinal);
+        Assert.Null(result.Remote); // our finding, not a reply: a DSN reports it as ours
     }
 
     [Fact]

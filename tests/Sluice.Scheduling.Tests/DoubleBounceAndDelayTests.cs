@@ -29,6 +29,8 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
         Assert.Equal("rfc822; alice@remote.test", recipient["Final-Recipient"]);
         Assert.Equal("failed", recipient["Action"]);
         Assert.Equal("5.1.1", recipient["Status"]);
+        Assert.Equal("dns; 127.0.0.1", recipient["Remote-MTA"]);
+        Assert.Equal("smtp; 550 5.1.1 no such user", recipient["Diagnostic-Code"]);
         var returned = Assert.IsType<MessagePart>(parts[2]); // the failed bounce, whole
         Assert.Equal("Undelivered Mail Returned to Sender", returned.Message?.Subject);
         Assert.Equal(0, Lines.Count("triple bounce"));
@@ -56,10 +58,7 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
     [Fact]
     public async Task A_delay_warning_is_sent_once_after_DelayWarning()
     {
-        var options = DefaultOptions(TimeSpan.FromDays(1));
-        options.Retry.DelayWarning = TimeSpan.FromMinutes(3);
-        Start(options);
-        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        StartBusy(TimeSpan.FromMinutes(3));
         var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test"]) { Dsn = [new(DsnNotify.Delay | DsnNotify.Failure, null)] });
         await DeferralsAsync(1);
         Assert.Equal(0, Lines.Count("delay warning"));
@@ -76,10 +75,33 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
         Assert.Equal("rfc822; bob@remote.test", recipient["Final-Recipient"]);
         Assert.Equal("delayed", recipient["Action"]);
         Assert.Equal("4.2.0", recipient["Status"]);
-        Assert.StartsWith("smtp; ", recipient["Diagnostic-Code"], StringComparison.Ordinal);
-        Assert.EndsWith("451 4.2.0 mailbox busy", recipient["Diagnostic-Code"], StringComparison.Ordinal);
+        Assert.Equal("dns; 127.0.0.1", recipient["Remote-MTA"]);
+        Assert.Equal("smtp; 451 4.2.0 mailbox busy", recipient["Diagnostic-Code"]);
         Assert.Equal("text/rfc822-headers", parts[2].ContentType.MimeType);
         Assert.Equal(RecipientStatus.Pending, m.States[0].Status);
+    }
+
+    [Fact]
+    public async Task A_delay_warning_reports_the_last_reply_of_each_recipient_also_those_read_back_from_the_spool()
+    {
+        StartBusy(TimeSpan.FromMinutes(3));
+        // Two domains, two jobs: the warning comes with one job's outcome, the other's last reply is what the spool kept.
+        var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test", "carol@other.test"]));
+        await Lines.WaitForAfterAsync(Deferral, 2, "remote 0/");
+        Time.Advance(TimeSpan.FromMinutes(4));
+        var line = await Lines.WaitForAsync($"delay warning msg {m.Id} qp");
+        await Lines.WaitForAsync($"end msg {LastWord(line)}");
+
+        var report = await MimeMessage.LoadAsync(Assert.Single(Mailbox("alice")));
+        var status = Assert.IsType<MessageDeliveryStatus>(Assert.IsType<MultipartReport>(report.Body)[1]);
+        var groups = status.StatusGroups.Skip(1).Where(g => g.Count > 0).ToList();
+        Assert.Equal(["rfc822; bob@remote.test", "rfc822; carol@other.test"], groups.Select(g => g["Final-Recipient"]).Order());
+        Assert.All(groups, g =>
+        {
+            Assert.Equal("delayed", g["Action"]);
+            Assert.Equal("dns; 127.0.0.1", g["Remote-MTA"]);
+            Assert.Equal("smtp; 451 4.2.0 mailbox busy", g["Diagnostic-Code"]);
+        });
     }
 
     [Theory]
@@ -87,15 +109,21 @@ public sealed class DoubleBounceAndDelayTests : SchedulerHarness
     [InlineData(DsnNotify.Failure)]
     public async Task No_delay_warning_unless_NOTIFY_allows_DELAY(DsnNotify notify)
     {
-        var options = DefaultOptions(TimeSpan.FromDays(1));
-        options.Retry.DelayWarning = TimeSpan.FromMinutes(2);
-        Start(options);
-        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
+        StartBusy(TimeSpan.FromMinutes(2));
         var m = await Accept(new Envelope("alice@localhost", ["bob@remote.test"]) { Dsn = [new(notify, null)] });
         await DeferralsAsync(6); // the last ones well past DelayWarning, each recorded before the next starts
         Assert.True(Time.GetUtcNow() - m.ReceivedAt > TimeSpan.FromMinutes(3));
         Assert.Equal(0, Lines.Count("delay warning"));
         Assert.Empty(Mailbox("alice"));
+    }
+
+    /// <summary>Starts with delay warnings after <paramref name="delayWarning"/>, against a sink that defers every message.</summary>
+    private void StartBusy(TimeSpan delayWarning)
+    {
+        var options = DefaultOptions(TimeSpan.FromDays(1));
+        options.Retry.DelayWarning = delayWarning;
+        Start(options);
+        Sink.DataReply = _ => "451 4.2.0 mailbox busy";
     }
 
     /// <summary>The queue ID a "... qp ID" log line ends with.</summary>

@@ -1,6 +1,8 @@
 // RFC 3461/3464 delivery status notifications end to end through the scheduler: NOTIFY decides
-// who is told, RET what comes back, ORCPT and ENVID are echoed, and a relay passes the DSN
-// parameters (and SMTPUTF8, BODY) on to a next hop that offers them. Reports are parsed back with MimeKit.
+// who is told, RET what comes back, ORCPT and ENVID are echoed, the next hop's reply is reported
+// as itself (Remote-MTA, "smtp;") and our own errors as ours ("X-Sluice;"), an SMTPUTF8 message
+// gets an RFC 6533 report, and a relay passes the DSN parameters (and SMTPUTF8, BODY) on to a next
+// hop that offers them. Reports are parsed back with MimeKit, and their field lines read as bytes.
 using System.Text;
 using MimeKit;
 using Sluice.Core.Mail;
@@ -67,8 +69,8 @@ public sealed class DsnTests : SchedulerHarness
         Assert.Equal("rfc822; bob@remote.test", recipient["Final-Recipient"]);
         Assert.Equal("failed", recipient["Action"]);
         Assert.Equal("5.1.1", recipient["Status"]);
-        Assert.StartsWith("smtp; ", recipient["Diagnostic-Code"], StringComparison.Ordinal);
-        Assert.Contains("550 5.1.1 no such user", recipient["Diagnostic-Code"], StringComparison.Ordinal);
+        Assert.Equal("dns; 127.0.0.1", recipient["Remote-MTA"]); // the route's host, not "127.0.0.1:PORT said: ..."
+        Assert.Equal("smtp; 550 5.1.1 no such user", recipient["Diagnostic-Code"]);
 
         var headers = ReturnedHeaders(report);
         Assert.Contains("Subject: scheduled", headers, StringComparison.Ordinal);
@@ -172,7 +174,8 @@ public sealed class DsnTests : SchedulerHarness
         var recipient = Recipients(report)[0];
         Assert.Equal("relayed", recipient["Action"]);
         Assert.Equal("2.0.0", recipient["Status"]);
-        Assert.Contains("250 2.0.0 queued", recipient["Diagnostic-Code"], StringComparison.Ordinal);
+        Assert.Equal("dns; 127.0.0.1", recipient["Remote-MTA"]);
+        Assert.Equal("smtp; 250 2.0.0 queued", recipient["Diagnostic-Code"]);
     }
 
     [Fact]
@@ -181,10 +184,13 @@ public sealed class DsnTests : SchedulerHarness
         Start(TimeSpan.FromDays(1));
         var m = await Accept(new Envelope("alice@localhost", ["用户@remote.test"]) { SmtpUtf8 = true });
         await Lines.WaitForAsync($"failure: 553 5.6.7 SMTPUTF8 required but not offered by 127.0.0.1:{Sink.Port}");
-        var report = await ReportToAsync("alice");
+        var report = await ReportToAsync("alice", "global-delivery-status");
         var recipient = Recipients(report)[0];
         Assert.Equal("5.6.7", recipient["Status"]);
-        Assert.Equal(@"utf-8; \x{7528}\x{6237}@remote.test", recipient["Final-Recipient"]); // RFC 6533 §3
+        Assert.Equal("utf-8; 用户@remote.test", recipient["Final-Recipient"]); // RFC 6533 §3 utf-8-addr-unitext
+        // Our decision (the next hop only lacked the extension): our diagnostic type, and no Remote-MTA.
+        Assert.Equal($"X-Sluice; 553 5.6.7 SMTPUTF8 required but not offered by 127.0.0.1:{Sink.Port}", recipient["Diagnostic-Code"]);
+        Assert.Null(recipient["Remote-MTA"]);
         // The DSN is durable before the outcome it reports is recorded: the message ends after it.
         await Lines.WaitForAsync($"end msg {m.Id}");
         Assert.Equal(RecipientStatus.Failed, m.States[0].Status);
@@ -215,17 +221,18 @@ public sealed class DsnTests : SchedulerHarness
         Assert.Equal(RecipientStatus.Delivered, m.States[0].Status);
     }
 
-    /// <summary>The one report delivered to <paramref name="user"/>'s Maildir, parsed.</summary>
-    private async Task<MimeMessage> ReportToAsync(string user)
+    /// <summary>The one report delivered to <paramref name="user"/>'s Maildir, parsed; its report type must be <paramref name="type"/>.</summary>
+    private async Task<MimeMessage> ReportToAsync(string user, string type = "delivery-status")
     {
         await Lines.WaitForAsync($"delivered to maildir {user}/");
-        return await MimeMessage.LoadAsync(Assert.Single(Mailbox(user)));
+        var report = await MimeMessage.LoadAsync(Assert.Single(Mailbox(user)));
+        Assert.Equal(type, Assert.IsType<MultipartReport>(report.Body).ReportType);
+        return report;
     }
 
     private static MultipartReport Parts(MimeMessage report)
     {
         var parts = Assert.IsType<MultipartReport>(report.Body);
-        Assert.Equal("delivery-status", parts.ReportType);
         Assert.Equal(3, parts.Count);
         return parts;
     }

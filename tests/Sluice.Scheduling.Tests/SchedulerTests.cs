@@ -63,6 +63,13 @@ public sealed class SchedulerTests : SchedulerHarness
         await Lines.WaitForAsync($"end msg {m.Id}");
         Assert.Equal(RecipientStatus.Failed, m.States[0].Status);
         Assert.Contains("expired after", m.States[0].LastError, StringComparison.Ordinal);
+
+        // The expiry is our decision: our own diagnostic type (RFC 3464 §2.3.6), no Remote-MTA (§2.3.5).
+        await Lines.WaitForAsync("delivered to maildir carol/");
+        var dsn = await File.ReadAllTextAsync(Assert.Single(Directory.GetFiles(Dir.File("maildirs/carol/new"))));
+        Assert.Contains("\nStatus: 4.4.7\nDiagnostic-Code: X-Sluice; message expired after 0.2 hours in the queue; last error: "
+            + $"127.0.0.1:{Sink.Port} said: 451 4.7.1 greylisted\n", dsn.Replace("\n ", " ", StringComparison.Ordinal), StringComparison.Ordinal); // unfolded
+        Assert.DoesNotContain("Remote-MTA", dsn, StringComparison.Ordinal);
     }
 
     [Fact]

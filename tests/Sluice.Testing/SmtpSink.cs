@@ -63,6 +63,8 @@ public sealed class SmtpSink : IAsyncDisposable
     public ConcurrentQueue<Received> Messages { get; } = new();
     /// <summary>A reply to give instead of 250 for the data of a message, for failure tests.</summary>
     public Func<Received, string>? DataReply { get; set; }
+    /// <summary>A reply to give instead of 250 to RCPT for this address (null: accept it), to refuse one recipient.</summary>
+    public Func<string, string?>? RcptReply { get; set; }
     /// <summary>The EHLO keywords offered, e.g. add "DSN", "SMTPUTF8" or "8BITMIME".</summary>
     public IReadOnlyList<string> Extensions { get; set; } = ["PIPELINING"];
 
@@ -183,6 +185,7 @@ public sealed class SmtpSink : IAsyncDisposable
                         writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
                         break;
                     case "MAIL": sender = Between(line); mailParameters = After(line); rcpts.Clear(); rcptParameters.Clear(); await Say("250 2.1.0 ok"); break;
+                    case "RCPT" when RcptReply?.Invoke(Between(line)) is { } refusal: await Say(refusal); break;
                     case "RCPT": rcpts.Add(Between(line)); rcptParameters.Add(After(line)); await Say("250 2.1.5 ok"); break;
                     case "DATA":
                         await writer.WriteLineAsync("354 go"); await writer.FlushAsync();

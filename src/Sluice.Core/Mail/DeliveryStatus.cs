@@ -35,6 +35,9 @@ public sealed record RecipientResult(DeliveryStatus Status, string Text)
     /// </summary>
     public bool DestinationUnavailable { get; init; }
 
+    /// <summary>The next hop's reply this outcome is, when it is one (its Text then reads "PEER said: REPLY"); null for an outcome of our own.</summary>
+    public RemoteReply? Remote { get; init; }
+
     public static RecipientResult Deferred(string text) => new(DeliveryStatus.Deferred, text);
     public static RecipientResult Unavailable(string text) => new(DeliveryStatus.Deferred, text) { DestinationUnavailable = true };
     public static RecipientResult Failed(string text) => new(DeliveryStatus.Failed, text);

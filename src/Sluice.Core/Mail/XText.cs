@@ -55,13 +55,15 @@ public static class XText
     /// <summary>
     /// RFC 6533 §3 utf-8-addr-xtext, for a non-ASCII address in a message/delivery-status field:
     /// QCHARs ("!".."~" except "+", "=" and "\") stay, every other character is "\x{HEX}".
+    /// With <paramref name="unicode"/>, utf-8-addr-unitext for message/global-delivery-status: non-ASCII characters stay too.
     /// </summary>
-    public static string EncodeUtf8Address(string address)
+    public static string EncodeUtf8Address(string address, bool unicode = false)
     {
         var output = new StringBuilder(address.Length);
         foreach (var rune in address.EnumerateRunes())
         {
-            if (rune.IsAscii && IsXChar((byte)rune.Value) && rune.Value != '\\') output.Append((char)rune.Value);
+            if (unicode && !rune.IsAscii) output.Append(rune.ToString());
+            else if (rune.IsAscii && IsXChar((byte)rune.Value) && rune.Value != '\\') output.Append((char)rune.Value);
             else output.Append(CultureInfo.InvariantCulture, $"\\x{{{rune.Value:X2}}}");
         }
         return output.ToString();

@@ -186,13 +186,15 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// <summary>A delivery waits for an outbound connection because <c>maxConnections</c> are open.</summary>
     internal bool WaitingForConnection => _budget.HasWaiters;
 
-    private static RecipientResult ToResult(string host, SmtpReply reply, SuccessAction action, string? note)
+    private static RecipientResult ToResult(string peer, SmtpReply reply, SuccessAction action, string? note)
     {
-        var text = $"{host} said: {reply}" + (note is null ? "" : $" ({note})");
-        return reply.Code < 400 ? RecipientResult.Delivered(text, action)
+        var remote = new RemoteReply(peer, reply.ToString());
+        var text = remote + (note is null ? "" : $" ({note})");
+        var result = reply.Code < 400 ? RecipientResult.Delivered(text, action)
             : reply.Code == SmtpClientConnection.ClosingCode ? RecipientResult.Unavailable(text)
             : reply.Code < 500 ? RecipientResult.Deferred(text)
             : RecipientResult.Failed(text);
+        return result with { Remote = remote }; // a DSN reports the reply itself, and the MTA that gave it
     }
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();

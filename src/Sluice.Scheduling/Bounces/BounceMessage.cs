@@ -1,5 +1,7 @@
 // A delivery status notification (RFC 3464) in a multipart/report (RFC 6522), built with MimeKit:
 // a human explanation, the machine-readable per-recipient status, and the original or its headers.
+// A report on an SMTPUTF8 message takes the RFC 6533 forms (message/global-delivery-status and
+// message/global or message/global-headers), its fields in UTF-8, never RFC 2047 encoded-words.
 using System.Globalization;
 using MimeKit;
 using MimeKit.Utils;
@@ -14,8 +16,16 @@ internal static class BounceMessage
     public enum ReportAction { Failed, Delayed, Delivered, Relayed }
 
     /// <param name="OriginalRecipient">The RCPT's ORCPT as the Envelope keeps it ("type;address"), or null.</param>
-    /// <param name="Text">The reply or reason; for a failure it becomes the Diagnostic-Code.</param>
-    public sealed record ReportedRecipient(string Address, string? OriginalRecipient, ReportAction Action, string Status, string Text);
+    /// <param name="Text">The reply or reason as the delivery log has it, for the human part.</param>
+    /// <param name="Remote">
+    /// The next hop's reply this outcome is, reported as Remote-MTA and "smtp;" Diagnostic-Code; null for an outcome of
+    /// our own making, whose Diagnostic-Code is "X-Sluice; TEXT" (as Postfix's is X-Postfix), with no Remote-MTA.
+    /// </param>
+    public sealed record ReportedRecipient(string Address, string? OriginalRecipient, ReportAction Action, string Status, string Text,
+        RemoteReply? Remote = null);
+
+    /// <summary>RFC 3464 §2.3.6: the diagnostic-type of the errors we make ourselves, an unregistered "X-" name as Postfix's X-Postfix is.</summary>
+    public const string OwnDiagnosticType = "X-Sluice";
 
     /// <summary>
     /// A report on <paramref name="recipients"/>, all failed (a bounce), all delayed (a warning) or all delivered
@@ -28,6 +38,7 @@ internal static class BounceMessage
         var failed = recipients.Any(r => r.Action == ReportAction.Failed);
         var delayed = !failed && recipients.Any(r => r.Action == ReportAction.Delayed);
         var doubleBounce = failed && original.Sender.Length == 0;
+        var international = original.Envelope.SmtpUtf8; // RFC 6533 §6: an internationalised message gets an internationalised report
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", $"MAILER-DAEMON@{hostname}"));
         message.To.Add(MailboxAddress.Parse(to));
@@ -41,15 +52,16 @@ internal static class BounceMessage
 
         // RFC 3461 §4.3: RET chooses what a failure DSN returns; a success DSN returns headers only.
         // A double bounce returns the failed report whole (up to the cap): the postmaster needs all of it.
-        var returned = ReturnedContent.For(originalMessage, full: doubleBounce || (failed && original.Envelope.Return == DsnReturn.Full));
-        var report = new MultipartReport("delivery-status");
+        var returned = ReturnedContent.For(originalMessage, full: doubleBounce || (failed && original.Envelope.Return == DsnReturn.Full), international);
+        var report = new MultipartReport(international ? "global-delivery-status" : "delivery-status");
         report.Add(new TextPart("plain") { Text = Explanation(hostname, recipients, failed, delayed, doubleBounce, returned) });
-        report.Add(Status(hostname, original, recipients, now));
+        report.Add(Status(hostname, original, recipients, now, international));
         report.Add(returned.Part);
         message.Body = report;
 
         using var output = new MemoryStream();
-        message.WriteTo(new FormatOptions { NewLineFormat = NewLineFormat.Dos }, output);
+        // International: UTF-8 header fields as they are (RFC 6532), which an SMTPUTF8 report may carry and RFC 6533 asks for.
+        message.WriteTo(new FormatOptions { NewLineFormat = NewLineFormat.Dos, International = international }, output);
         return output.ToArray();
     }
 
@@ -80,10 +92,15 @@ internal static class BounceMessage
         _ => r.Text,
     };
 
-    /// <summary>The message/delivery-status part: per-message fields (§2.2), then one group per recipient (§2.3).</summary>
-    private static MessageDeliveryStatus Status(string hostname, QueuedMessage original, IReadOnlyList<ReportedRecipient> recipients, DateTimeOffset now)
+    /// <summary>
+    /// The message/delivery-status part (message/global-delivery-status for <paramref name="international"/>): per-message
+    /// fields (§2.2), then one group per recipient (§2.3), in the RFC's order.
+    /// </summary>
+    private static MessageDeliveryStatus Status(string hostname, QueuedMessage original, IReadOnlyList<ReportedRecipient> recipients,
+        DateTimeOffset now, bool international)
     {
         var status = new MessageDeliveryStatus();
+        if (international) status.ContentType.MediaSubtype = "global-delivery-status";
         var perMessage = new HeaderList();
         if (original.Envelope.EnvelopeId is { } envid) perMessage.Add("Original-Envelope-Id", DsnFields.EnvelopeId(envid)); // §2.2.1
         perMessage.Add("Reporting-MTA", $"dns; {hostname}");
@@ -93,15 +110,35 @@ internal static class BounceMessage
         foreach (var r in recipients)
         {
             var group = new HeaderList();
-            if (r.OriginalRecipient is { } orcpt) group.Add("Original-Recipient", DsnFields.OriginalRecipient(orcpt)); // §2.3.1
-            group.Add("Final-Recipient", DsnFields.FinalRecipient(r.Address));
+            if (r.OriginalRecipient is { } orcpt) group.Add(Field("Original-Recipient", DsnFields.OriginalRecipient(orcpt, international), international)); // §2.3.1
+            group.Add(Field("Final-Recipient", DsnFields.FinalRecipient(r.Address, international), international));
             group.Add("Action", r.Action.ToString().ToLowerInvariant());
             group.Add("Status", r.Status);
-            if (r.Action != ReportAction.Delivered) group.Add("Diagnostic-Code", $"smtp; {r.Text}");
+            // §2.3.5: the MTA whose reply this is, named as we looked it up (the MX host, or the route's host); §2.3.6: its reply itself.
+            if (r.Remote is { } remote)
+            {
+                group.Add("Remote-MTA", $"dns; {remote.Mta}");
+                group.Add(Field("Diagnostic-Code", $"smtp; {remote.Reply}", international));
+            }
+            else if (r.Action != ReportAction.Delivered) group.Add(Field("Diagnostic-Code", $"{OwnDiagnosticType}; {r.Text}", international));
             group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
             status.StatusGroups.Add(group);
         }
         return status;
+    }
+
+    /// <summary>
+    /// A field that may hold UTF-8 (an address, a reply): in a global report written as UTF-8 (RFC 6533 §6), never as the
+    /// RFC 2047 encoded-words MimeKit makes by default, which DSN readers do not decode; in a plain one, where RFC 3464 §2.1
+    /// allows only ASCII, a non-ASCII character becomes "?" (the delivery log keeps the reply whole). Long values are folded.
+    /// </summary>
+    private static Header Field(string name, string value, bool international)
+    {
+        if (!international && !System.Text.Ascii.IsValid(value))
+            value = string.Concat(value.Select(c => char.IsAscii(c) ? c : '?'));
+        var header = new Header(name, "");
+        header.SetValue(new FormatOptions { International = international }, System.Text.Encoding.UTF8, value);
+        return header;
     }
 
     /// <summary>The RFC 3463 status of a failure text, defaulting to 5.0.0 (or 4.4.7 for an expiry).</summary>

@@ -14,8 +14,8 @@ namespace Sluice.Scheduling.Bounces;
 /// <param name="mailboxes">The mailbox map in force (a reload replaces it), whose aliases reports are expanded with.</param>
 internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostname, string postmaster, Func<MailboxMap?> mailboxes)
 {
-    /// <summary>A failed recipient of the message: its index, the reason and its RFC 3463 status.</summary>
-    public readonly record struct Failure(int Index, string Text, string Status);
+    /// <summary>A failed recipient of the message: its index, the reason, its RFC 3463 status, and the next hop's reply when the failure is one.</summary>
+    public readonly record struct Failure(int Index, string Text, string Status, RemoteReply? Remote = null);
 
     /// <summary>Bounces the failures whose NOTIFY includes FAILURE (the default); returns once the bounce is durable.</summary>
     public async Task FailedAsync(QueuedMessage m, byte[] body, IReadOnlyList<Failure> failures, DateTimeOffset now, CancellationToken ct)
@@ -31,7 +31,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
             // Postfix/qmail: a failed bounce cannot go back, so one report goes to the postmaster, marked
             // so that its own failure ends here. NOTIFY is not asked: it was the sender's wish, and there is none.
             var all = failures.Select(f => new ReportedRecipient(m.Recipients[f.Index], m.Envelope.DsnOf(f.Index).OriginalRecipient,
-                ReportAction.Failed, f.Status, f.Text)).ToList();
+                ReportAction.Failed, f.Status, f.Text, f.Remote)).ToList();
             var notice = await SendAsync(m, body, all, postmaster, now, ct).ConfigureAwait(false);
             log.Write($"double bounce msg {m.Id} qp {Ids(notice)}");
             return;
@@ -41,7 +41,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
         {
             var dsn = m.Envelope.DsnOf(f.Index);
             if (dsn.Wants(DsnNotify.Failure))
-                wanted.Add(new(m.Recipients[f.Index], dsn.OriginalRecipient, ReportAction.Failed, f.Status, f.Text));
+                wanted.Add(new(m.Recipients[f.Index], dsn.OriginalRecipient, ReportAction.Failed, f.Status, f.Text, f.Remote));
             else // NEVER, or SUCCESS/DELAY without FAILURE; the delivery line already logged the failure
                 log.Write($"bounce msg {m.Id}: suppressed for {m.Recipients[f.Index]} (NOTIFY={DsnParameters.Notify(dsn.Notify)})");
         }
@@ -64,7 +64,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
             var dsn = m.Envelope.DsnOf(index);
             if (!dsn.Wants(DsnNotify.Success) || result.Action == SuccessAction.PassedOn) continue;
             var action = result.Action == SuccessAction.Relayed ? ReportAction.Relayed : ReportAction.Delivered;
-            wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, action, "2.0.0", result.Text));
+            wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, action, "2.0.0", result.Text, result.Remote));
         }
         if (wanted.Count == 0) return;
         var notice = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
@@ -75,16 +75,16 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
     /// A delay warning (RFC 3464 Action: delayed) for the deferred recipients whose NOTIFY includes DELAY (as the
     /// default does: RFC 3461 §4.1 leaves DELAY to the MTA, and warnings are on only if configured); none for a null sender.
     /// </summary>
-    /// <param name="deferred">Each deferred recipient's index and its last deferral reply.</param>
-    public async Task DelayedAsync(QueuedMessage m, byte[] body, IReadOnlyList<(int Index, string Text)> deferred, DateTimeOffset now, CancellationToken ct)
+    /// <param name="deferred">Each deferred recipient's index, its last deferral and the next hop's reply when the deferral is one.</param>
+    public async Task DelayedAsync(QueuedMessage m, byte[] body, IReadOnlyList<(int Index, string Text, RemoteReply? Remote)> deferred, DateTimeOffset now, CancellationToken ct)
     {
         if (m.Sender.Length == 0) return;
         var wanted = new List<ReportedRecipient>();
-        foreach (var (index, text) in deferred)
+        foreach (var (index, text, remote) in deferred)
         {
             var dsn = m.Envelope.DsnOf(index);
             if (dsn.Wants(DsnNotify.Delay))
-                wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, ReportAction.Delayed, DelayStatusOf(text), text));
+                wanted.Add(new(m.Recipients[index], dsn.OriginalRecipient, ReportAction.Delayed, DelayStatusOf(text), text, remote));
         }
         if (wanted.Count == 0) return;
         var notice = await SendAsync(m, body, wanted, m.Sender, now, ct).ConfigureAwait(false);
