@@ -69,6 +69,19 @@ public sealed class DkimSigningTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_signature_is_folded_with_CRLF_and_dkimpy_verifies_the_bytes_the_sink_received()
+    {
+        await using var agent = Agent();
+        await Deliver(agent, Message("sign.test"));
+        var received = Encoding.Latin1.GetBytes(Assert.Single(_sink.Messages).Data);
+        // A 2048-bit signature is folded over several lines: each must end in CRLF (RFC 5321 §2.3.8).
+        Assert.True(received.AsSpan(0, received.AsSpan().IndexOf("\r\n\r\n"u8)).Count("\r\n\t"u8) >= 4, Encoding.Latin1.GetString(received));
+        Assert.Empty(LineEnds.Bare(received));
+        var (verified, log) = await DkimPy.VerifyAsync(received, _dns);
+        Assert.True(verified, log);
+    }
+
+    [Fact]
     public async Task An_8bit_message_to_a_server_without_8BITMIME_is_converted_first_and_then_signed()
     {
         // The sink offers no 8BITMIME: the body is re-encoded, and our signature must cover what went out.
