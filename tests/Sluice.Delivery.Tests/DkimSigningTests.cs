@@ -1,6 +1,7 @@
 // Outbound DKIM: the agent signs mail from a domain with a key in Delivery.Dkim, and the signature
-// verifies at the sink with MimeKit's DkimVerifier, fetching the public key over DNS from a real
-// server on loopback. Mail from other domains, upstream signatures included, goes on byte for byte.
+// verifies at the sink with MimeKit's DkimVerifier and with dkimpy on the exact bytes received, both
+// fetching the public key over DNS from a real server on loopback. Mail from other domains,
+// upstream signatures included, goes on byte for byte.
 using System.Security.Cryptography;
 using System.Text;
 using DnsClient;
@@ -93,6 +94,10 @@ public sealed class DkimSigningTests : IAsyncLifetime
         var received = Assert.Single(_sink.Messages);
         Assert.Contains("Content-Transfer-Encoding: quoted-printable", received.Data, StringComparison.Ordinal);
         Assert.True(await VerifyAsync(received), received.Data);
+        var bytes = Encoding.Latin1.GetBytes(received.Data);
+        Assert.Empty(LineEnds.Bare(bytes));
+        var (verified, log) = await DkimPy.VerifyAsync(bytes, _dns);
+        Assert.True(verified, log);
     }
 
     [Fact]
