@@ -160,8 +160,8 @@ public sealed class DeliveryOptions
     /// <summary>An 8-bit message with a DKIM-Signature to a server without 8BITMIME: "bounce" (the default), "convert" or "send" (<see cref="SignedEightBit"/>).</summary>
     public string EightBitDkim { get; set; } = "bounce";
 
-    /// <summary><see cref="EightBitDkim"/> as a choice; config is validated at load.</summary>
-    public SignedEightBit SignedEightBit => SignedEightBitNames.TryParse(EightBitDkim, out var choice) ? choice : SignedEightBit.Bounce;
+    /// <summary><see cref="EightBitDkim"/> as a choice (a method: not a key of its own when the options are serialised); config is validated at load.</summary>
+    public SignedEightBit EightBitDkimChoice() => SignedEightBitNames.TryParse(EightBitDkim, out var choice) ? choice : SignedEightBit.Bounce;
 
     /// <summary>The level for mail to <paramref name="domain"/>: its own entry, else "*", else opportunistic. Config is validated at load.</summary>
     public OutboundTls TlsFor(string domain) =>

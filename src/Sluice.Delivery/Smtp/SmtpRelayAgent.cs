@@ -180,7 +180,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
         // RFC 6532 §3.2: an SMTPUTF8 message to a server that took SMTPUTF8 may keep UTF-8 in its header section.
         var utf8Headers = request.Envelope is { SmtpUtf8: true } && connection.SmtpUtf8;
         if (connection.EightBitMime || !SevenBitDowngrade.HasEightBit(request.Message.Span, utf8Headers)) return (signed, null, null);
-        var (converted, refusal, note) = SevenBitDowngrade.Convert(request.Message, options.SignedEightBit, utf8Headers);
+        var (converted, refusal, note) = SevenBitDowngrade.Convert(request.Message, options.EightBitDkimChoice(), utf8Headers);
         return (converted is { } seven ? _dkim.Sign(seven) : signed, note, refusal);
     }
 
