@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, tmux, the unbound
 # DNS server the delivery tests serve their zone from, Dovecot's IMAP server and PostgreSQL's server,
-# which the tests start privately (initdb + pg_ctl in a temp directory) and never as a service) when missing,
-# builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
+# which the tests start privately (initdb + pg_ctl in a temp directory) and never as a service, and dkimpy,
+# the independent DKIM verifier) when missing, unpacks a private Exim (tests/peers/exim.sh: never installed,
+# it would remove Postfix), builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -17,6 +18,8 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
 # swaks speaks TLS (--tls, --tlsc) through Net::SSLeay, which it only recommends.
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
+# dkimpy, for Debian's own python3 (tests/Sluice.Testing/DkimPy.cs runs /usr/bin/python3).
+/usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test.sh: installing ${need[*]}" >&2
@@ -24,6 +27,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+tests/peers/exim.sh >/dev/null
 ./sluice --version >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

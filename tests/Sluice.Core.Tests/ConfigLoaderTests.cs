@@ -142,6 +142,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("""{ "Delivery": { "Workers": -1 } }""", "key 'Delivery:Workers': must be from 0")]
     [InlineData("""{ "Delivery": { "TlsPolicy": { "bank.test": "mandatory" } } }""", "key 'Delivery:TlsPolicy:bank.test': \"bank.test\" → \"mandatory\" must map a domain or * to required, opportunistic or none")]
     [InlineData("""{ "Delivery": { "TlsPolicy": { "*": "1" } } }""", "key 'Delivery:TlsPolicy:*'")]
+    [InlineData("""{ "Delivery": { "EightBitDkim": "drop" } }""", "key 'Delivery:EightBitDkim': \"drop\" must be bounce, convert or send")]
+    [InlineData("""{ "Delivery": { "EightBitDkim": "2" } }""", "key 'Delivery:EightBitDkim'")]
     [InlineData("""{ "Dns": { "Servers": ["127.0.0.1:99999"] } }""", "key 'Dns:Servers:0': \"127.0.0.1:99999\" is not host[:port]")]
     [InlineData("""{ "Dns": { "Timeout": "0s" } }""", "key 'Dns:Timeout': must be longer than zero")]
     [InlineData("""{ "Delivery": { "Dkim": { "sign.test": { "Selector": "s1", "KeyFile": "/nonexistent/dkim.pem" } } } }""", "key 'Delivery:Dkim:sign.test:KeyFile': \"/nonexistent/dkim.pem\" is not a file")]

@@ -1,6 +1,7 @@
 // Outbound DKIM: the agent signs mail from a domain with a key in Delivery.Dkim, and the signature
-// verifies at the sink with MimeKit's DkimVerifier, fetching the public key over DNS from a real
-// server on loopback. Mail from other domains, upstream signatures included, goes on byte for byte.
+// verifies at the sink with MimeKit's DkimVerifier and with dkimpy on the exact bytes received, both
+// fetching the public key over DNS from a real server on loopback. Mail from other domains,
+// upstream signatures included, goes on byte for byte.
 using System.Security.Cryptography;
 using System.Text;
 using DnsClient;
@@ -69,6 +70,19 @@ public sealed class DkimSigningTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_signature_is_folded_with_CRLF_and_dkimpy_verifies_the_bytes_the_sink_received()
+    {
+        await using var agent = Agent();
+        await Deliver(agent, Message("sign.test"));
+        var received = Encoding.Latin1.GetBytes(Assert.Single(_sink.Messages).Data);
+        // A 2048-bit signature is folded over several lines: each must end in CRLF (RFC 5321 §2.3.8).
+        Assert.True(received.AsSpan(0, received.AsSpan().IndexOf("\r\n\r\n"u8)).Count("\r\n\t"u8) >= 4, Encoding.Latin1.GetString(received));
+        Assert.Empty(LineEnds.Bare(received));
+        var (verified, log) = await DkimPy.VerifyAsync(received, _dns);
+        Assert.True(verified, log);
+    }
+
+    [Fact]
     public async Task An_8bit_message_to_a_server_without_8BITMIME_is_converted_first_and_then_signed()
     {
         // The sink offers no 8BITMIME: the body is re-encoded, and our signature must cover what went out.
@@ -80,6 +94,10 @@ public sealed class DkimSigningTests : IAsyncLifetime
         var received = Assert.Single(_sink.Messages);
         Assert.Contains("Content-Transfer-Encoding: quoted-printable", received.Data, StringComparison.Ordinal);
         Assert.True(await VerifyAsync(received), received.Data);
+        var bytes = Encoding.Latin1.GetBytes(received.Data);
+        Assert.Empty(LineEnds.Bare(bytes));
+        var (verified, log) = await DkimPy.VerifyAsync(bytes, _dns);
+        Assert.True(verified, log);
     }
 
     [Fact]

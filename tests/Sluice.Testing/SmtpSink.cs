@@ -13,6 +13,7 @@ namespace Sluice.Testing;
 
 public sealed class SmtpSink : IAsyncDisposable
 {
+    /// <param name="Data">The message exactly as it came, dot-unstuffed, one char per byte (Latin-1): a bare LF stays one.</param>
     public sealed record Received(string Sender, IReadOnlyList<string> Recipients, string Data)
     {
         /// <summary>What followed the reverse-path on MAIL, e.g. "RET=HDRS ENVID=x" ("" for nothing).</summary>
@@ -147,7 +148,7 @@ public sealed class SmtpSink : IAsyncDisposable
         try
         {
             Stream stream = client.GetStream();
-            var reader = new StreamReader(stream, Encoding.Latin1);
+            var reader = new RawLineReader(stream);
             var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
             async Task Say(string line) { await writer.WriteLineAsync(line); await writer.FlushAsync(); }
             if (Silent)
@@ -163,8 +164,9 @@ public sealed class SmtpSink : IAsyncDisposable
             string sender = "", mailParameters = "";
             var rcpts = new List<string>();
             var rcptParameters = new List<string>();
-            while (await reader.ReadLineAsync(_stop.Token) is { } line)
+            while (await reader.ReadLineAsync(_stop.Token) is { } raw)
             {
+                var line = Encoding.Latin1.GetString(raw).TrimEnd('\r', '\n');
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
                 switch (verb)
                 {
@@ -181,7 +183,7 @@ public sealed class SmtpSink : IAsyncDisposable
                         await ssl.AuthenticateAsServerAsync(certificate);
                         // RFC 3207 §4.2: what was said before the handshake is forgotten, the client starts again with EHLO.
                         (stream, tls) = (ssl, true);
-                        reader = new StreamReader(stream, Encoding.Latin1);
+                        reader = new RawLineReader(stream);
                         writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = false };
                         break;
                     case "MAIL": sender = Between(line); mailParameters = After(line); rcpts.Clear(); rcptParameters.Clear(); await Say("250 2.1.0 ok"); break;
@@ -190,8 +192,10 @@ public sealed class SmtpSink : IAsyncDisposable
                     case "DATA":
                         await writer.WriteLineAsync("354 go"); await writer.FlushAsync();
                         var data = new StringBuilder();
-                        string? d;
-                        while ((d = await reader.ReadLineAsync(_stop.Token)) is not null && d != ".") data.Append(d.StartsWith('.') ? d[1..] : d).Append("\r\n");
+                        byte[]? d;
+                        // Only CRLF.CRLF ends the data (RFC 5321 §4.1.1.4); each line is kept with the line end it came with.
+                        while ((d = await reader.ReadLineAsync(_stop.Token)) is not null && !d.AsSpan().SequenceEqual(".\r\n"u8))
+                            data.Append(Encoding.Latin1.GetString(d.AsSpan(d.Length > 0 && d[0] == '.' ? 1 : 0)));
                         if (d is null) return; // cut off before the end of data: not a message
                         var received = new Received(sender, [.. rcpts], data.ToString()) { MailParameters = mailParameters, RecipientParameters = [.. rcptParameters], Tls = tls };
                         if (BeforeDataReply is { } hold) await hold(received);
@@ -205,6 +209,32 @@ public sealed class SmtpSink : IAsyncDisposable
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException) { }
+    }
+
+    /// <summary>Lines as bytes up to and including their LF (a bare one too), unlike StreamReader, which turns every line end into its own.</summary>
+    private sealed class RawLineReader(Stream stream)
+    {
+        private readonly byte[] _buffer = new byte[16 * 1024];
+        private int _start, _end;
+
+        /// <summary>The next line, or null at the end of the stream (a last line without LF is dropped: the client was cut off).</summary>
+        public async Task<byte[]?> ReadLineAsync(CancellationToken ct)
+        {
+            var line = new MemoryStream();
+            while (true)
+            {
+                var lf = _buffer.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
+                if (lf >= 0)
+                {
+                    line.Write(_buffer, _start, lf + 1);
+                    _start += lf + 1;
+                    return line.ToArray();
+                }
+                line.Write(_buffer, _start, _end - _start);
+                (_start, _end) = (0, await stream.ReadAsync(_buffer, ct));
+                if (_end == 0) return null;
+            }
+        }
     }
 
     private void Add(Received message)

@@ -121,6 +121,8 @@ internal static class ConfigValidator
         foreach (var (domain, level) in o.Delivery.TlsPolicy)
             Check((domain == "*" || IsHostname(domain)) && OutboundTlsNames.TryParse(level, out _), $"Delivery:TlsPolicy:{domain}",
                 $"\"{domain}\" → \"{level}\" must map a domain or * to required, opportunistic or none");
+        Check(SignedEightBitNames.TryParse(o.Delivery.EightBitDkim, out _), "Delivery:EightBitDkim",
+            $"\"{o.Delivery.EightBitDkim}\" must be bounce, convert or send (an 8-bit DKIM-signed message to a server without 8BITMIME)");
         foreach (var (domain, key) in o.Delivery.Dkim)
         {
             Check(IsHostname(domain), $"Delivery:Dkim:{domain}", $"\"{domain}\" is not a domain");

@@ -161,6 +161,12 @@ public sealed class DeliveryOptions
     /// <summary>Sender domain (the From: header's) to the key its outgoing mail is DKIM-signed with.</summary>
     public Dictionary<string, DkimKeyOptions> Dkim { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>An 8-bit message with a DKIM-Signature to a server without 8BITMIME: "bounce" (the default), "convert" or "send" (<see cref="SignedEightBit"/>).</summary>
+    public string EightBitDkim { get; set; } = "bounce";
+
+    /// <summary><see cref="EightBitDkim"/> as a choice (a method: not a key of its own when the options are serialised); config is validated at load.</summary>
+    public SignedEightBit EightBitDkimChoice() => SignedEightBitNames.TryParse(EightBitDkim, out var choice) ? choice : SignedEightBit.Bounce;
+
     /// <summary>The level for mail to <paramref name="domain"/>: its own entry, else "*", else opportunistic. Config is validated at load.</summary>
     public OutboundTls TlsFor(string domain) =>
         (TlsPolicy.TryGetValue(domain, out var level) || TlsPolicy.TryGetValue("*", out level)) && OutboundTlsNames.TryParse(level, out var tls)

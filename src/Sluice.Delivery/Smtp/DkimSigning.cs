@@ -68,8 +68,11 @@ public sealed class DkimSigning
             BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
         };
         signer.Sign(Wire, parsed, SignedHeaders);
-        // The field as MimeKit folded it (CRLF, from Wire), then the spooled bytes untouched.
+        // MimeKit folds the field it adds with FormatOptions.Default, the platform's newline (LF here), whatever
+        // options Sign was given; folded again with CRLF (RFC 5322 §2.2.3, RFC 5321 §2.3.8). Its DKIM folding puts each
+        // tag, bh= and b= at the same places either way, so the relaxed header hash signed still matches.
         var signature = parsed.Headers[parsed.Headers.IndexOf(HeaderId.DkimSignature)];
+        signature.SetValue(Wire, System.Text.Encoding.ASCII, signature.Value);
         var name = System.Text.Encoding.ASCII.GetBytes(signature.Field + ":");
         var signed = new byte[name.Length + signature.RawValue.Length + message.Length];
         name.CopyTo(signed, 0);

@@ -4,7 +4,7 @@
 // destination's failure (Unavailable), so the scheduler backs off the destination. STARTTLS follows
 // Delivery.TlsPolicy for the recipients' domain: opportunistic by default, and a "required" domain's
 // mail is deferred rather than ever sent in plaintext or to an unverified certificate. The spooled
-// bytes go out unchanged, but for an 8-bit body to a server without 8BITMIME (SevenBitDowngrade).
+// bytes go out unchanged, but for an 8-bit message to a server without 8BITMIME (SevenBitDowngrade).
 using Sluice.Core.Configuration;
 using Sluice.Core.Mail;
 using Sluice.Smtp;
@@ -151,7 +151,12 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
             await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
             return request.ForEach(RecipientResult.Failed($"553 5.6.7 SMTPUTF8 required but not offered by {connection.Peer}"));
         }
-        var (message, note) = ForServer(request.Message, signed, connection);
+        var (message, note, refusal) = ForServer(request, signed, connection);
+        if (refusal is not null)
+        {
+            await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
+            return request.ForEach(RecipientResult.Failed(refusal));
+        }
         if (connection.MaxSize is long max && message.Length > max)
         {
             await ReturnToPoolAsync(key, connection).ConfigureAwait(false);
@@ -166,14 +171,17 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     }
 
     /// <summary>
-    /// The bytes to send: as spooled (and signed), unless the body is 8-bit and the server lacks 8BITMIME (RFC 6152 §3);
-    /// then re-encoded to 7 bits and signed after, so our signature covers what goes out. The note says what was done.
+    /// The bytes to send: as spooled (and signed), unless the message is 8-bit and the server lacks 8BITMIME (RFC 6152 §3);
+    /// then converted to 7 bits and signed after, so our signature covers what goes out, or refused when it cannot be.
+    /// The note says what was done.
     /// </summary>
-    private (ReadOnlyMemory<byte> Message, string? Note) ForServer(ReadOnlyMemory<byte> spooled, ReadOnlyMemory<byte> signed, SmtpClientConnection connection)
+    private (ReadOnlyMemory<byte> Message, string? Note, string? Refusal) ForServer(DeliveryRequest request, ReadOnlyMemory<byte> signed, SmtpClientConnection connection)
     {
-        if (connection.EightBitMime || !SevenBitDowngrade.HasEightBitBody(spooled.Span)) return (signed, null);
-        var (converted, note) = SevenBitDowngrade.Convert(spooled);
-        return (converted is { } seven ? _dkim.Sign(seven) : signed, note);
+        // RFC 6532 §3.2: an SMTPUTF8 message to a server that took SMTPUTF8 may keep UTF-8 in its header section.
+        var utf8Headers = request.Envelope is { SmtpUtf8: true } && connection.SmtpUtf8;
+        if (connection.EightBitMime || !SevenBitDowngrade.HasEightBit(request.Message.Span, utf8Headers)) return (signed, null, null);
+        var (converted, refusal, note) = SevenBitDowngrade.Convert(request.Message, options.EightBitDkimChoice(), utf8Headers);
+        return (converted is { } seven ? _dkim.Sign(seven) : signed, note, refusal);
     }
 
     /// <summary>
