@@ -200,16 +200,25 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     };
 
     /// <summary>
+    /// A reload an operator asked of this node (SIGHUP, or `sluice reload` through the admin API): its
+    /// outcome is logged after "<paramref name="by"/>: ", and once applied, on a shared queue database the
+    /// other nodes are told, and reload too.
+    /// </summary>
+    public ConfigReload ReloadAskedBy(string by)
+    {
+        var reload = Reload();
+        foreach (var line in reload.Lines) _log.Write($"{by}: {line}");
+        if (reload.Applied && _stores is Queue.Postgres.PostgresQueueDatabase database) _ = database.AnnounceConfigChangeAsync();
+        return reload;
+    }
+
+    public ConfigReload ReloadConfiguration() => ReloadAskedBy("reload");
+
+    /// <summary>
     /// Reads the configuration file and environment again, as at start. Valid: channels, routes and retry
     /// take effect at once (work in flight finishes as it is) and the other keys that changed are named
     /// for a restart. Invalid: nothing changes and the problems say why.
     /// </summary>
-    /// <summary>After a reload asked of this node: on a shared queue database the other nodes are told, and reload too.</summary>
-    public void AnnounceReload()
-    {
-        if (_stores is Queue.Postgres.PostgresQueueDatabase database) _ = database.AnnounceConfigChangeAsync();
-    }
-
     public ConfigReload Reload()
     {
         lock (_operate)
