@@ -1,6 +1,7 @@
 // The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
 // verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
 // GET /api/v1/status (JSON), the queue endpoints (AdminApi.Queue.cs), POST /api/v1/inject (AdminApi.Inject.cs),
+// POST /api/v1/reload (re-read the configuration; 422 with the problems when it does not load),
 // POST /api/v1/queues/settings and
 // /api/v1/queues/{n}/disable (setqload), GET /metrics (Prometheus text format).
 using Microsoft.AspNetCore.Builder;
@@ -44,6 +45,8 @@ public sealed partial class AdminApi : IAsyncDisposable
         app.MapGet("/api/v1/status", () => Results.Ok(server.Status()));
         MapQueue(app, server);
         MapInject(app, server, options);
+        app.MapPost("/api/v1/reload", () => server.ReloadConfiguration() is var reload && reload.Applied
+            ? Results.Ok(reload) : Results.UnprocessableEntity(reload));
         app.MapPost("/api/v1/queues/settings", (QueueChange change) =>
             server.ChangeQueues(change) is { } problem ? Results.BadRequest(new ErrorReply(problem)) : Results.Ok(server.Status()));
         app.MapPost("/api/v1/queues/{number:int}/disable", (int number) =>

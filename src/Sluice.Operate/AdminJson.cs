@@ -10,4 +10,5 @@ namespace Sluice.Operate;
 [JsonSerializable(typeof(QueueChange))]
 [JsonSerializable(typeof(InjectRequest))]
 [JsonSerializable(typeof(InjectReply))]
+[JsonSerializable(typeof(ConfigReload))]
 public sealed partial class AdminJson : JsonSerializerContext;

@@ -10,6 +10,12 @@ public interface IServerControl
     /// <summary>Deferred mail becomes due now and destination suspensions end (qmail-send's SIGALRM).</summary>
     void Flush();
 
+    /// <summary>
+    /// Re-reads the configuration file and environment as SIGHUP does (`sluice reload`), logs the outcome
+    /// ("reload: …") and returns it: applied, or refused with file, key and reason (the running one stays).
+    /// </summary>
+    ConfigReload ReloadConfiguration();
+
     /// <summary>setqload: changes the Scaler's settings; the reason when they cannot be used, else null.</summary>
     string? ChangeQueues(QueueChange change);
 

@@ -9,6 +9,7 @@ public sealed record MessageSummary(string Id, DateTimeOffset ReceivedAt, int Si
 
 /// <param name="Status">pending, delivered, failed or deleted.</param>
 /// <param name="Attempts">Tries recorded for this recipient (the spool keeps the count, not each try).</param>
+/// <param name="NextTry">When a pending recipient is tried next; null when it is due now (not tried yet, or flushed).</param>
 public sealed record RecipientDetail(string Address, string Status, int Attempts, DateTimeOffset? NextTry, string? LastReply,
     string? Notify, string? OriginalRecipient);
 

@@ -40,6 +40,7 @@ public static class QueueText
         {
             text.Append(CultureInfo.InvariantCulture, $"recipient <{r.Address}>: {r.Status}, {r.Attempts} {(r.Attempts == 1 ? "try" : "tries")}");
             if (r.NextTry is { } next) text.Append(CultureInfo.InvariantCulture, $", next try {Time(next)}");
+            else if (r.Status == "pending") text.Append(", next try now");
             if (r.LastReply is { } reply) text.Append(CultureInfo.InvariantCulture, $", last reply \"{reply}\"");
             if (r.Notify is { } notify) text.Append(CultureInfo.InvariantCulture, $", NOTIFY={notify}");
             if (r.OriginalRecipient is { } orcpt) text.Append(CultureInfo.InvariantCulture, $", ORCPT={orcpt}");

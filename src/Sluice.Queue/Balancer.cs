@@ -46,9 +46,9 @@ public sealed class Balancer(IEnumerable<MailQueue> queues) : IMessageAcceptor
     }
 
     /// <summary>Into the least-loaded queue; one that stopped taking mail since it was picked sends the message to another.</summary>
-    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         while (true)
-            if (await Pick().AcceptNewAsync(envelope, body, ct).ConfigureAwait(false) is { } message) return message;
+            if (await Pick().AcceptNewAsync(envelope, trace, body, ct).ConfigureAwait(false) is { } message) return message;
     }
 }

@@ -5,5 +5,6 @@ namespace Sluice.Queue;
 /// <summary>What the Receive stage hands complete messages to; completes when the message is durable.</summary>
 public interface IMessageAcceptor
 {
-    Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct);
+    /// <param name="trace">The Received header to put in front of <paramref name="body"/>, given the queue id (see <see cref="IQueueStore.AcceptAsync"/>).</param>
+    Task<QueuedMessage> AcceptAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct);
 }

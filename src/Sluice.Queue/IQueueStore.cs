@@ -27,8 +27,11 @@ public interface IQueueStore : IAsyncDisposable
     int MessageCount { get; }
     int RecipientCount { get; }
 
-    /// <summary>Stores message and envelope; completes only after both are on disk (fsync'd).</summary>
-    Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct);
+    /// <summary>
+    /// Stores message and envelope; completes only after both are on disk (fsync'd). The message's bytes are
+    /// <paramref name="trace"/>'s, made with the id it gets here (none: no trace), then <paramref name="body"/>.
+    /// </summary>
+    Task<QueuedMessage> AcceptAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct);
 
     /// <summary>Records a delivery outcome for one recipient durably; a final one may free the message.</summary>
     Task RecordAsync(QueuedMessage message, int recipient, RecipientStatus status, DateTimeOffset nextAttempt, string? lastError, CancellationToken ct);

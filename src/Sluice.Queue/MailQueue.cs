@@ -29,9 +29,9 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
     public Func<double> Load { get; set; } = () => 0;
 
     /// <summary>Durably stores the message, then announces it; the returned task is the 250.</summary>
-    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
-        var message = await store.AcceptAsync(envelope, body, ct).ConfigureAwait(false);
+        var message = await store.AcceptAsync(envelope, trace, body, ct).ConfigureAwait(false);
         Interlocked.Increment(ref _accepted);
         _announcements.Writer.TryWrite(message);
         return message;
@@ -47,7 +47,7 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
     }
 
     /// <summary>Accepts new mail unless the queue has stopped taking it (then null: the balancer picks another).</summary>
-    public async Task<QueuedMessage?> AcceptNewAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage?> AcceptNewAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         lock (_gate)
         {
@@ -56,7 +56,7 @@ public sealed class MailQueue(IQueueStore store) : IAsyncDisposable
         }
         try
         {
-            return await AcceptAsync(envelope, body, ct).ConfigureAwait(false);
+            return await AcceptAsync(envelope, trace, body, ct).ConfigureAwait(false);
         }
         finally
         {

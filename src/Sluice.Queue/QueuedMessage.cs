@@ -17,20 +17,21 @@ public enum RecipientStatus : byte
 /// <summary>One recipient's delivery state; packed into 24 bytes because a waiting message keeps one per recipient.</summary>
 public readonly struct RecipientState
 {
+    /// <summary>0 is "at once": the default state, which every recipient of a new message starts in, must mean it (not 1970).</summary>
     private readonly long _nextAttemptMs;
 
     internal RecipientState(RecipientStatus status, int attempts, DateTimeOffset nextAttempt, string? lastError)
     {
         Status = status;
         Attempts = attempts;
-        _nextAttemptMs = nextAttempt == DateTimeOffset.MinValue ? long.MinValue : nextAttempt.ToUnixTimeMilliseconds();
+        _nextAttemptMs = nextAttempt == DateTimeOffset.MinValue ? 0 : nextAttempt.ToUnixTimeMilliseconds();
         LastError = lastError;
     }
 
     public RecipientStatus Status { get; }
     public int Attempts { get; }
     /// <summary>Not before this time; <see cref="DateTimeOffset.MinValue"/> means at once.</summary>
-    public DateTimeOffset NextAttempt => _nextAttemptMs == long.MinValue ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(_nextAttemptMs);
+    public DateTimeOffset NextAttempt => _nextAttemptMs == 0 ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(_nextAttemptMs);
     public string? LastError { get; }
 }
 

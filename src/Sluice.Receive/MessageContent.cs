@@ -57,13 +57,6 @@ internal sealed class MessageContent(long maxBytes)
         Problem = ContentProblem.None;
     }
 
-    /// <summary>Adds the trace header Sluice prepends: counted in the size (it is stored too), not checked.</summary>
-    public void WriteTrace(ReadOnlySpan<byte> header)
-    {
-        _length += header.Length;
-        Buffer.Write(header);
-    }
-
     /// <summary>Appends message bytes, checking line ends, NUL, line length, hops and size as they pass.</summary>
     public void Append(ReadOnlySpan<byte> bytes)
     {

@@ -20,10 +20,13 @@ public sealed partial class SmtpSession
     private async Task<IReadOnlyList<QueuedMessage>> AcceptAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
     {
         var envelope = BuildEnvelope([.. _recipients], _dsn is null ? null : [.. _dsn]);
-        if (_aliases is null) return [await _context.Acceptor.AcceptAsync(envelope, message, ct).ConfigureAwait(false)];
-        return await Task.WhenAll(AliasSplit.Split(envelope, message, _policy.Mailboxes)
-            .Select(part => _context.Acceptor.AcceptAsync(part.Envelope, part.Message, ct))).ConfigureAwait(false);
+        if (_aliases is null) return [await _context.Acceptor.AcceptAsync(envelope, ReceivedHeader, message, ct).ConfigureAwait(false)];
+        // Split with no message, each part's bytes are only the lines the split puts on top (an alias's Delivered-To):
+        // they go above our Received, which names the part's own queue id, and the message is not copied per part.
+        return await Task.WhenAll(AliasSplit.Split(envelope, ReadOnlyMemory<byte>.Empty, _policy.Mailboxes)
+            .Select(part => _context.Acceptor.AcceptAsync(part.Envelope, id => MessagePrefix.Join(part.Message, ReceivedHeader(id)), message, ct))).ConfigureAwait(false);
     }
+
 
     /// <summary>
     /// qmail's loop guard: a message that already carries "Delivered-To:" naming one of our local recipients

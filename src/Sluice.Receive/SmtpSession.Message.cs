@@ -11,7 +11,6 @@ public sealed partial class SmtpSession
 
     private readonly MessageContent _content;
     private InputMode _mode;
-    private int _transactions;
     private bool _dataAtLineStart;
     // BDAT: bytes of the current chunk still to read, whether it is the last, what to answer when a
     // chunk cannot be taken (it is read all the same, to stay in step), and whether a chunked message is open.
@@ -54,11 +53,8 @@ public sealed partial class SmtpSession
         }
     }
 
-    private void StartMessage()
-    {
-        _content.Reset();
-        _content.WriteTrace(Encoding.UTF8.GetBytes(ReceivedHeader()));
-    }
+    /// <summary>The Received header is not written yet: it names the queue id, which the queue gives at acceptance.</summary>
+    private void StartMessage() => _content.Reset();
 
     private void ResetMessage()
     {
@@ -187,10 +183,12 @@ public sealed partial class SmtpSession
         _ => $"554 5.4.6 Too many hops: more than {MessageContent.MaxReceivedHeaders} Received headers (mail loop)",
     };
 
-    /// <summary>RFC 5321 §4.4 trace header, with TLS and AUTH noted and the RFC 3848 / 6531 protocol name.</summary>
-    private string ReceivedHeader()
+    /// <summary>
+    /// RFC 5321 §4.4 trace header, with TLS and AUTH noted and the RFC 3848 / 6531 protocol name; its id is the
+    /// queue id, which the log's "new msg ID" and `sluice queue show ID` use.
+    /// </summary>
+    private ReadOnlyMemory<byte> ReceivedHeader(string queueId)
     {
-        _transactions++;
         var tls = _transport.TlsDescription;
         var protocol = !_esmtp ? "SMTP"
             : (_smtpUtf8 ? "UTF8SMTP" : "ESMTP") + (tls is null ? "" : "S") + (_authUser is null ? "" : "A");
@@ -198,10 +196,10 @@ public sealed partial class SmtpSession
         sb.Append("Received: from ").Append(_helo).Append(" (").Append(ClientLiteral).Append(")\r\n");
         if (tls is not null) sb.Append("\t(using ").Append(tls).Append(")\r\n");
         if (_authUser is not null) sb.Append("\t(authenticated as ").Append(CommentSafe(_authUser)).Append(")\r\n");
-        sb.Append("\tby ").Append(_policy.Hostname).Append(" (Sluice) with ").Append(protocol).Append(" id ").Append(_id).Append('.').Append(_transactions);
+        sb.Append("\tby ").Append(_policy.Hostname).Append(" (Sluice) with ").Append(protocol).Append(" id ").Append(queueId);
         if (_recipients.Count == 1) sb.Append("\r\n\tfor <").Append(_recipients[0]).Append('>');
         sb.Append(";\r\n\t").Append(MimeKit.Utils.DateUtils.FormatDate(_context.Time.GetUtcNow())).Append("\r\n");
-        return sb.ToString();
+        return Encoding.UTF8.GetBytes(sb.ToString());
     }
 
     /// <summary>A name inside a header comment (RFC 5322 §3.2.2) must not close or nest it.</summary>

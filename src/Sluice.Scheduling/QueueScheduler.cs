@@ -14,8 +14,6 @@ namespace Sluice.Scheduling;
 
 public sealed partial class QueueScheduler : IAsyncDisposable
 {
-    private static long _deliveryIds;
-
     private readonly MailQueue _queue;
     private readonly IReadOnlyDictionary<string, IDeliveryAgent> _agents;
     private readonly DestinationThrottle _throttle;
@@ -34,6 +32,9 @@ public sealed partial class QueueScheduler : IAsyncDisposable
     private long _starts;
     /// <summary>Delivery tries by outcome since start, indexed by <see cref="DeliveryStatus"/>.</summary>
     private readonly long[] _outcomes = new long[3];
+
+    /// <summary>Where the numbers of "starting delivery N" come from: one source for every queue of a DataDir.</summary>
+    public DeliveryNumbers Numbers { get; init; } = DeliveryNumbers.InMemory;
 
     /// <param name="postmaster">Where double bounces go; postmaster@<paramref name="hostname"/> if not given.</param>
     /// <param name="activeMessages">Messages worked on at once with their envelope in memory (Queue.ActiveMessages).</param>
@@ -116,7 +117,7 @@ public sealed partial class QueueScheduler : IAsyncDisposable
             var recipients = job.Recipients.Select(i => m.Recipients[i]).ToArray();
             for (int i = 0; i < ids.Length; i++)
             {
-                ids[i] = Interlocked.Increment(ref _deliveryIds);
+                ids[i] = Numbers.Next();
                 _log.Write($"starting delivery {ids[i]}: msg {m.Id} to {job.Channel.Name} {recipients[i]}");
             }
             RecipientResult[] results;

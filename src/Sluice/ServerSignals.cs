@@ -1,5 +1,5 @@
 // What `sluice serve` does on SIGHUP (re-read the configuration) and SIGALRM (retry deferred mail
-// now, qmail-send's signal); `sluice reload` and `sluice queue flush` send them.
+// now, qmail-send's signal); `sluice queue flush` sends SIGALRM (`sluice reload` asks the admin API).
 using System.Runtime.InteropServices;
 using Sluice.Core.IO;
 using Sluice.Core.Logging;
@@ -16,6 +16,11 @@ internal sealed class ServerSignals : IDisposable
     public ServerSignals(DeliveryLog log)
     {
         _log = log;
+        // nohup and many init scripts start a daemon with SIGHUP ignored, and the runtime keeps an ignored signal
+        // ignored when a handler is registered: `kill -HUP` would then be lost. Back to the default just before
+        // registering (a hangup in between would end the server; it has not begun to take mail yet).
+        if (UnixSignal.StopIgnoring(UnixSignal.Hangup))
+            log.Write("signals: SIGHUP was ignored at start (nohup?); it is handled now: it re-reads the configuration");
         _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; Dispatch("sighup", Reload); });
         _alarm = PosixSignalRegistration.Create((PosixSignal)UnixSignal.Alarm, c => { c.Cancel = true; Dispatch("sigalrm", Flush); });
     }
@@ -38,12 +43,7 @@ internal sealed class ServerSignals : IDisposable
         _ = Task.Run(() => act(server));
     }
 
-    private void Reload(SluiceServer server)
-    {
-        var reload = server.Reload();
-        foreach (var line in reload.Lines) _log.Write($"sighup: {line}");
-        if (reload.Applied) server.AnnounceReload();
-    }
+    private static void Reload(SluiceServer server) => server.ReloadAskedBy("sighup");
 
     private void Flush(SluiceServer server)
     {

@@ -37,6 +37,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     private SmtpListener? _listener;
     private AdminApi? _admin;
     private DestinationThrottle? _throttle;
+    private DeliveryNumbers? _numbers;
     /// <summary>The channels in force: a reload replaces them, and a queue the Scaler opens later starts with them.</summary>
     private ChannelMap? _channels;
     private readonly TimeProvider _time;
@@ -117,9 +118,10 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         var stores = _stores = QueueStores.Open(options, time, _log.Write);
         // A slot stays with this node while the pool may hold its connection idle (closed within 1.5 × IdleTimeout).
         var throttle = _throttle = new DestinationThrottle(time, _log.Write, stores.DestinationLimits, 2 * options.Delivery.IdleTimeout);
+        var numbers = _numbers = DeliveryNumbers.Continue(Path.GetFullPath(Path.Combine(options.DataDir, "delivery-numbers")), _log.Write);
         _queues = new QueueSet(new(q.Dynamic, q.Count, q.Max, q.Load, q.IdleRetire), q.Start, stores, queue =>
             new QueueScheduler(queue, Volatile.Read(ref _channels)!, _agents, throttle, _retry, _log, time, options.Hostname,
-                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes), _log, time)
+                $"postmaster@{options.Smtp.LocalDomains.FirstOrDefault() ?? options.Hostname}", q.ActiveMessages, () => _maildir.Mailboxes) { Numbers = numbers }, _log, time)
         {
             Interval = q.ScaleInterval,
             Delivers = roles.HasFlag(NodeRole.Deliver),
@@ -200,16 +202,25 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     };
 
     /// <summary>
+    /// A reload an operator asked of this node (SIGHUP, or `sluice reload` through the admin API): its
+    /// outcome is logged after "<paramref name="by"/>: ", and once applied, on a shared queue database the
+    /// other nodes are told, and reload too.
+    /// </summary>
+    public ConfigReload ReloadAskedBy(string by)
+    {
+        var reload = Reload();
+        foreach (var line in reload.Lines) _log.Write($"{by}: {line}");
+        if (reload.Applied && _stores is Queue.Postgres.PostgresQueueDatabase database) _ = database.AnnounceConfigChangeAsync();
+        return reload;
+    }
+
+    public ConfigReload ReloadConfiguration() => ReloadAskedBy("reload");
+
+    /// <summary>
     /// Reads the configuration file and environment again, as at start. Valid: channels, routes and retry
     /// take effect at once (work in flight finishes as it is) and the other keys that changed are named
     /// for a restart. Invalid: nothing changes and the problems say why.
     /// </summary>
-    /// <summary>After a reload asked of this node: on a shared queue database the other nodes are told, and reload too.</summary>
-    public void AnnounceReload()
-    {
-        if (_stores is Queue.Postgres.PostgresQueueDatabase database) _ = database.AnnounceConfigChangeAsync();
-    }
-
     public ConfigReload Reload()
     {
         lock (_operate)
@@ -282,6 +293,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
         if (_queues is not null) await _queues.DisposeAsync().ConfigureAwait(false);
+        _numbers?.Save();
         _throttle?.Dispose();
         if (_stores is not null)
         {

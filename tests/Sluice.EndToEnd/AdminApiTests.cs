@@ -95,7 +95,7 @@ public sealed class AdminApiTests
         await sluice.WriteConfigAsync();
         var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
-        await sluice.WaitForLogAsync("sighup: configuration reloaded");
+        await sluice.WaitForLogAsync("reload: configuration reloaded");
         using (var ok = await http.PostAsJsonAsync("api/v1/inject", request)) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         await sluice.Sink.WaitForCountAsync(1, TimeSpan.FromSeconds(30));
     }

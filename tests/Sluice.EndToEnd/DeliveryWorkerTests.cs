@@ -83,7 +83,7 @@ public sealed partial class DeliveryWorkerTests
         await sluice.WriteConfigAsync();
         var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
-        await sluice.WaitForLogAsync("sighup: configuration reloaded"); // the verb only signals
+        await sluice.WaitForLogAsync("reload: configuration reloaded");
         await SendAsync(sluice, ["after@remote.test"]);
         await second.WaitForCountAsync(1, Wait);
         Assert.Equal(["after@remote.test"], Assert.Single(second.Messages).Recipients);

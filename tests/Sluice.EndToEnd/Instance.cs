@@ -16,7 +16,7 @@ internal sealed class Instance : IAsyncDisposable
     public SmtpSink Sink { get; } = new();
     public SluiceProcess Process { get; private set; } = null!;
     private string[] _serveArgs = [];
-    private int? _openFilesLimit;
+    private string[] _launcher = [];
     public string ConfigFile => Dir.File("sluice.json");
     /// <summary>The configuration as written; change it and <see cref="WriteConfigAsync"/> to test a reload.</summary>
     public Dictionary<string, object> Config { get; private set; } = [];
@@ -29,9 +29,13 @@ internal sealed class Instance : IAsyncDisposable
         StartAsync(null, adjust, serveArgs);
 
     /// <param name="openFilesLimit">The server's open-files limit, soft and hard (it cannot raise it); null: the test's own.</param>
-    public static async Task<Instance> StartAsync(int? openFilesLimit, Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs)
+    public static Task<Instance> StartAsync(int? openFilesLimit, Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs) =>
+        StartUnderAsync(openFilesLimit is int limit ? ["prlimit", $"--nofile={limit}:{limit}"] : [], adjust, serveArgs);
+
+    /// <param name="launcher">What runs the server, kept for restarts: e.g. ["nohup"] (see <see cref="SluiceProcess.StartUnderAsync"/>).</param>
+    public static async Task<Instance> StartUnderAsync(string[] launcher, Action<Dictionary<string, object>>? adjust = null, params string[] serveArgs)
     {
-        var instance = new Instance { _openFilesLimit = openFilesLimit };
+        var instance = new Instance { _launcher = launcher };
         var config = new Dictionary<string, object>
         {
             ["Hostname"] = Hostname,
@@ -63,7 +67,7 @@ internal sealed class Instance : IAsyncDisposable
         SluiceProcess.RunAsync(Dir.Path, "", [.. args, "--config", ConfigFile]);
 
     public async Task RestartAsync() =>
-        Process = await SluiceProcess.StartAsync(Dir.Path, ConfigFile, new Dictionary<string, string?>(), _openFilesLimit, _serveArgs);
+        Process = await SluiceProcess.StartUnderAsync(Dir.Path, ConfigFile, new Dictionary<string, string?>(), _launcher, _serveArgs);
 
     public Task WaitForLogAsync(string fragment, int seconds = 30) =>
         Process.WaitForLogAsync(l => l.Contains(fragment, StringComparison.Ordinal), TimeSpan.FromSeconds(seconds));

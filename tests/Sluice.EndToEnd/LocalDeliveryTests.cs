@@ -130,7 +130,7 @@ public sealed class LocalDeliveryTests
         await sluice.WriteConfigAsync();
         var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
-        await sluice.WaitForLogAsync("sighup: configuration reloaded");
+        await sluice.WaitForLogAsync("reload: configuration reloaded");
         Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("Mailboxes.", StringComparison.Ordinal) && l.Contains("takes effect at restart", StringComparison.Ordinal));
 
         Assert.Equal("250 2.1.5 Ok", await RcptAsync("frank@local.test"));

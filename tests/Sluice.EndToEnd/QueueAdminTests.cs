@@ -65,6 +65,39 @@ public sealed partial class QueueAdminTests
     }
 
     [Fact]
+    public async Task A_recipient_not_tried_yet_is_due_now_in_show_list_and_the_JSON_not_at_1970()
+    {
+        // The sink holds its reply to DATA, so the recipient stays pending with no try recorded while the test looks.
+        await using var sluice = await Instance.StartAsync(c => c["Queue"] = new { Count = 1 });
+        var reply = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        sluice.Sink.BeforeDataReply = _ => reply.Task;
+        try
+        {
+            await SendAsync(sluice, "alice@local.test", "slow@remote.test");
+            await sluice.WaitForLogAsync("to remote slow@remote.test");
+            var id = NewMessageId().Match(string.Join('\n', sluice.Process.Log)).Groups[1].Value;
+
+            var show = await VerbAsync(sluice, "queue", "show", id);
+            Assert.Contains("recipient <slow@remote.test>: pending, 0 tries, next try now\n", show, StringComparison.Ordinal);
+            Assert.DoesNotContain("1970", show, StringComparison.Ordinal);
+            Assert.Matches($@"^{Regex.Escape(id)} age \d+s size \d+ from <alice@local\.test> pending 1/1 <slow@remote\.test> next now\n", await VerbAsync(sluice, "queue", "list"));
+            using var admin = Sluice.Operate.AdminSocket.Client(sluice.Dir.File("var/admin.sock"));
+            var json = await admin.GetStringAsync($"api/v1/queue/messages/{id}");
+            Assert.Contains("\"attempts\":0,\"nextTry\":null", json, StringComparison.Ordinal);
+            Assert.Contains("\"nextTry\":null,\"held\":false", json, StringComparison.Ordinal);
+            Assert.DoesNotContain("1970", json, StringComparison.Ordinal);
+        }
+        finally
+        {
+            reply.TrySetResult();
+        }
+        await sluice.Sink.WaitForCountAsync(1, TimeSpan.FromSeconds(30));
+    }
+
+    [GeneratedRegex(@"new msg (\d+\.\d+)")]
+    private static partial Regex NewMessageId();
+
+    [Fact]
     public async Task Held_mail_stays_held_across_a_restart_and_is_delivered_once_released()
     {
         await using var sluice = await StartDeferringAsync();

@@ -1,5 +1,5 @@
-// `sluice queue flush` and `sluice reload` find the server by DataDir/sluice.pid: with none running
-// they exit 69, a file left by a killed server is never signalled, and it does not stop the next start.
+// `sluice queue flush` finds the server by DataDir/sluice.pid (`sluice reload` by its admin socket): with
+// none running they exit 69, a file left by a killed server is never signalled, and it does not stop the next start.
 using Sluice.Testing;
 
 namespace Sluice.EndToEnd;
@@ -12,12 +12,12 @@ public sealed class QueueFlushTests
         using var dir = new TempDirectory();
         var config = dir.File("sluice.json");
         await File.WriteAllTextAsync(config, $$"""{ "DataDir": "{{dir.File("var")}}" }""");
-        foreach (var verb in new[] { new[] { "queue", "flush" }, ["reload"] })
+        foreach (var (verb, missing) in new[] { (new[] { "queue", "flush" }, "sluice.pid"), (["reload"], "admin.sock") })
         {
             var (exit, stdout, stderr) = await SluiceProcess.RunAsync(dir.Path, "", [.. verb, "--config", config]);
             Assert.Equal(69, exit);
             Assert.Equal("", stdout);
-            Assert.Contains($"{string.Join(' ', verb)}: no sluice serve is running for DataDir {dir.File("var")} (no {dir.File("var/sluice.pid")})", stderr, StringComparison.Ordinal);
+            Assert.Equal($"{string.Join(' ', verb)}: no sluice serve is running for DataDir {dir.File("var")} (no {dir.File($"var/{missing}")})\n", stderr);
         }
     }
 

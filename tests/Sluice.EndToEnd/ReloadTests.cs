@@ -27,8 +27,8 @@ public sealed partial class ReloadTests
         await sluice.WriteConfigAsync();
         var (exit, stdout, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
-        Assert.StartsWith($"reload: asked sluice (pid {sluice.Process.Pid}) to re-read its configuration", stdout, StringComparison.Ordinal);
-        await sluice.WaitForLogAsync("sighup: configuration reloaded (2 channels, 1 routes)");
+        Assert.Equal("reload: configuration reloaded (2 channels, 1 routes)\n", stdout);
+        await sluice.WaitForLogAsync("reload: configuration reloaded (2 channels, 1 routes)");
         Assert.Empty(sluice.Sink.Messages); // the next retry is an hour away
 
         (exit, stdout, stderr) = await sluice.RunVerbAsync("queue", "flush");
@@ -100,6 +100,7 @@ public sealed partial class ReloadTests
         var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
         Assert.Equal(78, exit);
         Assert.Contains("key 'Channels:1:DestinationConcurrency': must be at least 1", stderr, StringComparison.Ordinal);
+        Assert.Contains("reload: the server was not asked; a running server keeps its configuration", stderr, StringComparison.Ordinal);
 
         await Signal(sluice, "HUP");
         await sluice.WaitForLogAsync($"sighup: reload refused, keeping the running configuration: {sluice.ConfigFile}: key 'Channels:1:DestinationConcurrency': must be at least 1");
@@ -121,9 +122,9 @@ public sealed partial class ReloadTests
         }
         Instance.Smtp(sluice.Config)["LocalDomains"] = new[] { "localhost", "local.test", "new.test" };
         await sluice.WriteConfigAsync();
-        var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
+        var (exit, stdout, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
-        await sluice.WaitForLogAsync("sighup: configuration reloaded");
+        Assert.Equal("reload: configuration reloaded (2 channels, 1 routes)\n", stdout); // no key waits for a restart
         Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("Smtp.LocalDomains changed", StringComparison.Ordinal));
         await using var after = await SmtpWire.OpenAsync(sluice.Process.SmtpPort);
         Assert.StartsWith("250", await after.CommandAsync("EHLO client.test"));
@@ -132,15 +133,79 @@ public sealed partial class ReloadTests
     }
 
     [Fact]
+    public async Task Under_nohup_sluice_reload_confirms_and_a_new_local_domain_is_in_force_and_SIGHUP_still_reloads()
+    {
+        // nohup starts the server with SIGHUP ignored (SIG_IGN), as many init scripts do; it execs, so the PID is the server's.
+        await using var sluice = await Instance.StartUnderAsync(["nohup"], c => Instance.Smtp(c)["RelayNetworks"] = Array.Empty<string>());
+        Assert.Contains(sluice.Process.Log, l => l.EndsWith("signals: SIGHUP was ignored at start (nohup?); it is handled now: it re-reads the configuration", StringComparison.Ordinal));
+        Assert.Equal("554 5.7.1 <x@new.test>: Relay access denied", await RcptAsync(sluice, "x@new.test"));
+
+        Instance.Smtp(sluice.Config)["LocalDomains"] = new[] { "localhost", "local.test", "new.test" };
+        await sluice.WriteConfigAsync();
+        var (exit, stdout, stderr) = await sluice.RunVerbAsync("reload");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal("reload: configuration reloaded (2 channels, 1 routes)\n", stdout);
+        // The verb returns once the server has taken the file: the next session sees it, nothing to wait for.
+        Assert.Equal("250 2.1.5 Ok", await RcptAsync(sluice, "x@new.test"));
+
+        // An operator's own `kill -HUP` works too, although the signal was ignored at start.
+        Instance.Smtp(sluice.Config)["LocalDomains"] = new[] { "localhost", "local.test", "new.test", "newer.test" };
+        await sluice.WriteConfigAsync();
+        await Signal(sluice, "HUP");
+        await sluice.WaitForLogAsync("sighup: configuration reloaded (2 channels, 1 routes)");
+        Assert.Equal("250 2.1.5 Ok", await RcptAsync(sluice, "x@newer.test"));
+    }
+
+    [Fact]
+    public async Task A_file_the_server_cannot_load_makes_sluice_reload_fail_with_key_and_reason_and_the_old_configuration_stays()
+    {
+        // The server's environment (as a unit file's Environment= would) caps Queue.Max; the verb's has no such cap,
+        // so only the server finds the new file wrong, and `reload` must report the server's verdict.
+        await using var sluice = await Instance.StartUnderAsync(["env", "SLUICE__Queue__Max=2"], c =>
+        {
+            c["Queue"] = new { Count = 1 };
+            Instance.Smtp(c)["RelayNetworks"] = Array.Empty<string>();
+        });
+        sluice.Config["Queue"] = new { Count = 3 };
+        Instance.Smtp(sluice.Config)["LocalDomains"] = new[] { "localhost", "local.test", "new.test" };
+        await sluice.WriteConfigAsync();
+
+        var (exit, stdout, stderr) = await sluice.RunVerbAsync("reload");
+        Assert.Equal(78, exit);
+        Assert.Equal("", stdout);
+        Assert.Matches(@"^reload: refused, the server keeps its running configuration: .*key 'Queue:Max': must be at least Queue:Count \(3\)\n$", stderr);
+        Assert.Contains(sluice.Process.Log, l => l.Contains("reload: reload refused, keeping the running configuration: ", StringComparison.Ordinal)
+            && l.Contains("key 'Queue:Max'", StringComparison.Ordinal));
+        Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("configuration reloaded", StringComparison.Ordinal));
+        Assert.Equal("554 5.7.1 <x@new.test>: Relay access denied", await RcptAsync(sluice, "x@new.test"));
+
+        // Once the file is right, the same verb applies it.
+        sluice.Config["Queue"] = new { Count = 2 };
+        await sluice.WriteConfigAsync();
+        (exit, _, stderr) = await sluice.RunVerbAsync("reload");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal("250 2.1.5 Ok", await RcptAsync(sluice, "x@new.test"));
+    }
+
+    /// <summary>The reply to RCPT in a new session from outside the relay networks.</summary>
+    private static async Task<string> RcptAsync(Instance sluice, string recipient)
+    {
+        await using var smtp = await SmtpWire.OpenAsync(sluice.Process.SmtpPort);
+        Assert.StartsWith("250", await smtp.CommandAsync("EHLO client.test"));
+        Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<a@client.test>"));
+        return await smtp.CommandAsync($"RCPT TO:<{recipient}>");
+    }
+
+    [Fact]
     public async Task A_changed_listen_address_is_named_as_waiting_for_a_restart()
     {
         await using var sluice = await Instance.StartAsync();
         Instance.Smtp(sluice.Config)["Listen"] = new[] { "127.0.0.1:0", "127.0.0.1:0 submission" };
         await sluice.WriteConfigAsync();
-        var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
+        var (exit, stdout, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
-        await sluice.WaitForLogAsync("sighup: configuration reloaded");
-        Assert.Contains(sluice.Process.Log, l => l.EndsWith("sighup: Smtp.Listen changed; it takes effect at restart", StringComparison.Ordinal));
+        Assert.Equal("reload: Smtp.Listen changed; it takes effect at restart\nreload: configuration reloaded (2 channels, 1 routes)\n", stdout);
+        Assert.Contains(sluice.Process.Log, l => l.EndsWith("reload: Smtp.Listen changed; it takes effect at restart", StringComparison.Ordinal));
         // Still serving on the address it started with.
         await TestMail.SendAsync(sluice.Process.SmtpPort, "x@remote.test");
         await sluice.Sink.WaitForCountAsync(1, Wait);

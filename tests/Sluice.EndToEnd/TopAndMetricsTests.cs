@@ -50,15 +50,42 @@ public sealed partial class TopAndMetricsTests
         Assert.Equal(0, Sum(metrics, "sluice_channel_deliveries_total", "channel=\"local\",outcome=\"delivered\""));
     }
 
+    private static readonly string[][] AdminVerbs =
+    [
+        ["top", "--once"], ["top"], ["queue", "list"], ["queue", "show", "1.1"], ["queue", "hold", "--all"], ["queue", "release", "1.1"],
+        ["queue", "delete", "--all"], ["queue", "bounce", "--all"], ["queue", "flush", "1.1"], ["queue", "shape"], ["setqload", "--count", "2"], ["reload"],
+    ];
+
     [Fact]
-    public async Task Top_without_a_running_server_says_so_and_exits_69()
+    public async Task Every_admin_API_verb_without_a_running_server_says_none_runs_and_exits_69()
     {
         using var dir = new TempDirectory();
         var config = dir.File("sluice.json");
         await File.WriteAllTextAsync(config, $$"""{ "DataDir": "{{dir.File("var")}}" }""");
-        var (exit, _, stderr) = await SluiceProcess.RunAsync(dir.Path, "", "top", "--once", "--config", config);
-        Assert.Equal(69, exit);
-        Assert.Contains("top: no sluice serve answers on ", stderr, StringComparison.Ordinal);
+        foreach (var verb in AdminVerbs)
+        {
+            var (exit, stdout, stderr) = await SluiceProcess.RunAsync(dir.Path, "", [.. verb, "--config", config]);
+            var name = verb[0] == "queue" ? $"queue {verb[1]}" : verb[0];
+            Assert.True(exit == 69, $"{name} exited {exit}: {stderr}");
+            Assert.Equal("", stdout);
+            Assert.Equal($"{name}: no sluice serve is running for DataDir {dir.File("var")} (no {dir.File("var/admin.sock")})\n", stderr);
+        }
+    }
+
+    [Fact]
+    public async Task An_admin_socket_left_by_a_killed_server_is_named_as_nothing_listening()
+    {
+        await using var sluice = await Instance.StartAsync();
+        sluice.Process.Kill();
+        var socket = sluice.Dir.File("var/admin.sock");
+        Assert.True(File.Exists(socket));
+        foreach (var verb in new[] { AdminVerbs[0], AdminVerbs[2], AdminVerbs[^1] })
+        {
+            var (exit, _, stderr) = await sluice.RunVerbAsync(verb);
+            var name = verb[0] == "queue" ? $"queue {verb[1]}" : verb[0];
+            Assert.True(exit == 69, $"{name} exited {exit}: {stderr}");
+            Assert.Equal($"{name}: no sluice serve is running for DataDir {sluice.Dir.File("var")} (nothing listens on {socket})\n", stderr);
+        }
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class BalancerTests : IDisposable
         q3.Load = () => 0.9;
         var balancer = new Balancer([q1, q2, q3]);
         for (int i = 0; i < 5; i++) Assert.Same(q2, balancer.Pick());
-        var m = await balancer.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), "x\r\n"u8.ToArray(), CancellationToken.None);
+        var m = await balancer.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, "x\r\n"u8.ToArray(), CancellationToken.None);
         Assert.Equal(2, m.QueueNumber);
         Assert.True(q2.Announcements.TryRead(out var announced));
         Assert.Equal(m.Id, announced.Id);
@@ -34,7 +34,7 @@ public sealed class BalancerTests : IDisposable
         await using var q1 = Queue(1);
         await using var q2 = Queue(2);
         var balancer = new Balancer([q1, q2]);
-        for (int i = 0; i < 10; i++) await balancer.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), "x\r\n"u8.ToArray(), CancellationToken.None);
+        for (int i = 0; i < 10; i++) await balancer.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, "x\r\n"u8.ToArray(), CancellationToken.None);
         Assert.Equal(5, q1.Store.MessageCount);
         Assert.Equal(5, q2.Store.MessageCount);
     }

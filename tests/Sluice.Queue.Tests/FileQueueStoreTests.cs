@@ -32,7 +32,7 @@ public sealed class FileQueueStoreTests : IDisposable
             Dsn = [new(DsnNotify.Success | DsnNotify.Failure, "rfc822;b@y.test"), new(DsnNotify.Never, null)],
         };
         await using (var store = Open())
-            await store.AcceptAsync(envelope, Body("x\r\n"), None);
+            await store.AcceptAsync(envelope, null, Body("x\r\n"), None);
         await using var again = Open();
         var e = (await again.LoadAsync(Assert.Single(again.Recovered), None)).Envelope;
         Assert.Equal("jörg@x.test", e.Sender);
@@ -44,12 +44,33 @@ public sealed class FileQueueStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_trace_header_is_made_with_the_message_id_and_stored_in_front_of_the_body_across_reopen()
+    {
+        string id, named = "";
+        await using (var store = Open())
+        {
+            var m = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), queueId =>
+            {
+                named = queueId;
+                return Body($"Received: by x id {queueId}\r\n");
+            }, Body("Subject: s\r\n\r\nbody\r\n"), None);
+            id = m.Id;
+            Assert.Equal($"Received: by x id {id}\r\nSubject: s\r\n\r\nbody\r\n", Encoding.ASCII.GetString(await store.ReadBodyAsync(m, None)));
+        }
+        Assert.Equal(id, named);
+        await using var again = Open();
+        var recovered = await again.LoadAsync(Assert.Single(again.Recovered), None);
+        Assert.Equal($"Received: by x id {id}\r\nSubject: s\r\n\r\nbody\r\n", Encoding.ASCII.GetString(await again.ReadBodyAsync(recovered, None)));
+        Assert.Empty(_warnings); // the checksum covers trace and body
+    }
+
+    [Fact]
     public async Task The_double_bounce_flag_survives_reopen_without_other_fields()
     {
         await using (var store = Open())
         {
-            await store.AcceptAsync(new Envelope("", ["postmaster@x.test"]) { DoubleBounce = true }, Body("x\r\n"), None);
-            await store.AcceptAsync(new Envelope("", ["alice@x.test"]) { SmtpUtf8 = true }, Body("y\r\n"), None);
+            await store.AcceptAsync(new Envelope("", ["postmaster@x.test"]) { DoubleBounce = true }, null, Body("x\r\n"), None);
+            await store.AcceptAsync(new Envelope("", ["alice@x.test"]) { SmtpUtf8 = true }, null, Body("y\r\n"), None);
         }
         await using var again = Open();
         var envelopes = await Task.WhenAll(again.Recovered.Select(async m => (await again.LoadAsync(m, None)).Envelope));
@@ -62,7 +83,7 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         string id;
         await using (var store = Open())
-            id = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@z.test"]), Body("Subject: s\r\n\r\nbody\r\n"), None)).Id;
+            id = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@z.test"]), null, Body("Subject: s\r\n\r\nbody\r\n"), None)).Id;
         await using var again = Open();
         var m = await again.LoadAsync(Assert.Single(again.Recovered), None);
         Assert.Equal(id, m.Id);
@@ -76,7 +97,7 @@ public sealed class FileQueueStoreTests : IDisposable
     public async Task Concurrent_accepts_share_fsyncs()
     {
         await using var store = Open();
-        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None)));
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body($"m{i}\r\n"), None)));
         var (syncs, records) = store.CommitStats;
         Assert.Equal(200, records);
         Assert.True(syncs < records / 2, $"{syncs} fsyncs for {records} records");
@@ -88,8 +109,8 @@ public sealed class FileQueueStoreTests : IDisposable
         var next = DateTimeOffset.UtcNow.AddMinutes(5);
         await using (var store = Open())
         {
-            var done = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None);
-            var half = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@y.test"]), Body("2\r\n"), None);
+            var done = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("1\r\n"), None);
+            var half = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@y.test"]), null, Body("2\r\n"), None);
             await store.RecordAsync(done, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250 ok", None);
             await store.RecordAsync(half, 0, RecipientStatus.Failed, DateTimeOffset.MinValue, "550 5.1.1 no", None);
             await store.RecordAsync(half, 1, RecipientStatus.Pending, next, "451 4.4.1 later", None);
@@ -111,8 +132,8 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         await using (var store = Open())
         {
-            var warned = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None);
-            await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test"]), Body("2\r\n"), None);
+            var warned = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("1\r\n"), None);
+            await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test"]), null, Body("2\r\n"), None);
             await store.RecordDelayWarningAsync(warned, None);
             Assert.True(warned.Spooled.DelayWarned);
         }
@@ -127,7 +148,7 @@ public sealed class FileQueueStoreTests : IDisposable
         var soon = DateTimeOffset.UtcNow.AddMinutes(1);
         await using (var store = Open())
         {
-            var m = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@y.test", "d@y.test"]), Body("1\r\n"), None);
+            var m = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test", "c@y.test", "d@y.test"]), null, Body("1\r\n"), None);
             await store.RecordAsync(m, 0, RecipientStatus.Failed, DateTimeOffset.MinValue, "550 5.1.1 no", None);
             await store.RecordAsync(m, 1, RecipientStatus.Pending, soon.AddMinutes(4), "451 later", None);
             await store.RecordAsync(m, 2, RecipientStatus.Pending, soon, "451 later", None);
@@ -146,8 +167,8 @@ public sealed class FileQueueStoreTests : IDisposable
         QueuedMessage last;
         await using (var store = Open(segmentBytes: 4 << 20))
         {
-            for (int i = 0; i < 3; i++) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None);
-            last = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("last\r\n"), None);
+            for (int i = 0; i < 3; i++) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body($"m{i}\r\n"), None);
+            last = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("last\r\n"), None);
         }
         var path = SegmentOf(last);
         var recordsEnd = last.Spooled.BodyOffset + last.Spooled.BodyLength;
@@ -166,7 +187,7 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         QueuedMessage last = null!;
         await using (var store = Open())
-            for (int i = 0; i < 5; i++) last = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body($"m{i}\r\n"), None);
+            for (int i = 0; i < 5; i++) last = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body($"m{i}\r\n"), None);
         // A batch cut short: its first bytes reached the zeros after the last record, the rest did not.
         const string Torn = "\x40\0\0\0garbage-of-an-unfinished-write";
         await using (var segment = new FileStream(SegmentOf(last), FileMode.Open, FileAccess.Write))
@@ -184,7 +205,7 @@ public sealed class FileQueueStoreTests : IDisposable
     public async Task A_corrupted_record_is_not_taken_for_a_message()
     {
         await using (var store = Open())
-            await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("intact\r\n"), None);
+            await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("intact\r\n"), None);
         var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
         var bytes = await File.ReadAllBytesAsync(path);
         bytes[Encoding.ASCII.GetString(bytes).IndexOf("intact", StringComparison.Ordinal)] ^= 0xFF; // a body byte: the CRC no longer matches
@@ -200,7 +221,7 @@ public sealed class FileQueueStoreTests : IDisposable
         var big = new byte[300 * 1024];
         await using var store = Open(segmentBytes: 1 << 20);
         var messages = new List<QueuedMessage>();
-        for (int i = 0; i < 12; i++) messages.Add(await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), big, None));
+        for (int i = 0; i < 12; i++) messages.Add(await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, big, None));
         Assert.True(SpoolReplay.ListSegments(_dir.Path).Count() >= 3);
         foreach (var m in messages.Skip(1))
             await store.RecordAsync(m, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250", None);
@@ -223,9 +244,9 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         ulong first;
         await using (var store = Open())
-            first = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None)).Spooled.Sequence;
+            first = (await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("1\r\n"), None)).Spooled.Sequence;
         await using var again = Open();
-        Assert.True((await again.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("2\r\n"), None)).Spooled.Sequence > first);
+        Assert.True((await again.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("2\r\n"), None)).Spooled.Sequence > first);
     }
 
     [Fact]
@@ -234,9 +255,9 @@ public sealed class FileQueueStoreTests : IDisposable
         string kept, deleted;
         await using (var store = Open())
         {
-            var a = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("a\r\n"), None);
-            var b = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), Body("b\r\n"), None);
-            var c = await store.AcceptAsync(new Envelope("a@x.test", ["e@y.test"]), Body("c\r\n"), None);
+            var a = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("a\r\n"), None);
+            var b = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), null, Body("b\r\n"), None);
+            var c = await store.AcceptAsync(new Envelope("a@x.test", ["e@y.test"]), null, Body("c\r\n"), None);
             await store.RecordHoldAsync(a.Spooled, true, None);
             await store.RecordHoldAsync(c.Spooled, true, None);
             await store.RecordHoldAsync(c.Spooled, false, None);
@@ -261,7 +282,7 @@ public sealed class FileQueueStoreTests : IDisposable
     {
         var bodies = new[] { "first\r\n", "second-is-damaged\r\n", "third\r\n" };
         await using (var store = Open())
-            foreach (var body in bodies) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body(body), None);
+            foreach (var body in bodies) await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body(body), None);
         var path = SpoolReplay.ListSegments(_dir.Path).Select(s => SpoolReplay.SegmentPath(_dir.Path, s)).First(p => new FileInfo(p).Length > 0);
         var bytes = await File.ReadAllBytesAsync(path);
         var at = Encoding.ASCII.GetString(bytes).IndexOf("second", StringComparison.Ordinal);

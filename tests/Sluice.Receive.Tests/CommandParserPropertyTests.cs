@@ -102,7 +102,7 @@ public sealed partial class CommandParserPropertyTests(ITestOutputHelper output)
     ];
 
     // A quoted local part may hold '<' or '>' (RFC 5322 §3.2.4): the "for" address is an angle-addr all the same.
-    [GeneratedRegex(@"^Received: from [!-~]+ \(\[127\.0\.0\.1\]\)\r\n\tby localhost \(Sluice\) with (SMTP|ESMTP|UTF8SMTP) id 7\.\d+(\r\n\tfor <([^\r\n\0<>""]|""([^\r\n\0""\\]|\\[ -~])*"")+>)?;\r\n\tTue, 04 Mar 2025 05:06:07 \+0000\r\n")]
+    [GeneratedRegex(@"^Received: from [!-~]+ \(\[127\.0\.0\.1\]\)\r\n\tby localhost \(Sluice\) with (SMTP|ESMTP|UTF8SMTP) id 1\.\d+(\r\n\tfor <([^\r\n\0<>""]|""([^\r\n\0""\\]|\\[ -~])*"")+>)?;\r\n\tTue, 04 Mar 2025 05:06:07 \+0000\r\n")]
     private static partial Regex TraceHeader();
 
     [Fact]
@@ -232,9 +232,9 @@ public sealed partial class CommandParserPropertyTests(ITestOutputHelper output)
             Assert.DoesNotContain('\0', text);
             Assert.False(Regex.IsMatch(text, "\r(?!\n)|(?<!\r)\n"), $"bare CR or LF in \"{TranscriptTests.Escape(text)}\"");
             stored.AddRange(TranscriptTests.DescribeEnvelope(e));
-            stored.Add("B: " + TranscriptTests.Escape(text));
+            stored.Add("B: " + TranscriptTests.Escape(text.Replace($" id {message.Id}", " id *", StringComparison.Ordinal)));
         }
-        // The queue id differs from run to run; everything else must not.
+        // The queue id (in the reply and the trace header) differs from run to run; everything else must not.
         return new Outcome([.. replies.Select(r => QueuedAs().Replace(r, "queued as *"))], stored);
     }
 

@@ -366,7 +366,7 @@ public sealed class HostileInputTests
         Assert.Equal(new RecipientDsn(DsnNotify.Unspecified, "rfc822;ok@x.test"), e.DsnOf(0));
         Assert.All(EnvelopeStrings(e), s => Assert.DoesNotContain(s, char.IsControl));
         Assert.Equal(
-            SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 1, "user@localhost") + "Subject: clean\r\n\r\nx\r\n",
+            SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", stored.Id, "user@localhost") + "Subject: clean\r\n\r\nx\r\n",
             await h.ReadBodyTextAsync(stored));
     }
 

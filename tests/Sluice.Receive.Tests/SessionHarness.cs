@@ -179,9 +179,9 @@ internal sealed class SessionHarness : IAsyncDisposable
 
     public async Task<string> ReadBodyTextAsync(QueuedMessage message) => Encoding.UTF8.GetString(await ReadBodyAsync(message));
 
-    /// <summary>The trace header the session prepends to every message of this harness.</summary>
-    public static string ReceivedHeader(string helo, string ip, string protocol, int transaction, string? onlyRecipient) =>
-        $"Received: from {helo} ([{ip}])\r\n\tby localhost (Sluice) with {protocol} id {SessionId}.{transaction}"
+    /// <summary>The trace header the session prepends to every message of this harness; its id is the message's queue id.</summary>
+    public static string ReceivedHeader(string helo, string ip, string protocol, string queueId, string? onlyRecipient) =>
+        $"Received: from {helo} ([{ip}])\r\n\tby localhost (Sluice) with {protocol} id {queueId}"
         + (onlyRecipient is null ? "" : $"\r\n\tfor <{onlyRecipient}>")
         + ";\r\n\tTue, 04 Mar 2025 05:06:07 +0000\r\n";
 

@@ -66,7 +66,7 @@ public sealed class SmtpSessionTests
         Assert.StartsWith("250 2.0.0 Ok: queued as ", await h.CommandLineAsync("Subject: hi\r\n\r\nbody\r\n."));
         var stored = Assert.Single(h.Stored);
         Assert.Equal(
-            SessionHarness.ReceivedHeader("oldclient.test", "127.0.0.1", "SMTP", 1, "user@localhost") + "Subject: hi\r\n\r\nbody\r\n",
+            SessionHarness.ReceivedHeader("oldclient.test", "127.0.0.1", "SMTP", stored.Id, "user@localhost") + "Subject: hi\r\n\r\nbody\r\n",
             await h.ReadBodyTextAsync(stored));
     }
 
@@ -93,7 +93,7 @@ public sealed class SmtpSessionTests
 
         var body = await h.ReadBodyTextAsync(stored);
         Assert.StartsWith("Received: from client.test ([127.0.0.1])\r\n", body, StringComparison.Ordinal);
-        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 1, "user@localhost") + message, body);
+        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", stored.Id, "user@localhost") + message, body);
 
         Assert.Equal("221 2.0.0 localhost closing connection", await h.CommandLineAsync("QUIT"));
         await h.AssertClosedAsync();
@@ -110,11 +110,11 @@ public sealed class SmtpSessionTests
         Assert.StartsWith("250 2.0.0 Ok: queued as ", await h.CommandLineAsync("x\r\n."));
         var stored = Assert.Single(h.Stored);
         Assert.Equal(["one@localhost", "two@example.net"], stored.Recipients);
-        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 1, null) + "x\r\n", await h.ReadBodyTextAsync(stored));
+        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", stored.Id, null) + "x\r\n", await h.ReadBodyTextAsync(stored));
     }
 
     [Fact]
-    public async Task Two_transactions_in_one_session_are_numbered_and_stored_separately()
+    public async Task Two_transactions_in_one_session_are_stored_separately_each_trace_header_naming_its_queue_id()
     {
         await using var h = await SessionHarness.StartEhloAsync();
         for (var i = 1; i <= 2; i++)
@@ -127,8 +127,8 @@ public sealed class SmtpSessionTests
         Assert.Equal(2, h.Stored.Count);
         Assert.NotEqual(h.Stored[0].Id, h.Stored[1].Id);
         Assert.Equal("s2@example.org", h.Stored[1].Sender);
-        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 1, "r1@localhost") + "message 1\r\n", await h.ReadBodyTextAsync(h.Stored[0]));
-        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 2, "r2@localhost") + "message 2\r\n", await h.ReadBodyTextAsync(h.Stored[1]));
+        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", h.Stored[0].Id, "r1@localhost") + "message 1\r\n", await h.ReadBodyTextAsync(h.Stored[0]));
+        Assert.Equal(SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", h.Stored[1].Id, "r2@localhost") + "message 2\r\n", await h.ReadBodyTextAsync(h.Stored[1]));
     }
 
     [Fact]
@@ -626,21 +626,22 @@ public sealed class SmtpSessionTests
     }
 
     [Fact]
-    public async Task Data_of_exactly_the_limit_including_the_trace_header_is_accepted()
+    public async Task Data_of_exactly_the_limit_is_accepted_the_trace_header_not_counted()
     {
+        // RFC 1870 §6: a message of the SIZE the server took at MAIL must be accepted; our own Received is not the client's.
         const int max = 2000;
         await using var h = await SessionHarness.StartEhloAsync(o => o.Smtp.MaxMessageBytes = max);
-        var header = SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 1, "user@localhost");
-        var room = max - Encoding.UTF8.GetByteCount(header) - 2;
+        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync($"MAIL FROM:<a@b.test> SIZE={max}"));
+        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<user@localhost>"));
+        Assert.Equal("354 End data with <CR><LF>.<CR><LF>", await h.CommandLineAsync("DATA"));
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", await h.CommandLineAsync(Lines(max) + "."));
+        var stored = Assert.Single(h.Stored);
+        var header = SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", stored.Id, "user@localhost");
+        Assert.Equal(Encoding.UTF8.GetByteCount(header) + max, (await h.ReadBodyAsync(stored)).Length);
         Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<a@b.test>"));
         Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<user@localhost>"));
         Assert.Equal("354 End data with <CR><LF>.<CR><LF>", await h.CommandLineAsync("DATA"));
-        Assert.StartsWith("250 2.0.0 Ok: queued as ", await h.CommandLineAsync(Lines(room + 2) + "."));
-        Assert.Equal(max, (await h.ReadBodyAsync(Assert.Single(h.Stored))).Length);
-        Assert.Equal("250 2.1.0 Ok", await h.CommandLineAsync("MAIL FROM:<a@b.test>"));
-        Assert.Equal("250 2.1.5 Ok", await h.CommandLineAsync("RCPT TO:<user@localhost>"));
-        Assert.Equal("354 End data with <CR><LF>.<CR><LF>", await h.CommandLineAsync("DATA"));
-        Assert.Equal("552 5.3.4 Message size exceeds fixed limit of 2000 bytes", await h.CommandLineAsync(Lines(room + 3) + "."));
+        Assert.Equal("552 5.3.4 Message size exceeds fixed limit of 2000 bytes", await h.CommandLineAsync("y" + Lines(max) + "."));
         Assert.Single(h.Stored);
     }
 
@@ -670,7 +671,7 @@ public sealed class SmtpSessionTests
         Assert.StartsWith("250 2.0.0 Ok: queued as ", await h.CommandLineAsync("small\r\n."));
         Assert.Equal(2, h.Stored.Count);
         Assert.Equal(3 * 1024 * 1000, (await h.ReadBodyAsync(h.Stored[0])).Length - Encoding.UTF8.GetByteCount(
-            SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", 1, "user@localhost")));
+            SessionHarness.ReceivedHeader("client.test", "127.0.0.1", "ESMTP", h.Stored[0].Id, "user@localhost")));
 
         var content = typeof(SmtpSession).GetField("_content", BindingFlags.NonPublic | BindingFlags.Instance)?.GetValue(h.Session);
         Assert.NotNull(content);

@@ -118,7 +118,7 @@ public abstract class SchedulerHarness : IAsyncLifetime
     protected Task<QueuedMessage> Accept(string sender, string rcpt) => Accept(new Envelope(sender, [rcpt]));
 
     protected Task<QueuedMessage> Accept(Envelope envelope, string message = Message, int queue = 0) =>
-        Queues[queue].AcceptAsync(envelope, System.Text.Encoding.UTF8.GetBytes(message), CancellationToken.None);
+        Queues[queue].AcceptAsync(envelope, null, System.Text.Encoding.UTF8.GetBytes(message), CancellationToken.None);
 
     /// <summary>The files delivered to a local mailbox so far.</summary>
     protected string[] Mailbox(string user)

@@ -62,15 +62,23 @@ public sealed partial class SluiceProcess : IAsyncDisposable
         StartAsync(workingDirectory, configFile, environment, null, serveArgs);
 
     /// <param name="openFilesLimit">Soft and hard RLIMIT_NOFILE for the server (set by prlimit(1), which then runs it); null: the test's own.</param>
-    public static async Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment,
-        int? openFilesLimit, params string[] serveArgs)
+    public static Task<SluiceProcess> StartAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment,
+        int? openFilesLimit, params string[] serveArgs) =>
+        StartUnderAsync(workingDirectory, configFile, environment, openFilesLimit is int limit ? ["prlimit", $"--nofile={limit}:{limit}"] : [], serveArgs);
+
+    /// <param name="launcher">
+    /// A command that sets something up and then execs the server in the same process (its PID stays the server's):
+    /// e.g. ["nohup"], ["prlimit", "--nofile=N:N"]; empty: the server is started directly.
+    /// </param>
+    public static async Task<SluiceProcess> StartUnderAsync(string workingDirectory, string configFile, IReadOnlyDictionary<string, string?> environment,
+        IReadOnlyList<string> launcher, params string[] serveArgs)
     {
         var p = new Process { StartInfo = StartInfo(workingDirectory, ["serve", "--config", configFile, .. serveArgs]) };
-        if (openFilesLimit is int limit)
+        if (launcher.Count > 0)
         {
             p.StartInfo.ArgumentList.Insert(0, p.StartInfo.FileName);
-            p.StartInfo.ArgumentList.Insert(0, $"--nofile={limit}:{limit}");
-            p.StartInfo.FileName = "prlimit";
+            for (int i = launcher.Count - 1; i >= 1; i--) p.StartInfo.ArgumentList.Insert(0, launcher[i]);
+            p.StartInfo.FileName = launcher[0];
         }
         foreach (var (k, v) in environment)
             if (v is null) p.StartInfo.Environment.Remove(k);

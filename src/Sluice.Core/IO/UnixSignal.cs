@@ -17,6 +17,27 @@ public static partial class UnixSignal
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 
+    [LibraryImport("libc", EntryPoint = "sigaction", SetLastError = true)]
+    private static partial int QueryAction(int signal, nint newAction, [Out] byte[] oldAction);
+
+    [LibraryImport("libc", EntryPoint = "signal")]
+    private static partial nint SetHandler(int signal, nint handler);
+
+    private const nint Default = 0, Ignore = 1; // SIG_DFL, SIG_IGN
+
+    /// <summary>
+    /// If <paramref name="signal"/> is ignored (SIG_IGN, as nohup leaves SIGHUP), sets it to its default and
+    /// returns true; the caller then handles it at once. Any other disposition is left as it is.
+    /// </summary>
+    public static bool StopIgnoring(int signal)
+    {
+        // struct sigaction (152 bytes on Linux x86-64 and arm64) begins with the handler; only that is read.
+        var action = new byte[256];
+        if (QueryAction(signal, 0, action) != 0 || BitConverter.ToInt64(action) != Ignore) return false;
+        SetHandler(signal, Default);
+        return true;
+    }
+
     /// <summary>Sends <paramref name="signal"/> (0 only checks the process exists); returns 0 or the errno.</summary>
     public static int Send(int pid, int signal) => Kill(pid, signal) == 0 ? 0 : Marshal.GetLastPInvokeError();
 }

@@ -56,12 +56,6 @@ public static class AliasSplit
         return parts;
     }
 
-    private static ReadOnlyMemory<byte> WithDeliveredTo(string alias, ReadOnlyMemory<byte> message)
-    {
-        var header = Encoding.UTF8.GetBytes($"Delivered-To: {alias}\r\n");
-        var forwarded = new byte[header.Length + message.Length];
-        header.CopyTo(forwarded, 0);
-        message.Span.CopyTo(forwarded.AsSpan(header.Length));
-        return forwarded;
-    }
+    private static ReadOnlyMemory<byte> WithDeliveredTo(string alias, ReadOnlyMemory<byte> message) =>
+        MessagePrefix.Join(Encoding.UTF8.GetBytes($"Delivered-To: {alias}\r\n"), message);
 }

@@ -15,8 +15,9 @@ public sealed class PostgresQueueStore : IQueueStore
 
     private const string InsertMessage = """
         WITH m AS (
-            INSERT INTO sluice_message (queue, received_at, sender, flags, dsn_return, envelope_id, authenticated_as, body_length, body, node)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13) RETURNING id),
+            INSERT INTO sluice_message (id, queue, received_at, sender, flags, dsn_return, envelope_id, authenticated_as, body_length, body, node)
+            OVERRIDING SYSTEM VALUE
+            VALUES (COALESCE($14::bigint, nextval(pg_get_serial_sequence('sluice_message', 'id'))), $1, $2, $3, $4, $5, $6, $7, $8, $9, $13) RETURNING id),
         r AS (
             INSERT INTO sluice_recipient (message_id, idx, address, notify, orcpt)
             SELECT m.id, r.ord - 1, r.address, r.notify, r.orcpt
@@ -190,8 +191,15 @@ public sealed class PostgresQueueStore : IQueueStore
     public int RecipientCount => Volatile.Read(ref _recipients);
     public (long Syncs, long Records) CommitStats => _db.CommitStats;
 
-    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
+        // A trace header names the id, so the id is taken from the identity sequence before the row is written.
+        long? reserved = null;
+        if (trace is not null)
+        {
+            reserved = await _db.NextMessageIdAsync(ct).ConfigureAwait(false);
+            body = MessagePrefix.Join(trace(SpooledMessage.FormatId(Number, (ulong)reserved.Value)), body); // one bytea for the row
+        }
         var received = _time.GetUtcNow();
         var count = envelope.Recipients.Count;
         var flags = (short)((envelope.SmtpUtf8 ? SmtpUtf8Flag : 0) | (envelope.EightBitMime ? EightBitFlag : 0) | (envelope.DoubleBounce ? DoubleBounceFlag : 0));
@@ -201,7 +209,7 @@ public sealed class PostgresQueueStore : IQueueStore
         var delivers = _db.Delivers;
         var id = await _db.Commits.WriteAsync(delivers ? InsertOwnMessage : InsertMessageForOthers,
             [Number, received, envelope.Sender, flags, (short)envelope.Return, envelope.EnvelopeId, envelope.AuthenticatedAs, body.Length,
-             body, envelope.Recipients.ToArray(), notify, orcpt, delivers ? _db.Node : null],
+             body, envelope.Recipients.ToArray(), notify, orcpt, delivers ? _db.Node : null, reserved],
             keepTrying: false, returnsId: true, bytes: body.Length).ConfigureAwait(false);
         var spooled = new SpooledMessage(Number, (ulong)id!.Value, received, count, body.Length);
         if (!delivers) return new QueuedMessage(spooled, envelope); // the delivering nodes claim it

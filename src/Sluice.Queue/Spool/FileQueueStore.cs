@@ -115,13 +115,14 @@ public sealed class FileQueueStore : IQueueStore
     public int RecipientCount => Volatile.Read(ref _recipients);
     public (long Syncs, long Records) CommitStats => (Interlocked.Read(ref _syncs), Interlocked.Read(ref _records));
 
-    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct)
+    public async Task<QueuedMessage> AcceptAsync(Envelope envelope, TraceHeader? trace, ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         var seq = (ulong)Interlocked.Increment(ref _nextSequence);
         var received = _time.GetUtcNow();
-        var parts = SpoolRecord.EncodeMessage(seq, received, envelope, body, out var headBytes);
+        var head = trace?.Invoke(SpooledMessage.FormatId(Number, seq)) ?? ReadOnlyMemory<byte>.Empty;
+        var parts = SpoolRecord.EncodeMessage(seq, received, envelope, head, body, out var headBytes);
         var (segment, offset) = await Commit(parts, isMessage: true).ConfigureAwait(false);
-        var spooled = new SpooledMessage(Number, seq, received, envelope.Recipients.Count, body.Length)
+        var spooled = new SpooledMessage(Number, seq, received, envelope.Recipients.Count, head.Length + body.Length)
         {
             Segment = segment,
             EnvelopeOffset = offset + SpoolRecord.HeaderBytes + SpoolRecord.EnvelopeStart,

@@ -30,9 +30,10 @@ internal static class SpoolRecord
     /// <summary>Larger frames are corruption: Smtp.MaxMessageBytes is far below this.</summary>
     public const int MaxPayloadBytes = 1 << 30;
 
-    /// <summary>The frame parts of a message record: header+envelope, then the body as given (not copied).</summary>
+    /// <summary>The frame parts of a message record: header+envelope, then trace and body as given (not copied).</summary>
+    /// <param name="trace">The message's first bytes (its Received header), stored as one with <paramref name="body"/>.</param>
     public static ReadOnlyMemory<byte>[] EncodeMessage(ulong seq, DateTimeOffset received, Envelope envelope,
-        ReadOnlyMemory<byte> body, out int envelopeBytes)
+        ReadOnlyMemory<byte> trace, ReadOnlyMemory<byte> body, out int envelopeBytes)
     {
         var ms = new MemoryStream(256);
         ms.Position = HeaderBytes;
@@ -45,16 +46,17 @@ internal static class SpoolRecord
             w.Write7BitEncodedInt(envelope.Recipients.Count);
             foreach (var r in envelope.Recipients) w.Write(r);
             WriteExtensions(w, envelope);
-            w.Write(body.Length);
+            w.Write(trace.Length + body.Length);
         }
         var head = ms.GetBuffer().AsMemory(0, (int)ms.Length);
         envelopeBytes = head.Length - HeaderBytes;
         var crc = new Crc32();
         crc.Append(head.Span[HeaderBytes..]);
+        crc.Append(trace.Span);
         crc.Append(body.Span);
-        BinaryPrimitives.WriteInt32LittleEndian(head.Span, envelopeBytes + body.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(head.Span, envelopeBytes + trace.Length + body.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(head.Span[4..], crc.GetCurrentHashAsUInt32());
-        return [head, body];
+        return trace.IsEmpty ? [head, body] : [head, trace, body];
     }
 
     private const byte SmtpUtf8Flag = 0x01, EightBitFlag = 0x02, DoubleBounceFlag = 0x04, MoreFlag = 0x80;

@@ -1,6 +1,7 @@
 // The smtp-users file format ("name:bcrypt-hash" lines, # comments) and its atomic rewrite, kept
 // apart from the store so that reading and editing agree on what a line is.
 using System.Text;
+using Sluice.Core.IO;
 
 namespace Sluice.Receive.Auth;
 

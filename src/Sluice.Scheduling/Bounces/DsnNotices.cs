@@ -103,7 +103,7 @@ internal sealed class DsnNotices(MailQueue queue, DeliveryLog log, string hostna
         };
         var queued = new List<QueuedMessage>();
         foreach (var part in mailboxes() is { } map ? AliasSplit.Split(envelope, report, map) : [new(envelope, report)])
-            queued.Add(await queue.AcceptAsync(part.Envelope, part.Message, ct).ConfigureAwait(false));
+            queued.Add(await queue.AcceptAsync(part.Envelope, null, part.Message, ct).ConfigureAwait(false));
         return queued;
     }
 

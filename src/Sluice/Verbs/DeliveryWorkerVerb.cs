@@ -44,6 +44,8 @@ internal static class DeliveryWorkerVerb
             }
             // Ctrl-C in a terminal reaches the whole process group: the server says when its workers stop.
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+            // So does a terminal's hangup: the server handles it (a reload), and no longer passes it on ignored.
+            using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
             var maxConnections = SessionCaps.WorkerOutbound(OpenFileLimit.Raise(), OpenFileLimit.OpenNow(), MxResolver.MaxQueriesInFlight);
             using var connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try

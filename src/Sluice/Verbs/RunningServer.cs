@@ -1,5 +1,5 @@
-// How `queue flush` and `reload` reach the running `sluice serve`: the PID in DataDir/sluice.pid and
-// a signal, as qmail's tools talk to qmail-send. No server running is exit 69 (EX_UNAVAILABLE).
+// How `queue flush` reaches the running `sluice serve`: the PID in DataDir/sluice.pid and a signal,
+// as qmail's tools talk to qmail-send. No server running is exit 69 (EX_UNAVAILABLE).
 using Sluice.Core.Configuration;
 using Sluice.Core.IO;
 

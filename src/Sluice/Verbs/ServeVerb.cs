@@ -77,7 +77,7 @@ internal static class ServeVerb
         : parsed != NodeRole.Both && options.Queue.Store != QueueOptions.PostgresStore
             ? "a node with the file spool receives and delivers: roles other than receive,deliver need Queue:Store \"postgres\"" : null;
 
-    /// <summary>Overwrites a file left by a killed server; without one, `queue flush` and `reload` cannot find this server.</summary>
+    /// <summary>Overwrites a file left by a killed server; without one, `queue flush` cannot find this server.</summary>
     private static void WritePidFile(DeliveryLog log, string path)
     {
         try
@@ -86,7 +86,7 @@ internal static class ServeVerb
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            log.Write($"warning: cannot write {path}: {e.Message}; `sluice queue flush` and `sluice reload` will not find this server");
+            log.Write($"warning: cannot write {path}: {e.Message}; `sluice queue flush` will not find this server");
         }
     }
 

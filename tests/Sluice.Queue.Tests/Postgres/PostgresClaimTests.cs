@@ -21,7 +21,7 @@ public sealed class PostgresClaimTests(PostgresServer server)
         PostgresQueueDatabase.OpenAsync(db, node, lease, roles, TimeProvider.System, _log.Write, None);
 
     private static Task<QueuedMessage> AcceptAsync(IQueueStore store, string to) =>
-        store.AcceptAsync(new Envelope("a@x.test", [to]), Encoding.ASCII.GetBytes($"To: {to}\r\n\r\nhi\r\n"), None);
+        store.AcceptAsync(new Envelope("a@x.test", [to]), null, Encoding.ASCII.GetBytes($"To: {to}\r\n\r\nhi\r\n"), None);
 
     [Fact]
     public async Task A_live_nodes_mail_stays_its_own_and_mail_no_node_holds_is_claimed_on_its_notification()

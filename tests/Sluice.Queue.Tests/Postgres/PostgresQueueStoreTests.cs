@@ -34,7 +34,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         };
         string id;
         await using (var first = await OpenAsync(db))
-            id = (await first.Open(1).AcceptAsync(envelope, Body("Subject: hi\r\n\r\nbody\r\n"), None)).Id;
+            id = (await first.Open(1).AcceptAsync(envelope, null, Body("Subject: hi\r\n\r\nbody\r\n"), None)).Id;
 
         await using var again = await OpenAsync(db);
         var store = again.Open(1);
@@ -51,6 +51,32 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
     }
 
     [Fact]
+    public async Task A_trace_header_names_the_id_the_row_gets_and_is_stored_in_front_of_the_body()
+    {
+        var db = await server.CreateDatabaseAsync();
+        var ids = new List<string>();
+        await using (var first = await OpenAsync(db))
+        {
+            var store = first.Open(1);
+            foreach (var n in Enumerable.Range(0, 3))
+            {
+                var m = await store.AcceptAsync(new Envelope("a@x.test", [$"b{n}@y.test"]), id => Body($"Received: by x id {id}\r\n"), Body("Subject: hi\r\n"), None);
+                ids.Add(m.Id);
+            }
+            await store.AcceptAsync(new Envelope("a@x.test", ["plain@y.test"]), null, Body("Subject: plain\r\n"), None); // no trace: the database picks the id
+        }
+        Assert.Equal(3, ids.Distinct().Count());
+
+        await using var again = await OpenAsync(db);
+        var reopened = again.Open(1);
+        var bodies = new List<string>();
+        foreach (var m in await TakenBackAsync(reopened, 4))
+            bodies.Add(Encoding.ASCII.GetString(await reopened.ReadBodyAsync(await reopened.LoadAsync(m, None), None)));
+        foreach (var id in ids) Assert.Contains($"Received: by x id {id}\r\nSubject: hi\r\n", bodies);
+        Assert.Contains("Subject: plain\r\n", bodies);
+    }
+
+    [Fact]
     public async Task Delivery_state_survives_reopen_and_a_finished_message_is_gone()
     {
         var db = await server.CreateDatabaseAsync();
@@ -58,8 +84,8 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         await using (var first = await OpenAsync(db))
         {
             var store = first.Open(1);
-            var done = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None);
-            var waiting = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), Body("2\r\n"), None);
+            var done = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("1\r\n"), None);
+            var waiting = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), null, Body("2\r\n"), None);
             await store.RecordAsync(done, 0, RecipientStatus.Delivered, DateTimeOffset.MinValue, "250 ok", None);
             await store.RecordAsync(waiting, 0, RecipientStatus.Failed, DateTimeOffset.MinValue, "550 no such user", None);
             await store.RecordAsync(waiting, 1, RecipientStatus.Pending, retryAt, "451 try later", None);
@@ -81,8 +107,8 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         await using (var first = await OpenAsync(db))
         {
             var store = first.Open(1);
-            var held = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), Body("1\r\n"), None);
-            var deleted = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), Body("2\r\n"), None);
+            var held = await store.AcceptAsync(new Envelope("a@x.test", ["b@y.test"]), null, Body("1\r\n"), None);
+            var deleted = await store.AcceptAsync(new Envelope("a@x.test", ["c@y.test", "d@y.test"]), null, Body("2\r\n"), None);
             heldId = held.Id;
             await store.RecordHoldAsync(held.Spooled, true, None);
             Assert.Equal(2, await store.DeleteAsync(deleted.Spooled, None));
@@ -104,7 +130,7 @@ public sealed class PostgresQueueStoreTests(PostgresServer server)
         var store = database.Open(1);
         var before = database.CommitStats;
         var ids = await Task.WhenAll(Enumerable.Range(0, 200).Select(i =>
-            Task.Run(() => store.AcceptAsync(new Envelope("a@x.test", [$"r{i}@y.test"]), Body($"{i}\r\n"), None))));
+            Task.Run(() => store.AcceptAsync(new Envelope("a@x.test", [$"r{i}@y.test"]), null, Body($"{i}\r\n"), None))));
         var (commits, records) = (database.CommitStats.Commits - before.Commits, database.CommitStats.Records - before.Records);
         Assert.Equal(200, ids.Select(m => m.Id).Distinct().Count());
         Assert.Equal(200, records);

@@ -1,10 +1,8 @@
 // Replacing a small file so that a crash leaves the old or the new content, never a torn one:
 // write a temp file, fsync it, rename(2) it over the target, fsync the directory.
-using Sluice.Core.IO;
+namespace Sluice.Core.IO;
 
-namespace Sluice.Receive;
-
-internal static class AtomicFile
+public static class AtomicFile
 {
     public const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     public const UnixFileMode Readable = OwnerOnly | UnixFileMode.GroupRead | UnixFileMode.OtherRead;

@@ -1,8 +1,8 @@
-// What a configuration reload did (SIGHUP now, an admin call later): refused with the problems found,
-// or applied, with the keys that changed but wait for a restart.
-namespace Sluice;
+// What a configuration reload did (SIGHUP, or POST /api/v1/reload from `sluice reload`): refused with
+// the problems found, or applied, with the keys that changed but wait for a restart. Also the API's reply.
+namespace Sluice.Operate;
 
-internal sealed record ConfigReload(IReadOnlyList<string> Problems, IReadOnlyList<string> RestartKeys, int Channels, int Routes)
+public sealed record ConfigReload(IReadOnlyList<string> Problems, IReadOnlyList<string> RestartKeys, int Channels, int Routes)
 {
     public bool Applied => Problems.Count == 0;
 
