@@ -14,7 +14,9 @@
 #   - then the config is rewritten without the route and with CONCURRENCY per queue, reloaded
 #     (SIGHUP) and the queue flushed (SIGALRM): every message is due at once, and we wait for N
 #     "success" lines.
-# WORKERS=N: remote delivery in N child processes (Delivery.Workers), each with its own open-files limit.
+# Everything else as embedded (Smtp.MaxConnections too): the open-files budget is shared both ways as shipped.
+# WORKERS=N: remote delivery in N child processes (Delivery.Workers), each with its own open-files limit;
+# unset (the default): no Workers key at all.
 # Figures: the sink's peak sessions and per-destination peak, Sluice's peak RSS (VmHWM, the server's
 # and its workers' added up), the time
 # from the reload to the last success. Printed and appended to bench/RESULTS.md.
@@ -29,7 +31,7 @@ HOLD="${HOLD:-5}"                       # seconds the sink holds each final-dot 
 CONCURRENCY="${CONCURRENCY:-5000}"      # remote Channels[].Concurrency per queue after the reload (× 4 queues)
 DEST_CONCURRENCY="${DEST_CONCURRENCY:-20}"   # Channels[].DestinationConcurrency
 INITIAL_DEST="${INITIAL_DEST:-10}"      # Channels[].InitialDestinationConcurrency (slow start's first window)
-WORKERS="${WORKERS:-0}"                 # Delivery.Workers: SMTP delivery in this many child processes (0: in the server)
+WORKERS="${WORKERS:-}"                  # Delivery.Workers: SMTP delivery in this many child processes (unset: no such key)
 SESSIONS="${SESSIONS:-20}"              # injection sessions
 SIZE="${SIZE:-2048}"                    # body bytes
 ROUNDS="${ROUNDS:-3}"
@@ -43,7 +45,7 @@ die() { echo "outbound.sh: $*" >&2; exit 1; }
 for v in N DOMAINS HOLD CONCURRENCY DEST_CONCURRENCY INITIAL_DEST SESSIONS SIZE ROUNDS TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
-[[ "$WORKERS" =~ ^[0-9]+$ ]] || die "WORKERS must be a whole number (got '$WORKERS')"
+[[ -z "$WORKERS" || "$WORKERS" =~ ^[0-9]+$ ]] || die "WORKERS must be a whole number or unset (got '$WORKERS')"
 (( DOMAINS <= 250 * 250 )) || die "DOMAINS must be at most 62500 (addresses 127.1.0.1 .. 127.1.249.250)"
 command -v python3 >/dev/null || die "needs python3"
 [ -x /usr/sbin/unbound ] || die "needs unbound (apt-get install unbound; ./test.sh installs it)"
@@ -91,17 +93,18 @@ start_unbound() {
 
 # write_config FILE CONCURRENCY [PARK_PORT]: with PARK_PORT, all remote mail is routed there (nothing listens).
 write_config() {
-  local concurrency="$2" routes="{}"
+  local concurrency="$2" routes="{}" workers=""
+  [ -z "$WORKERS" ] || workers=", \"Workers\": $WORKERS"
   [ -z "${3:-}" ] || routes="{ \"*\": \"127.0.0.1:$3\" }"
   cat >"$1" <<EOF
 { "Hostname": "bench.sluice.test", "DataDir": "$tmp/var",
-  "Smtp": { "Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"], "MaxConnections": 100 },
+  "Smtp": { "Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
   "Queue": { "Count": 4 },
   "Channels": [ { "Name": "local", "Transport": "maildir", "Domains": ["localhost"], "Concurrency": 4 },
                 { "Name": "remote", "Transport": "smtp", "Concurrency": $concurrency,
                   "DestinationConcurrency": $DEST_CONCURRENCY, "InitialDestinationConcurrency": $INITIAL_DEST } ],
   "Dns": { "Servers": ["127.0.0.1:$dns_port"], "Timeout": "30s" },
-  "Delivery": { "Port": $sink_port, "Workers": $WORKERS }, "Routes": $routes }
+  "Delivery": { "Port": $sink_port$workers }, "Routes": $routes }
 EOF
 }
 
@@ -167,7 +170,7 @@ run_round() {
 # ---------------------------------------------------------------- main
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N DOMAINS=$DOMAINS HOLD=$HOLD CONCURRENCY=$CONCURRENCY DEST_CONCURRENCY=$DEST_CONCURRENCY INITIAL_DEST=$INITIAL_DEST WORKERS=$WORKERS ROUNDS=$ROUNDS bench/outbound.sh"
+command_line="N=$N DOMAINS=$DOMAINS HOLD=$HOLD CONCURRENCY=$CONCURRENCY DEST_CONCURRENCY=$DEST_CONCURRENCY INITIAL_DEST=$INITIAL_DEST${WORKERS:+ WORKERS=$WORKERS} ROUNDS=$ROUNDS bench/outbound.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "outbound.sh: $command_line" >&2
 fmt='| %6s | %14s | %16s | %10s | %17s | %13s |'

@@ -51,7 +51,7 @@ internal static class DeliveryWorkerVerb
                 // Blocking: the frames' own threads read and write it (WorkerFrames), never the socket engine.
                 connection.Connect(new UnixDomainSocketEndPoint(parse.GetRequiredValue(socket)));
                 await DeliveryWorkerHost.RunAsync(connection, token, maxConnections,
-                    (settings, routes) => settings.CreateAgent(routes, TimeProvider.System, maxConnections), ct).ConfigureAwait(false);
+                    (settings, routes) => settings.CreateAgent(routes, TimeProvider.System, SessionBudget.OutboundOnly(maxConnections)), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is SocketException or IOException or InvalidDataException or System.Text.Json.JsonException)
             {
