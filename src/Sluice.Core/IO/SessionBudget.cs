@@ -125,8 +125,9 @@ public sealed class SessionBudget(int total, int inboundFloor, int outboundFloor
     }
 
     /// <summary>
-    /// The floor each side keeps: 1 % of the budget, at least 100 (Postfix's default process limit, a busy MX's
-    /// clients at once) and never more than a quarter, so the shared part stays the bulk of it.
+    /// The floor each side keeps: 0.5 % of the budget, at least 100 (Postfix's default process limit: all the
+    /// inbound sessions its smtpd serves at once as shipped) and never more than a quarter, so the shared part
+    /// stays the bulk of it. Small on purpose: the floor is what a fan-out can never use.
     /// </summary>
-    public static int FloorFor(int total) => Math.Clamp(total / 100, Math.Min(100, total / 4), total / 4);
+    public static int FloorFor(int total) => Math.Clamp(total / 200, Math.Min(100, total / 4), total / 4);
 }
