@@ -14,23 +14,12 @@ public sealed partial class SessionBudgetTests
     public async Task A_fan_out_takes_what_inbound_does_not_use_and_the_inbound_floor_still_takes_clients()
     {
         const int limit = 1500, domains = 1100, perMessage = 550;
-        await using var dns = await UnboundServer.StartAsync(
-            [.. Enumerable.Range(0, domains).Select(i => $"d{i}.fan.test. 300 IN MX 10 in.fan.test."), "in.fan.test. 300 IN A 127.0.0.1"], []);
+        await using var dns = await FanOut.StartDnsAsync(domains);
         await using var mx = new SmtpSink();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         mx.BeforeDataReply = _ => release.Task;
         // Smtp.MaxConnections as embedded (20,000): before the shared budget, half of it stayed kept for inbound sessions.
-        await using var sluice = await Instance.StartAsync(limit, c =>
-        {
-            c.Remove("Routes");
-            c["Dns"] = new { Servers = new[] { dns.Address } };
-            c["Delivery"] = new { Port = mx.Port };
-            c["Channels"] = new object[]
-            {
-                new { Name = "local", Transport = "maildir", Domains = new[] { "localhost" } },
-                new { Name = "remote", Transport = "smtp", Concurrency = domains, DestinationConcurrency = 2 },
-            };
-        });
+        await using var sluice = await Instance.StartAsync(limit, c => FanOut.Configure(c, dns, new { Port = mx.Port }, domains));
         var limits = sluice.Process.Log.Single(l => l.Contains($"limits: open files {limit} (hard {limit})", StringComparison.Ordinal));
         var shared = SharedLine().Match(limits);
         Assert.True(shared.Success, limits);
@@ -38,7 +27,7 @@ public sealed partial class SessionBudgetTests
         Assert.True(outboundMax > limit / 2, limits);
 
         for (var first = 0; first < domains; first += perMessage)
-            await SendAsync(sluice, [.. Enumerable.Range(first, perMessage).Select(i => $"user@d{i}.fan.test")]);
+            await FanOut.SendAsync(sluice, [.. Enumerable.Range(first, perMessage).Select(FanOut.Recipient)]);
 
         // Every outbound slot is held at the sink; the other deliveries wait for one.
         await mx.Sessions.WaitForAsync(outboundMax, Wait);
@@ -67,16 +56,6 @@ public sealed partial class SessionBudgetTests
         Assert.Equal(outboundMax, mx.Sessions.Max);
         Assert.DoesNotContain(sluice.Process.Log, l => l.Contains(": deferral: ", StringComparison.Ordinal) || l.Contains(": failure: ", StringComparison.Ordinal));
         Assert.Equal(0, await sluice.Process.StopAsync());
-    }
-
-    private static async Task SendAsync(Instance sluice, IReadOnlyList<string> recipients)
-    {
-        await using var wire = await SmtpWire.OpenAsync(sluice.Process.SmtpPort);
-        Assert.StartsWith("250", await wire.CommandAsync("EHLO client.test"), StringComparison.Ordinal);
-        Assert.Equal("250 2.1.0 Ok", await wire.CommandAsync("MAIL FROM:<sender@local.test>"));
-        foreach (var r in recipients) Assert.Equal("250 2.1.5 Ok", await wire.CommandAsync($"RCPT TO:<{r}>"));
-        Assert.StartsWith("354", await wire.CommandAsync("DATA"), StringComparison.Ordinal);
-        Assert.StartsWith("250 2.0.0 Ok", await wire.CommandAsync($"Subject: to {recipients.Count}\r\n\r\nbody\r\n."), StringComparison.Ordinal);
     }
 
     [GeneratedRegex(@"shared: outbound connections up to (\d+) while inbound sessions leave them room, (\d+) kept for new inbound sessions")]
