@@ -64,6 +64,21 @@ public sealed class SessionBudgetTests
     }
 
     [Fact]
+    public void A_client_turned_away_has_an_idle_outbound_connection_closed_for_the_next()
+    {
+        var closed = 0;
+        var budget = new SessionBudget(10, inboundFloor: 2, outboundFloor: 2) { CloseAnIdleConnection = () => closed++ };
+        TakeOutbound(budget, 8);
+        Assert.True(budget.TryTakeInbound());
+        Assert.True(budget.TryTakeInbound());
+        Assert.Equal(0, closed);
+        Assert.False(budget.TryTakeInbound());
+        Assert.Equal(1, closed);
+        budget.ReleaseOutbound(); // the idle connection, once closed
+        Assert.True(budget.TryTakeInbound());
+    }
+
+    [Fact]
     public async Task A_cancelled_wait_holds_no_slot()
     {
         var budget = SessionBudget.OutboundOnly(1);

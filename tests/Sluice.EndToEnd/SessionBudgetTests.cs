@@ -1,6 +1,7 @@
 // The open-files budget shared both ways, in the real process under a small RLIMIT_NOFILE (prlimit): a
 // fan-out takes what inbound sessions do not use, past it deliveries wait (no deferral, no failure),
-// and the floor kept for new inbound sessions still takes SMTP clients while the one after gets 421 4.3.2.
+// and the floor kept for new inbound sessions still takes SMTP clients while the one after gets 421 4.3.2;
+// once idle, pooled connections give their slots back to clients that need them.
 using System.Text.RegularExpressions;
 using Sluice.Testing;
 
@@ -19,7 +20,11 @@ public sealed partial class SessionBudgetTests
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         mx.BeforeDataReply = _ => release.Task;
         // Smtp.MaxConnections as embedded (20,000): before the shared budget, half of it stayed kept for inbound sessions.
-        await using var sluice = await Instance.StartAsync(limit, c => FanOut.Configure(c, dns, new { Port = mx.Port }, domains));
+        await using var sluice = await Instance.StartAsync(limit, c =>
+        {
+            FanOut.Configure(c, dns, new { Port = mx.Port, IdleTimeout = "5m" }, domains);
+            Instance.Smtp(c)["StressCommandTimeout"] = "5m"; // idle clients are not cut to make room either
+        });
         var limits = sluice.Process.Log.Single(l => l.Contains($"limits: open files {limit} (hard {limit})", StringComparison.Ordinal));
         var shared = SharedLine().Match(limits);
         Assert.True(shared.Success, limits);
@@ -55,7 +60,48 @@ public sealed partial class SessionBudgetTests
         Assert.Equal(domains, mx.Messages.Sum(m => m.Recipients.Count));
         Assert.Equal(outboundMax, mx.Sessions.Max);
         Assert.DoesNotContain(sluice.Process.Log, l => l.Contains(": deferral: ", StringComparison.Ordinal) || l.Contains(": failure: ", StringComparison.Ordinal));
+
+        // The connections now idle in the pool (for 5 minutes) still hold their slots: clients take what is free,
+        // the next is turned away and has an idle connection closed, so a client after it is served.
+        clients.Clear();
+        try
+        {
+            for (var refused = false; !refused;)
+            {
+                var wire = await SmtpWire.ConnectAsync(sluice.Process.SmtpPort);
+                var greeting = await wire.ReadReplyAsync();
+                if (greeting.StartsWith("220 ", StringComparison.Ordinal))
+                {
+                    clients.Add(wire);
+                    Assert.True(clients.Count <= limit, $"{clients.Count} clients served under a limit of {limit}");
+                    continue;
+                }
+                Assert.StartsWith("421 4.3.2 ", greeting, StringComparison.Ordinal);
+                await wire.DisposeAsync();
+                refused = true;
+            }
+            Assert.True(clients.Count >= inboundFloor, $"{clients.Count} clients served");
+            clients.Add(await OpenOnceAnIdleConnectionIsClosedAsync(sluice.Process.SmtpPort));
+        }
+        finally
+        {
+            foreach (var c in clients) await c.DisposeAsync();
+        }
         Assert.Equal(0, await sluice.Process.StopAsync());
+    }
+
+    /// <summary>The idle connection closed for a refused client is gone after its QUIT; until then a client is refused (and closes another).</summary>
+    private static async Task<SmtpWire> OpenOnceAnIdleConnectionIsClosedAsync(int port)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            var wire = await SmtpWire.ConnectAsync(port);
+            var greeting = await wire.ReadReplyAsync();
+            if (greeting.StartsWith("220 ", StringComparison.Ordinal)) return wire;
+            await wire.DisposeAsync();
+            Assert.True(DateTime.UtcNow < deadline, $"still refused: {greeting}");
+        }
     }
 
     [GeneratedRegex(@"shared: outbound connections up to (\d+) while inbound sessions leave them room, (\d+) kept for new inbound sessions")]

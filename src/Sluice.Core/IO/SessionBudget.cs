@@ -41,15 +41,25 @@ public sealed class SessionBudget(int total, int inboundFloor, int outboundFloor
         get { lock (_lock) return _outbound; }
     }
 
+    /// <summary>
+    /// Closes one idle pooled outbound connection, if there is one (the SMTP agent sets it): a client turned away
+    /// for want of a slot gets one back for the next, since an idle connection is only kept in case it is reused.
+    /// </summary>
+    public Action? CloseAnIdleConnection { get; set; }
+
     /// <summary>A slot for a received session, or false when what is free belongs to the deliveries' floor.</summary>
     public bool TryTakeInbound()
     {
         lock (_lock)
         {
-            if (Free - Math.Max(0, outboundFloor - _outbound) <= 0) return false;
-            _inbound++;
-            return true;
+            if (Free - Math.Max(0, outboundFloor - _outbound) > 0)
+            {
+                _inbound++;
+                return true;
+            }
         }
+        CloseAnIdleConnection?.Invoke();
+        return false;
     }
 
     public void ReleaseInbound()

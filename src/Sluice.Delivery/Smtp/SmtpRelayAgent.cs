@@ -20,7 +20,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
     private const int MaxAddressesTried = 5;
 
-    private readonly SmtpConnectionPool _pool = new(options, time);
+    private readonly SmtpConnectionPool _pool = GivesWayToClients(new SmtpConnectionPool(options, time), sessions);
     private readonly DkimSigning _dkim = new(options.Dkim);
     private readonly ConnectionBudget _budget = new(sessions ?? SessionBudget.Unlimited);
     private readonly SmtpTimeouts _timeouts = new()
@@ -197,6 +197,13 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     }
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();
+
+    /// <summary>An idle pooled connection holds a slot of the budget inbound sessions share: a client turned away for want of one closes one.</summary>
+    private static SmtpConnectionPool GivesWayToClients(SmtpConnectionPool pool, SessionBudget? sessions)
+    {
+        if (sessions is not null) sessions.CloseAnIdleConnection = pool.CloseOneIdle;
+        return pool;
+    }
 
     /// <summary>One place to connect to: <paramref name="Host"/> is the address (or the route's host name), <paramref name="Name"/> the MX host's name.</summary>
     private readonly record struct SmtpTarget(string Name, string Host, int Port)
