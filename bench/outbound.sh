@@ -109,9 +109,9 @@ EOF
 }
 
 # ---------------------------------------------------------------- one round
-# Sets round_result="peak per_destination_peak sessions hwm_kib delivered_s limits".
+# Sets round_result="peak per_destination_peak sessions hwm_kib delivered_s load" (load: 1-minute load average as the fan-out starts).
 run_round() {
-  local r="$1" keep="$KEEP" tmp sluice_pid drain_pid sink_pid sink_port park_port dns_port line count deadline t0 t1 hwm summary i reloads p
+  local r="$1" keep="$KEEP" fanout_load tmp sluice_pid drain_pid sink_pid sink_port park_port dns_port line count deadline t0 t1 hwm summary i reloads p
   tmp="$(mktemp -d "$WORKDIR/sluice-outbound.XXXXXX")"
   echo "outbound.sh: round $r in $tmp" >&2
   for (( i = 1; i <= DOMAINS; i++ )); do address_of "$i"; done >"$tmp/addresses"
@@ -136,6 +136,7 @@ run_round() {
   write_config "$tmp/sluice.json" "$CONCURRENCY"
   reloads="$(grep -c 'sighup: configuration reloaded' "$tmp/sluice.log" || true)"
   t0="$(date +%s.%N)"
+  fanout_load="$(cut -d' ' -f1 /proc/loadavg)"
   kill -HUP "$sluice_pid"
   for (( i = 0; i < 100; i++ )); do
     (( $(grep -c 'sighup: configuration reloaded' "$tmp/sluice.log" || true) > reloads )) && break
@@ -163,7 +164,7 @@ run_round() {
   (( BASH_REMATCH[2] >= N )) || { echo "outbound.sh: WARNING: the sink got ${BASH_REMATCH[2]} of $N messages" >&2; keep=1; }
   (( BASH_REMATCH[6] == 0 )) || { echo "outbound.sh: WARNING: ${BASH_REMATCH[6]} sink sessions ended abnormally" >&2; keep=1; }
   sluice_limits="$(grep -m1 '^[^ ]* limits: ' "$tmp/sluice.log" | cut -d' ' -f2- || true)"
-  round_result="${BASH_REMATCH[3]} ${BASH_REMATCH[4]} ${BASH_REMATCH[1]} $hwm $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')"
+  round_result="${BASH_REMATCH[3]} ${BASH_REMATCH[4]} ${BASH_REMATCH[1]} $hwm $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') $fanout_load"
   if [ "$keep" = 1 ]; then echo "outbound.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
@@ -177,15 +178,15 @@ fmt='| %6s | %14s | %16s | %10s | %17s | %13s |'
 header=$(printf "$fmt" round peak_sessions per_dest_peak sessions sluice_peak_RSS_MiB all_delivered_s)
 rule="|-------:|---------------:|-----------------:|-----------:|------------------:|--------------:|"
 rows=()
-declare -a pk=() pd=() hw=() ds=()
+declare -a pk=() pd=() hw=() ds=() loads=()
 sluice_limits=""
 for (( r = 1; r <= ROUNDS; r++ )); do
   round_result=""
   run_round "$r"
-  read -r peak per_dest sessions hwm secs <<<"$round_result"
-  pk+=("$peak"); pd+=("$per_dest"); hw+=("$hwm"); ds+=("$secs")
+  read -r peak per_dest sessions hwm secs load <<<"$round_result"
+  pk+=("$peak"); pd+=("$per_dest"); hw+=("$hwm"); ds+=("$secs"); loads+=("$load")
   rows+=("$(printf "$fmt" "$r" "$peak" "$per_dest" "$sessions" "$(awk -v k="$hwm" 'BEGIN{printf "%.0f", k/1024}')" "$secs")")
-  echo "outbound.sh: round $r: peak $peak sessions, per destination at most $per_dest (limit $DEST_CONCURRENCY), Sluice VmHWM $hwm KiB, all delivered in ${secs}s" >&2
+  echo "outbound.sh: round $r: peak $peak sessions, per destination at most $per_dest (limit $DEST_CONCURRENCY), Sluice VmHWM $hwm KiB, all delivered in ${secs}s, load $load at the fan-out's start" >&2
 done
 rows+=("$(printf "$fmt" median "$(printf '%s\n' "${pk[@]}" | median)" "$(printf '%s\n' "${pd[@]}" | median)" "" \
   "$(printf '%s\n' "${hw[@]}" | median | awk '{printf "%.0f", $1/1024}')" "$(printf '%s\n' "${ds[@]}" | median)")")
@@ -198,7 +199,7 @@ echo "$table"
   results_heading outbound.sh "open files hard limit $(ulimit -Hn)"
   echo "- command: \`$command_line\`"
   echo "- destinations: $DOMAINS domains, MX from unbound on loopback, each MX at its own 127.1.x.y; sink bench/smtp_fanout_sink.py holds each final-dot reply ${HOLD}s"
-  echo "- load average at start: $loadavg_start"
+  echo "- load average at start: $loadavg_start; 1-minute load as each round's fan-out starts: ${loads[*]}"
   [ -z "$sluice_limits" ] || echo "- Sluice said: \`$sluice_limits\`"
   [ -z "$NOTE" ] || echo "- note: $NOTE"
   echo

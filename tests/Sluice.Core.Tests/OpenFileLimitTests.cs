@@ -48,19 +48,19 @@ public sealed class SessionCapsTests
         return options;
     }
 
-    /// <summary>The sessions' share: the estimate less DNS's sockets and one file per Maildir delivery (64 × 4 queues as embedded).</summary>
-    private static readonly int Shared = (int)Limit.SessionEstimate(50) - 256 - 64 * 4;
+    /// <summary>The sockets' share: the estimate less one file per Maildir delivery (64 × 4 queues as embedded); DNS queries take outbound slots.</summary>
+    private static readonly int Shared = (int)Limit.SessionEstimate(50) - 64 * 4;
 
     [Fact]
     public void With_the_embedded_defaults_outbound_may_take_all_but_the_inbound_floor()
     {
         // The case: Smtp.MaxConnections as embedded (20,000) and 6,000 × 4 queues = 24,000 remote sessions.
-        var (budget, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 6000), dnsSockets: 256);
+        var (budget, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 6000));
         Assert.Equal(Shared, budget.Total);
         Assert.Equal(SessionBudget.FloorFor(Shared), budget.InboundFloor);
         Assert.Equal(Shared - budget.InboundFloor, budget.OutboundMax);
         Assert.True(budget.OutboundMax >= 19_000, $"outbound at most {budget.OutboundMax}");
-        Assert.Contains($"shared: outbound connections up to {budget.OutboundMax} while inbound sessions leave them room, "
+        Assert.Contains($"shared: outbound connections and DNS queries up to {budget.OutboundMax} while inbound sessions leave them room, "
             + $"{budget.InboundFloor} kept for new inbound sessions and {budget.OutboundFloor} for delivery", line, StringComparison.Ordinal);
         Assert.Contains("remote delivery is configured for 24000 simultaneous sessions (smtp Channels[].Concurrency × 4 queues), more than this process's open files allow: "
             + $"deliveries past {budget.OutboundMax} wait for a connection to close (Delivery.Workers 2 would give each worker process a limit of its own)", line, StringComparison.Ordinal);
@@ -70,7 +70,7 @@ public sealed class SessionCapsTests
     [Fact]
     public void Within_the_limit_nothing_is_said_to_wait()
     {
-        var (budget, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 1000), dnsSockets: 256);
+        var (budget, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 1000));
         Assert.Equal(Shared - SessionBudget.FloorFor(Shared), budget.InboundMax);
         Assert.DoesNotContain("wait", line, StringComparison.Ordinal);
         Assert.DoesNotContain("capped", line, StringComparison.Ordinal);
@@ -79,7 +79,7 @@ public sealed class SessionCapsTests
     [Fact]
     public void The_inbound_floor_is_no_more_than_inbound_may_use()
     {
-        var (budget, _) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 40), dnsSockets: 256);
+        var (budget, _) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 40));
         Assert.Equal(40, budget.InboundFloor);
         Assert.Equal(Shared - 40, budget.OutboundMax);
     }
@@ -89,9 +89,9 @@ public sealed class SessionCapsTests
     {
         var options = Options(remoteConcurrency: 10_000, maxConnections: 100);
         options.Delivery.Workers = 3;
-        var (budget, line) = SessionCaps.Plan(Limit, 50, options, dnsSockets: 256);
-        var each = SessionCaps.WorkerOutbound(Limit, 30, dnsSockets: 256);
-        Assert.Equal(20_000 - 30 - OpenFileLimit.Reserve - 256, each);
+        var (budget, line) = SessionCaps.Plan(Limit, 50, options);
+        var each = SessionCaps.WorkerOutbound(Limit, 30);
+        Assert.Equal(20_000 - 30 - OpenFileLimit.Reserve, each);
         Assert.Equal(((int)Limit.SessionEstimate(50), 0, 0), (budget.InboundMax, budget.InboundFloor, budget.OutboundFloor));
         Assert.Contains($"remote delivery runs in 3 worker processes (Delivery.Workers), each with its own open-files limit: at most ~{each} outbound connections each, ~{3 * each} in all", line, StringComparison.Ordinal);
         Assert.DoesNotContain("wait", line, StringComparison.Ordinal);
@@ -99,5 +99,5 @@ public sealed class SessionCapsTests
 
     [Fact]
     public void A_worker_without_a_limit_to_read_is_not_capped() =>
-        Assert.Equal(int.MaxValue, SessionCaps.WorkerOutbound(null, 30, dnsSockets: 256));
+        Assert.Equal(int.MaxValue, SessionCaps.WorkerOutbound(null, 30));
 }

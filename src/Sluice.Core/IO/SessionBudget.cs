@@ -42,10 +42,16 @@ public sealed class SessionBudget(int total, int inboundFloor, int outboundFloor
     }
 
     /// <summary>
-    /// Closes one idle pooled outbound connection, if there is one (the SMTP agent sets it): a client turned away
-    /// for want of a slot gets one back for the next, since an idle connection is only kept in case it is reused.
+    /// Closes one idle pooled outbound connection, if there is one (the SMTP agent sets it). Called when a client is
+    /// turned away or a delivery must wait for want of a slot: an idle connection is only kept in case it is reused.
     /// </summary>
     public Action? CloseAnIdleConnection { get; set; }
+
+    /// <summary>A delivery (a connection or a DNS query) waits for a slot: a connection done with its transaction should close rather than idle.</summary>
+    public bool OutboundWaiting
+    {
+        get { lock (_lock) return _waiters.Count > 0; }
+    }
 
     /// <summary>A slot for a received session, or false when what is free belongs to the deliveries' floor.</summary>
     public bool TryTakeInbound()
@@ -97,6 +103,7 @@ public sealed class SessionBudget(int total, int inboundFloor, int outboundFloor
             waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             node = _waiters.AddLast(waiter);
         }
+        CloseAnIdleConnection?.Invoke();
         // Given a slot and cancelled are both decided under the lock, so a cancelled waiter never holds one.
         await using var cancel = ct.Register(() =>
         {

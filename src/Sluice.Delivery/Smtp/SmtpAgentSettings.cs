@@ -25,7 +25,7 @@ public sealed class SmtpAgentSettings
         new() { Hostname = options.Hostname, Listen = options.Smtp.Listen, Dns = options.Dns, Delivery = options.Delivery, Routes = options.Routes };
 
     public SmtpRelayAgent CreateAgent(SmtpRoutes routes, TimeProvider time, SessionBudget sessions) =>
-        new(routes, new MxResolver(Dns), Hostname, Delivery, time, sessions,
+        new(routes, new MxResolver(Dns, sessions), Hostname, Delivery, time, sessions,
             new OwnAddresses(Hostname, Listen.Select(l => Endpoints.TryParseSmtpListen(l, out var ep, out _) ? ep : null).OfType<IPEndPoint>()));
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);

@@ -20,7 +20,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
     private const int MaxAddressesTried = 5;
 
-    private readonly SmtpConnectionPool _pool = GivesWayToClients(new SmtpConnectionPool(options, time), sessions);
+    private readonly SmtpConnectionPool _pool = GivesWayWhenShort(new SmtpConnectionPool(options, time), sessions);
     private readonly DkimSigning _dkim = new(options.Dkim);
     private readonly ConnectionBudget _budget = new(sessions ?? SessionBudget.Unlimited);
     private readonly SmtpTimeouts _timeouts = new()
@@ -101,7 +101,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// </summary>
     private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
     {
-        var slot = await _budget.TakeAsync(_pool.CloseOneIdle, ct).ConfigureAwait(false);
+        var slot = await _budget.TakeAsync(ct).ConfigureAwait(false);
         SmtpClientConnection connection;
         try
         {
@@ -198,8 +198,8 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();
 
-    /// <summary>An idle pooled connection holds a slot of the budget inbound sessions share: a client turned away for want of one closes one.</summary>
-    private static SmtpConnectionPool GivesWayToClients(SmtpConnectionPool pool, SessionBudget? sessions)
+    /// <summary>An idle pooled connection holds a slot of the shared budget: a client turned away, or a delivery or DNS query waiting, closes one.</summary>
+    private static SmtpConnectionPool GivesWayWhenShort(SmtpConnectionPool pool, SessionBudget? sessions)
     {
         if (sessions is not null) sessions.CloseAnIdleConnection = pool.CloseOneIdle;
         return pool;

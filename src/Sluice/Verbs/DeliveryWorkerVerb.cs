@@ -6,7 +6,6 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Sluice.Core.IO;
-using Sluice.Delivery.Smtp;
 using Sluice.Delivery.Workers;
 
 namespace Sluice.Verbs;
@@ -44,7 +43,7 @@ internal static class DeliveryWorkerVerb
             }
             // Ctrl-C in a terminal reaches the whole process group: the server says when its workers stop.
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-            var maxConnections = SessionCaps.WorkerOutbound(OpenFileLimit.Raise(), OpenFileLimit.OpenNow(), MxResolver.MaxQueriesInFlight);
+            var maxConnections = SessionCaps.WorkerOutbound(OpenFileLimit.Raise(), OpenFileLimit.OpenNow());
             using var connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {

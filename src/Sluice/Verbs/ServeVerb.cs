@@ -114,7 +114,7 @@ internal static class ServeVerb
             log.Write($"limits: cannot read the open-files limit ({limits.Error}); it caps simultaneous SMTP sessions");
             return SessionBudget.Unlimited;
         }
-        var (sessions, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options, Sluice.Delivery.Smtp.MxResolver.MaxQueriesInFlight);
+        var (sessions, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options);
         log.Write(line);
         return sessions;
     }
