@@ -92,7 +92,7 @@ public sealed class SessionCapsTests
         var (budget, line) = SessionCaps.Plan(Limit, 50, options);
         var each = SessionCaps.WorkerOutbound(Limit, 30);
         Assert.Equal(20_000 - 30 - OpenFileLimit.Reserve, each);
-        Assert.Equal(((int)Limit.SessionEstimate(50), 0, 0), (budget.InboundMax, budget.InboundFloor, budget.OutboundFloor));
+        Assert.Equal((Shared, 0, 0), (budget.InboundMax, budget.InboundFloor, budget.OutboundFloor)); // Maildir delivery stays in the server
         Assert.Contains($"remote delivery runs in 3 worker processes (Delivery.Workers), each with its own open-files limit: at most ~{each} outbound connections each, ~{3 * each} in all", line, StringComparison.Ordinal);
         Assert.DoesNotContain("wait", line, StringComparison.Ordinal);
     }

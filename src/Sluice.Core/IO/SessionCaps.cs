@@ -31,11 +31,14 @@ public static class SessionCaps
         var queues = options.Queue.Dynamic ? options.Queue.Max : options.Queue.Count;
         var outboundWanted = options.Channels.Where(c => c.Transport == ChannelOptions.SmtpTransport).Sum(c => (long)c.Concurrency) * queues;
         var delivers = NodeRoles.Parse(options.Queue.Roles).HasFlag(NodeRole.Deliver);
+        // A Maildir delivery holds its message file open: one descriptor per local delivery at once.
+        var maildir = delivers ? options.Channels.Where(c => c.Transport == ChannelOptions.MaildirTransport).Sum(c => c.Concurrency) * queues : 0;
+        var shared = Math.Max(1, sessions - maildir);
         SessionBudget budget;
         if (options.Delivery.Workers > 0 || !delivers)
         {
             // No outbound connection in this process: every session is a received one.
-            budget = new SessionBudget(Math.Max(1, sessions), 0, 0);
+            budget = new SessionBudget(shared, 0, 0);
             if (delivers)
             {
                 // A fresh worker process holds a few dozen descriptors of its own before its first connection.
@@ -46,10 +49,7 @@ public static class SessionCaps
         }
         else
         {
-            // A Maildir delivery holds its message file open: one descriptor per local delivery at once. DNS queries
-            // take outbound slots as connections do (a fan-out's lookups come before its connections).
-            var maildir = options.Channels.Where(c => c.Transport == ChannelOptions.MaildirTransport).Sum(c => c.Concurrency) * queues;
-            var shared = Math.Max(1, sessions - maildir);
+            // DNS queries take outbound slots as connections do (a fan-out's lookups come before its connections).
             budget = new SessionBudget(shared, Math.Min(SessionBudget.FloorFor(shared), options.Smtp.MaxConnections), SessionBudget.FloorFor(shared));
             line += $"; shared: outbound connections and DNS queries up to {budget.OutboundMax} while inbound sessions leave them room, "
                 + $"{budget.InboundFloor} kept for new inbound sessions and {budget.OutboundFloor} for delivery";
