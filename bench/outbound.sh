@@ -14,7 +14,9 @@
 #   - then the config is rewritten without the route and with CONCURRENCY per queue, reloaded
 #     (SIGHUP) and the queue flushed (SIGALRM): every message is due at once, and we wait for N
 #     "success" lines.
-# WORKERS=N: remote delivery in N child processes (Delivery.Workers), each with its own open-files limit.
+# Everything else as embedded (Smtp.MaxConnections too): the open-files budget is shared both ways as shipped.
+# WORKERS=N: remote delivery in N child processes (Delivery.Workers), each with its own open-files limit;
+# unset (the default): no Workers key at all.
 # Figures: the sink's peak sessions and per-destination peak, Sluice's peak RSS (VmHWM, the server's
 # and its workers' added up), the time
 # from the reload to the last success. Printed and appended to bench/RESULTS.md.
@@ -29,7 +31,7 @@ HOLD="${HOLD:-5}"                       # seconds the sink holds each final-dot 
 CONCURRENCY="${CONCURRENCY:-5000}"      # remote Channels[].Concurrency per queue after the reload (× 4 queues)
 DEST_CONCURRENCY="${DEST_CONCURRENCY:-20}"   # Channels[].DestinationConcurrency
 INITIAL_DEST="${INITIAL_DEST:-10}"      # Channels[].InitialDestinationConcurrency (slow start's first window)
-WORKERS="${WORKERS:-0}"                 # Delivery.Workers: SMTP delivery in this many child processes (0: in the server)
+WORKERS="${WORKERS:-}"                  # Delivery.Workers: SMTP delivery in this many child processes (unset: no such key)
 SESSIONS="${SESSIONS:-20}"              # injection sessions
 SIZE="${SIZE:-2048}"                    # body bytes
 ROUNDS="${ROUNDS:-3}"
@@ -43,7 +45,7 @@ die() { echo "outbound.sh: $*" >&2; exit 1; }
 for v in N DOMAINS HOLD CONCURRENCY DEST_CONCURRENCY INITIAL_DEST SESSIONS SIZE ROUNDS TIMEOUT STARTUP_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
-[[ "$WORKERS" =~ ^[0-9]+$ ]] || die "WORKERS must be a whole number (got '$WORKERS')"
+[[ -z "$WORKERS" || "$WORKERS" =~ ^[0-9]+$ ]] || die "WORKERS must be a whole number or unset (got '$WORKERS')"
 (( DOMAINS <= 250 * 250 )) || die "DOMAINS must be at most 62500 (addresses 127.1.0.1 .. 127.1.249.250)"
 command -v python3 >/dev/null || die "needs python3"
 [ -x /usr/sbin/unbound ] || die "needs unbound (apt-get install unbound; ./test.sh installs it)"
@@ -91,24 +93,25 @@ start_unbound() {
 
 # write_config FILE CONCURRENCY [PARK_PORT]: with PARK_PORT, all remote mail is routed there (nothing listens).
 write_config() {
-  local concurrency="$2" routes="{}"
+  local concurrency="$2" routes="{}" workers=""
+  [ -z "$WORKERS" ] || workers=", \"Workers\": $WORKERS"
   [ -z "${3:-}" ] || routes="{ \"*\": \"127.0.0.1:$3\" }"
   cat >"$1" <<EOF
 { "Hostname": "bench.sluice.test", "DataDir": "$tmp/var",
-  "Smtp": { "Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"], "MaxConnections": 100 },
+  "Smtp": { "Listen": ["127.0.0.1:0"], "RelayNetworks": ["127.0.0.0/8"], "LocalDomains": ["localhost"] },
   "Queue": { "Count": 4 },
   "Channels": [ { "Name": "local", "Transport": "maildir", "Domains": ["localhost"], "Concurrency": 4 },
                 { "Name": "remote", "Transport": "smtp", "Concurrency": $concurrency,
                   "DestinationConcurrency": $DEST_CONCURRENCY, "InitialDestinationConcurrency": $INITIAL_DEST } ],
   "Dns": { "Servers": ["127.0.0.1:$dns_port"], "Timeout": "30s" },
-  "Delivery": { "Port": $sink_port, "Workers": $WORKERS }, "Routes": $routes }
+  "Delivery": { "Port": $sink_port$workers }, "Routes": $routes }
 EOF
 }
 
 # ---------------------------------------------------------------- one round
-# Sets round_result="peak per_destination_peak sessions hwm_kib delivered_s limits".
+# Sets round_result="peak per_destination_peak sessions hwm_kib delivered_s load" (load: 1-minute load average as the fan-out starts).
 run_round() {
-  local r="$1" keep="$KEEP" tmp sluice_pid drain_pid sink_pid sink_port park_port dns_port line count deadline t0 t1 hwm summary i reloads p
+  local r="$1" keep="$KEEP" fanout_load tmp sluice_pid drain_pid sink_pid sink_port park_port dns_port line count deadline t0 t1 hwm summary i reloads p
   tmp="$(mktemp -d "$WORKDIR/sluice-outbound.XXXXXX")"
   echo "outbound.sh: round $r in $tmp" >&2
   for (( i = 1; i <= DOMAINS; i++ )); do address_of "$i"; done >"$tmp/addresses"
@@ -133,6 +136,7 @@ run_round() {
   write_config "$tmp/sluice.json" "$CONCURRENCY"
   reloads="$(grep -c 'sighup: configuration reloaded' "$tmp/sluice.log" || true)"
   t0="$(date +%s.%N)"
+  fanout_load="$(cut -d' ' -f1 /proc/loadavg)"
   kill -HUP "$sluice_pid"
   for (( i = 0; i < 100; i++ )); do
     (( $(grep -c 'sighup: configuration reloaded' "$tmp/sluice.log" || true) > reloads )) && break
@@ -160,29 +164,29 @@ run_round() {
   (( BASH_REMATCH[2] >= N )) || { echo "outbound.sh: WARNING: the sink got ${BASH_REMATCH[2]} of $N messages" >&2; keep=1; }
   (( BASH_REMATCH[6] == 0 )) || { echo "outbound.sh: WARNING: ${BASH_REMATCH[6]} sink sessions ended abnormally" >&2; keep=1; }
   sluice_limits="$(grep -m1 '^[^ ]* limits: ' "$tmp/sluice.log" | cut -d' ' -f2- || true)"
-  round_result="${BASH_REMATCH[3]} ${BASH_REMATCH[4]} ${BASH_REMATCH[1]} $hwm $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')"
+  round_result="${BASH_REMATCH[3]} ${BASH_REMATCH[4]} ${BASH_REMATCH[1]} $hwm $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') $fanout_load"
   if [ "$keep" = 1 ]; then echo "outbound.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
 # ---------------------------------------------------------------- main
 mkdir -p "$WORKDIR"
 "$root/sluice" --help >/dev/null || die "sluice does not build"
-command_line="N=$N DOMAINS=$DOMAINS HOLD=$HOLD CONCURRENCY=$CONCURRENCY DEST_CONCURRENCY=$DEST_CONCURRENCY INITIAL_DEST=$INITIAL_DEST WORKERS=$WORKERS ROUNDS=$ROUNDS bench/outbound.sh"
+command_line="N=$N DOMAINS=$DOMAINS HOLD=$HOLD CONCURRENCY=$CONCURRENCY DEST_CONCURRENCY=$DEST_CONCURRENCY INITIAL_DEST=$INITIAL_DEST${WORKERS:+ WORKERS=$WORKERS} ROUNDS=$ROUNDS bench/outbound.sh"
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "outbound.sh: $command_line" >&2
 fmt='| %6s | %14s | %16s | %10s | %17s | %13s |'
 header=$(printf "$fmt" round peak_sessions per_dest_peak sessions sluice_peak_RSS_MiB all_delivered_s)
 rule="|-------:|---------------:|-----------------:|-----------:|------------------:|--------------:|"
 rows=()
-declare -a pk=() pd=() hw=() ds=()
+declare -a pk=() pd=() hw=() ds=() loads=()
 sluice_limits=""
 for (( r = 1; r <= ROUNDS; r++ )); do
   round_result=""
   run_round "$r"
-  read -r peak per_dest sessions hwm secs <<<"$round_result"
-  pk+=("$peak"); pd+=("$per_dest"); hw+=("$hwm"); ds+=("$secs")
+  read -r peak per_dest sessions hwm secs load <<<"$round_result"
+  pk+=("$peak"); pd+=("$per_dest"); hw+=("$hwm"); ds+=("$secs"); loads+=("$load")
   rows+=("$(printf "$fmt" "$r" "$peak" "$per_dest" "$sessions" "$(awk -v k="$hwm" 'BEGIN{printf "%.0f", k/1024}')" "$secs")")
-  echo "outbound.sh: round $r: peak $peak sessions, per destination at most $per_dest (limit $DEST_CONCURRENCY), Sluice VmHWM $hwm KiB, all delivered in ${secs}s" >&2
+  echo "outbound.sh: round $r: peak $peak sessions, per destination at most $per_dest (limit $DEST_CONCURRENCY), Sluice VmHWM $hwm KiB, all delivered in ${secs}s, load $load at the fan-out's start" >&2
 done
 rows+=("$(printf "$fmt" median "$(printf '%s\n' "${pk[@]}" | median)" "$(printf '%s\n' "${pd[@]}" | median)" "" \
   "$(printf '%s\n' "${hw[@]}" | median | awk '{printf "%.0f", $1/1024}')" "$(printf '%s\n' "${ds[@]}" | median)")")
@@ -195,7 +199,7 @@ echo "$table"
   results_heading outbound.sh "open files hard limit $(ulimit -Hn)"
   echo "- command: \`$command_line\`"
   echo "- destinations: $DOMAINS domains, MX from unbound on loopback, each MX at its own 127.1.x.y; sink bench/smtp_fanout_sink.py holds each final-dot reply ${HOLD}s"
-  echo "- load average at start: $loadavg_start"
+  echo "- load average at start: $loadavg_start; 1-minute load as each round's fan-out starts: ${loads[*]}"
   [ -z "$sluice_limits" ] || echo "- Sluice said: \`$sluice_limits\`"
   [ -z "$NOTE" ] || echo "- note: $NOTE"
   echo

@@ -1,10 +1,12 @@
 // Accepts TCP connections on the configured endpoints and runs a session on each, all async:
 // no thread per connection. It also counts connections, in all and per client address, and turns
-// away those over the limits with 421 4.7.0 before a session is started.
+// away those over the limits with 421 4.7.0 before a session is started; one past the descriptors
+// the sessions share with outbound delivery (SessionBudget) gets 421 4.3.2 the same way.
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 using Sluice.Core.Logging;
 
 namespace Sluice.Receive;
@@ -16,7 +18,8 @@ public sealed record ConnectionLimits(int Total, int PerClient)
     public int StressThreshold => Math.Max(1, Total * 4 / 5);
 }
 
-public sealed class SmtpListener(SessionContext context, ConnectionLimits limits, DeliveryLog log) : IAsyncDisposable
+/// <param name="sessions">The descriptor budget each session takes a slot of, shared with outbound delivery.</param>
+public sealed class SmtpListener(SessionContext context, ConnectionLimits limits, SessionBudget sessions, DeliveryLog log) : IAsyncDisposable
 {
     private readonly List<Socket> _sockets = [];
     private readonly List<Task> _acceptLoops = [];
@@ -111,6 +114,7 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
         var total = Interlocked.Increment(ref _active);
         var fromClient = counted ? Count(address!, +1) : 0;
         var released = false;
+        var budgeted = false;
         // The slot is given back before the socket closes, so a client that reconnects the moment it
         // sees the close finds it free.
         void Release()
@@ -119,12 +123,19 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
             released = true;
             Interlocked.Decrement(ref _active);
             if (counted) Count(address!, -1);
+            if (budgeted) sessions.ReleaseInbound();
         }
         try
         {
             if (total > limits.Total || fromClient > limits.PerClient)
             {
-                await RefuseAsync(client, roleContext, total > limits.Total ? "too many connections" : $"too many connections from {address}").ConfigureAwait(false);
+                await RefuseAsync(client, roleContext, "4.7.0", total > limits.Total ? "too many connections" : $"too many connections from {address}").ConfigureAwait(false);
+                return;
+            }
+            // RFC 3463 §3.4: X.3.2, the system is not accepting network messages (for now): the rest is the deliveries'.
+            if (!(budgeted = sessions.TryTakeInbound()))
+            {
+                await RefuseAsync(client, roleContext, "4.3.2", "all sessions this server's open files allow are in use").ConfigureAwait(false);
                 return;
             }
             client.NoDelay = true;
@@ -150,14 +161,14 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
         }
     }
 
-    private async Task RefuseAsync(Socket client, SessionContext roleContext, string why)
+    private async Task RefuseAsync(Socket client, SessionContext roleContext, string status, string why)
     {
         using (client)
         {
             log.Write($"smtp: refused {client.RemoteEndPoint}: {why}");
             // On port 465 nothing can be said before TLS, so the connection is just closed.
             if (roleContext.Role != SmtpRole.Submissions)
-                await client.SendAsync(Encoding.ASCII.GetBytes($"421 4.7.0 {roleContext.Policy.Hostname} Error: {why}; try again later\r\n"), _stop.Token).ConfigureAwait(false);
+                await client.SendAsync(Encoding.ASCII.GetBytes($"421 {status} {roleContext.Policy.Hostname} Error: {why}; try again later\r\n"), _stop.Token).ConfigureAwait(false);
             client.Shutdown(SocketShutdown.Both);
         }
     }

@@ -42,7 +42,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     private ChannelMap? _channels;
     private readonly TimeProvider _time;
 
-    private SluiceServer(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionCaps caps)
+    private SluiceServer(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionBudget sessions)
     {
         _log = log;
         _time = time;
@@ -54,17 +54,17 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = _maildir,
-            [ChannelOptions.SmtpTransport] = SmtpAgent(options, caps),
+            [ChannelOptions.SmtpTransport] = SmtpAgent(options, sessions),
         };
     }
 
     /// <summary>Remote delivery in this process, or in Delivery.Workers child processes (started here, ready on return).</summary>
-    private IDeliveryAgent SmtpAgent(SluiceOptions options, SessionCaps caps)
+    private IDeliveryAgent SmtpAgent(SluiceOptions options, SessionBudget sessions)
     {
         var settings = SmtpAgentSettings.From(options);
         // A receive-only node delivers nothing, so it needs no workers.
         if (options.Delivery.Workers == 0 || !NodeRoles.Parse(options.Queue.Roles).HasFlag(NodeRole.Deliver))
-            return settings.CreateAgent(_routes, _time, caps.Outbound);
+            return settings.CreateAgent(_routes, _time, sessions);
         Directory.CreateDirectory(options.DataDir);
         var socket = Path.GetFullPath(Path.Combine(options.DataDir, "delivery.sock"));
         return DeliveryWorkerPool.StartAsync(options.Delivery.Workers, settings, _routes, socket, () => Verbs.DeliveryWorkerVerb.StartInfo(socket),
@@ -93,14 +93,14 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     public string QueuePlace => _stores?.Description ?? _started.QueueBase;
 
     /// <param name="configFile">Where <paramref name="options"/> came from (null: embedded defaults); a reload reads it again.</param>
-    /// <param name="caps">Sessions the open-files limit allows each way (none: no cap beyond the configuration).</param>
-    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionCaps? caps = null)
+    /// <param name="sessions">The descriptors SMTP sessions share both ways (none: no cap beyond the configuration).</param>
+    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionBudget? sessions = null)
     {
-        caps ??= SessionCaps.None;
-        var server = new SluiceServer(options, configFile, log, time, caps);
+        sessions ??= SessionBudget.Unlimited;
+        var server = new SluiceServer(options, configFile, log, time, sessions);
         try
         {
-            server.StartStages(options, time, caps.Inbound);
+            server.StartStages(options, time, sessions);
             return server;
         }
         catch
@@ -110,7 +110,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         }
     }
 
-    private void StartStages(SluiceOptions options, TimeProvider time, int maxSessions)
+    private void StartStages(SluiceOptions options, TimeProvider time, SessionBudget sessions)
     {
         _channels = new ChannelMap(options.Channels);
         var q = options.Queue;
@@ -145,7 +145,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         else
         {
             _listener = new SmtpListener(ReceiveContext(options, _queues.Balancer, time),
-                new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, maxSessions), options.Smtp.MaxConnectionsPerClient), _log);
+                new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, sessions.InboundMax), options.Smtp.MaxConnectionsPerClient), sessions, _log);
             _listener.Start(options.Smtp.Listen.Select(l =>
                 Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
         }

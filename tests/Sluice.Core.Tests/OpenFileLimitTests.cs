@@ -40,58 +40,65 @@ public sealed class SessionCapsTests
 {
     private static readonly OpenFileLimit.Limits Limit = new(20_000, 20_000, null);
 
-    private static SluiceOptions Options(int remoteConcurrency, int maxConnections)
+    private static SluiceOptions Options(int remoteConcurrency, int? maxConnections = null)
     {
         var options = new SluiceOptions();
-        options.Smtp.MaxConnections = maxConnections;
+        options.Queue.Count = 4; // as bench/outbound.sh runs it: the 24,000 remote sessions are 6,000 × 4 queues
+        if (maxConnections is int max) options.Smtp.MaxConnections = max;
         options.Channels.Single(c => c.Transport == ChannelOptions.SmtpTransport).Concurrency = remoteConcurrency;
         return options;
     }
 
+    /// <summary>The sockets' share: the estimate less one file per Maildir delivery (64 × the 4 queues above); DNS queries take outbound slots.</summary>
+    private static readonly int Shared = (int)Limit.SessionEstimate(50) - 64 * 4;
+
     [Fact]
-    public void Outbound_concurrency_above_the_limit_is_capped_and_the_log_says_so()
+    public void With_the_embedded_defaults_outbound_may_take_all_but_the_inbound_floor()
     {
-        var options = Options(remoteConcurrency: 10_000, maxConnections: 100);
-        options.Queue.Count = 4; // × 4 queues = 40,000 outbound
-        var (caps, line) = SessionCaps.Plan(Limit, 50, options, dnsSockets: 256);
-        var budget = (int)Limit.SessionEstimate(50) - 256 - 100; // what DNS and inbound sessions may hold is kept back
-        Assert.Equal(budget, caps.Outbound);
-        Assert.Equal(int.MaxValue, caps.Inbound);
-        Assert.Contains($"remote delivery is configured for 40000 simultaneous sessions (smtp Channels[].Concurrency × 4 queues), so the open-files limit caps outbound connections at {budget}", line, StringComparison.Ordinal);
+        // The case: Smtp.MaxConnections as embedded (20,000) and 6,000 × 4 queues = 24,000 remote sessions.
+        var (budget, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 6000));
+        Assert.Equal(Shared, budget.Total);
+        Assert.Equal(SessionBudget.FloorFor(Shared), budget.InboundFloor);
+        Assert.Equal(Shared - budget.InboundFloor, budget.OutboundMax);
+        Assert.True(budget.OutboundMax >= 19_000, $"outbound at most {budget.OutboundMax}");
+        Assert.Contains($"shared: outbound connections and DNS queries up to {budget.OutboundMax} while inbound sessions leave them room, "
+            + $"{budget.InboundFloor} kept for new inbound sessions and {budget.OutboundFloor} for delivery", line, StringComparison.Ordinal);
+        Assert.Contains("remote delivery is configured for 24000 simultaneous sessions (smtp Channels[].Concurrency × 4 queues), more than this process's open files allow: "
+            + $"deliveries past {budget.OutboundMax} wait for a connection to close (Delivery.Workers 2 would give each worker process a limit of its own)", line, StringComparison.Ordinal);
+        Assert.Contains($"Smtp.MaxConnections (20000) is above what the open files allow, so inbound sessions are capped at {budget.InboundMax}", line, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Within_the_limit_only_the_descriptor_budget_bounds_outbound_connections()
+    public void Within_the_limit_nothing_is_said_to_wait()
     {
-        // Bounded even so: a reload may raise Channels[].Concurrency past what the descriptors allow.
-        var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 1000), dnsSockets: 256);
-        Assert.Equal(int.MaxValue, caps.Inbound);
-        Assert.Equal((int)Limit.SessionEstimate(50) - 256 - 1000, caps.Outbound);
-        Assert.DoesNotContain("caps", line, StringComparison.Ordinal);
+        var (budget, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 1000));
+        Assert.Equal(Shared - SessionBudget.FloorFor(Shared), budget.InboundMax);
+        Assert.DoesNotContain("wait", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("capped", line, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void With_delivery_workers_each_worker_has_its_own_budget_and_the_server_none()
+    public void The_inbound_floor_is_no_more_than_inbound_may_use()
+    {
+        var (budget, _) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 100, maxConnections: 40));
+        Assert.Equal(40, budget.InboundFloor);
+        Assert.Equal(Shared - 40, budget.OutboundMax);
+    }
+
+    [Fact]
+    public void With_delivery_workers_each_worker_has_its_own_budget_and_the_servers_is_all_inbound()
     {
         var options = Options(remoteConcurrency: 10_000, maxConnections: 100);
         options.Delivery.Workers = 3;
-        var (caps, line) = SessionCaps.Plan(Limit, 50, options, dnsSockets: 256);
-        var each = SessionCaps.WorkerOutbound(Limit, 30, dnsSockets: 256);
-        Assert.Equal(20_000 - 30 - OpenFileLimit.Reserve - 256, each);
-        Assert.Equal(0, caps.Outbound);
+        var (budget, line) = SessionCaps.Plan(Limit, 50, options);
+        var each = SessionCaps.WorkerOutbound(Limit, 30);
+        Assert.Equal(20_000 - 30 - OpenFileLimit.Reserve, each);
+        Assert.Equal((Shared, 0, 0), (budget.InboundMax, budget.InboundFloor, budget.OutboundFloor)); // Maildir delivery stays in the server
         Assert.Contains($"remote delivery runs in 3 worker processes (Delivery.Workers), each with its own open-files limit: at most ~{each} outbound connections each, ~{3 * each} in all", line, StringComparison.Ordinal);
-        Assert.DoesNotContain("caps outbound", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("wait", line, StringComparison.Ordinal);
     }
 
     [Fact]
     public void A_worker_without_a_limit_to_read_is_not_capped() =>
-        Assert.Equal(int.MaxValue, SessionCaps.WorkerOutbound(null, 30, dnsSockets: 256));
-
-    [Fact]
-    public void Both_ways_together_past_the_limit_is_said_plainly()
-    {
-        var (caps, line) = SessionCaps.Plan(Limit, 50, Options(remoteConcurrency: 8000, maxConnections: 15_000), dnsSockets: 256);
-        Assert.Equal(int.MaxValue, caps.Inbound);
-        Assert.Contains("Smtp.MaxConnections (15000) and remote delivery's 8000 sessions together exceed it", line, StringComparison.Ordinal);
-    }
+        Assert.Equal(int.MaxValue, SessionCaps.WorkerOutbound(null, 30));
 }

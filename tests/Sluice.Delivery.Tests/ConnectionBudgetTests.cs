@@ -2,6 +2,7 @@
 // connection to close (a finished one, or an idle pooled one closed for it) instead of failing.
 using System.Text;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 using Sluice.Core.Mail;
 using Sluice.Delivery.Smtp;
 using Sluice.Testing;
@@ -17,7 +18,7 @@ public sealed class ConnectionBudgetTests : IAsyncLifetime
     private SmtpRelayAgent Agent(int maxConnections) => new(
         new SmtpRoutes(new Dictionary<string, string> { ["a.test"] = $"127.0.0.1:{_first.Port}", ["b.test"] = $"127.0.0.1:{_second.Port}" }),
         new MxResolver(new DnsOptions { Servers = ["127.0.0.1:1"] }), "client.test",
-        new DeliveryOptions { IdleTimeout = TimeSpan.FromMinutes(10) }, TimeProvider.System, maxConnections);
+        new DeliveryOptions { IdleTimeout = TimeSpan.FromMinutes(10) }, TimeProvider.System, SessionBudget.OutboundOnly(maxConnections));
 
     private static async Task Delivered(SmtpRelayAgent agent, string domain, string id)
     {

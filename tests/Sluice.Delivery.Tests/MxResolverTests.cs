@@ -2,6 +2,7 @@
 // bounce (NXDOMAIN, null MX) or defer (SERVFAIL), each with its RFC 3463 status.
 using System.Net;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 using Sluice.Delivery.Smtp;
 using Sluice.Testing;
 
@@ -91,5 +92,20 @@ public sealed class MxResolverTests(TestDns dns)
         await own.DisposeAsync();
         var again = await resolver.ResolveAsync("cached.test", CancellationToken.None);
         Assert.Equal("mx.cached.test", Assert.Single(again.Hosts).Name);
+    }
+
+    [Fact]
+    public async Task A_query_takes_a_descriptor_slot_and_waits_for_one_when_the_budget_is_spent()
+    {
+        var budget = SessionBudget.OutboundOnly(1);
+        var resolver = new MxResolver(new DnsOptions { Servers = [dns.Server.Address], Timeout = TimeSpan.FromSeconds(5) }, budget);
+        Assert.True(budget.TryTakeOutbound()); // a connection holds the only slot
+        var lookup = resolver.ResolveAsync("pref.test", CancellationToken.None);
+        Assert.True(SpinWait.SpinUntil(() => budget.OutboundWaiting, TimeSpan.FromSeconds(20)), "the query did not wait for a slot");
+        Assert.False(lookup.IsCompleted);
+
+        budget.ReleaseOutbound();
+        Assert.Equal(2, (await lookup.WaitAsync(TimeSpan.FromSeconds(20))).Hosts.Count);
+        Assert.Equal(0, budget.Outbound); // the query's socket gave its slot back
     }
 }

@@ -14,28 +14,17 @@ public sealed partial class DeliveryWorkerTests
     public async Task Two_workers_hold_more_sessions_at_once_than_the_servers_own_open_files_limit()
     {
         const int limit = 1000, domains = 1060, perMessage = 530;
-        await using var dns = await UnboundServer.StartAsync(
-            [.. Enumerable.Range(0, domains).Select(i => $"d{i}.fan.test. 300 IN MX 10 in.fan.test."), "in.fan.test. 300 IN A 127.0.0.1"], []);
+        await using var dns = await FanOut.StartDnsAsync(domains);
         await using var mx = new SmtpSink();
         var allHeld = mx.Sessions.WaitForAsync(domains, Wait);
         mx.BeforeDataReply = _ => allHeld;
-        await using var sluice = await Instance.StartAsync(limit, c =>
-        {
-            c.Remove("Routes");
-            c["Dns"] = new { Servers = new[] { dns.Address } };
-            c["Delivery"] = new { Port = mx.Port, Workers = 2 };
-            c["Channels"] = new object[]
-            {
-                new { Name = "local", Transport = "maildir", Domains = new[] { "localhost" } },
-                new { Name = "remote", Transport = "smtp", Concurrency = domains, DestinationConcurrency = 2 },
-            };
-        });
+        await using var sluice = await Instance.StartAsync(limit, c => FanOut.Configure(c, dns, new { Port = mx.Port, Workers = 2 }, domains));
         await sluice.WaitForLogAsync($"limits: open files {limit} (hard {limit})");
         var workers = WorkerPids(sluice);
         Assert.Equal(2, workers.Count);
 
         for (var first = 0; first < domains; first += perMessage)
-            await SendAsync(sluice, [.. Enumerable.Range(first, perMessage).Select(i => $"user@d{i}.fan.test")]);
+            await FanOut.SendAsync(sluice, [.. Enumerable.Range(first, perMessage).Select(FanOut.Recipient)]);
 
         // Every destination's delivery holds a session at the sink at the same time: more sockets than the server may open.
         await allHeld;
@@ -59,7 +48,7 @@ public sealed partial class DeliveryWorkerTests
         // The first attempt is held at the final dot until its worker has been killed; the second is answered.
         sluice.Sink.BeforeDataReply = _ => Interlocked.Increment(ref attempts) == 1 ? HoldForeverAsync(firstAttempt) : Task.CompletedTask;
 
-        await SendAsync(sluice, ["someone@remote.test"]);
+        await FanOut.SendAsync(sluice, ["someone@remote.test"]);
         await firstAttempt.Task.WaitAsync(Wait);
         System.Diagnostics.Process.GetProcessById(worker).Kill();
 
@@ -76,7 +65,7 @@ public sealed partial class DeliveryWorkerTests
     {
         await using var second = new SmtpSink();
         await using var sluice = await Instance.StartAsync(c => c["Delivery"] = new { Workers = 2 });
-        await SendAsync(sluice, ["before@remote.test"]);
+        await FanOut.SendAsync(sluice, ["before@remote.test"]);
         await sluice.Sink.WaitForCountAsync(1, Wait);
 
         sluice.Config["Routes"] = new Dictionary<string, string> { ["*"] = $"127.0.0.1:{second.Port}" };
@@ -84,7 +73,7 @@ public sealed partial class DeliveryWorkerTests
         var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
         Assert.True(exit == 0, stderr);
         await sluice.WaitForLogAsync("reload: configuration reloaded");
-        await SendAsync(sluice, ["after@remote.test"]);
+        await FanOut.SendAsync(sluice, ["after@remote.test"]);
         await second.WaitForCountAsync(1, Wait);
         Assert.Equal(["after@remote.test"], Assert.Single(second.Messages).Recipients);
         Assert.Equal(["before@remote.test"], Assert.Single(sluice.Sink.Messages).Recipients);
@@ -96,21 +85,11 @@ public sealed partial class DeliveryWorkerTests
         await using var sluice = await Instance.StartAsync(c => c["Delivery"] = new { Workers = 1 });
         // 8,000 lines of 80 octets: 640 KB, more than the 256 KiB a batch of frames holds, so it is sent on its own.
         var body = string.Concat(Enumerable.Range(0, 8000).Select(i => $"{i:D6} {new string((char)('a' + i % 26), 71)}\r\n"));
-        await SendAsync(sluice, ["big@remote.test"], body);
-        await SendAsync(sluice, ["small@remote.test"]);
+        await FanOut.SendAsync(sluice, ["big@remote.test"], body);
+        await FanOut.SendAsync(sluice, ["small@remote.test"]);
         await sluice.Sink.WaitForCountAsync(2, Wait);
         var big = Assert.Single(sluice.Sink.Messages, m => m.Recipients.SequenceEqual(["big@remote.test"]));
         Assert.EndsWith("\r\n\r\n" + body, big.Data, StringComparison.Ordinal);
-    }
-
-    private static async Task SendAsync(Instance sluice, IReadOnlyList<string> recipients, string body = "body\r\n")
-    {
-        await using var wire = await SmtpWire.OpenAsync(sluice.Process.SmtpPort);
-        Assert.StartsWith("250", await wire.CommandAsync("EHLO client.test"), StringComparison.Ordinal);
-        Assert.Equal("250 2.1.0 Ok", await wire.CommandAsync("MAIL FROM:<sender@local.test>"));
-        foreach (var r in recipients) Assert.Equal("250 2.1.5 Ok", await wire.CommandAsync($"RCPT TO:<{r}>"));
-        Assert.StartsWith("354", await wire.CommandAsync("DATA"), StringComparison.Ordinal);
-        Assert.StartsWith("250 2.0.0 Ok", await wire.CommandAsync($"Subject: to {recipients.Count}\r\n\r\n{body}."), StringComparison.Ordinal);
     }
 
     private static async Task HoldForeverAsync(TaskCompletionSource reached)

@@ -1,43 +1,29 @@
-// The outbound connections the open-files limit leaves room for (the seeds' warning about per-process
-// descriptor limits): past it a connect would fail with EMFILE, so a delivery waits here for a slot
-// instead, and an idle pooled connection is closed to make one.
+// The outbound side of the sessions' descriptor budget (the seeds' warning about per-process descriptor
+// limits), for a connection or a DNS query: past it a connect would fail with EMFILE, so it waits for a
+// slot instead (and an idle pooled connection is closed to make one, SessionBudget.CloseAnIdleConnection).
+using Sluice.Core.IO;
+
 namespace Sluice.Delivery.Smtp;
 
-internal sealed class ConnectionBudget(int slots)
+internal sealed class ConnectionBudget(SessionBudget sessions)
 {
-    private readonly SemaphoreSlim _free = new(slots, slots);
-    private int _waiting;
-
-    /// <summary>A slot for one connection, given back when the returned lease is disposed (once).</summary>
-    /// <param name="closeAnIdleConnection">Called when none is free: idle pooled connections hold slots too, so close one rather than wait for its idle timeout.</param>
-    public async Task<IDisposable> TakeAsync(Action closeAnIdleConnection, CancellationToken ct)
+    /// <summary>A slot for one socket, given back when the returned lease is disposed (once).</summary>
+    public async Task<IDisposable> TakeAsync(CancellationToken ct)
     {
-        if (!_free.Wait(0))
-        {
-            Interlocked.Increment(ref _waiting);
-            try
-            {
-                closeAnIdleConnection();
-                await _free.WaitAsync(ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _waiting);
-            }
-        }
-        return new Lease(_free);
+        await sessions.TakeOutboundAsync(ct).ConfigureAwait(false);
+        return new Lease(sessions);
     }
 
     /// <summary>A delivery is waiting for a slot: a connection done with its transaction should close rather than idle in the pool.</summary>
-    public bool HasWaiters => Volatile.Read(ref _waiting) > 0;
+    public bool HasWaiters => sessions.OutboundWaiting;
 
-    private sealed class Lease(SemaphoreSlim free) : IDisposable
+    private sealed class Lease(SessionBudget sessions) : IDisposable
     {
         private int _released;
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0) free.Release();
+            if (Interlocked.Exchange(ref _released, 1) == 0) sessions.ReleaseOutbound();
         }
     }
 }

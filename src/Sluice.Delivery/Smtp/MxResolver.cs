@@ -7,6 +7,7 @@ using System.Net.Sockets;
 using DnsClient;
 using DnsClient.Protocol;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 using Sluice.Core.Mail;
 
 namespace Sluice.Delivery.Smtp;
@@ -14,14 +15,18 @@ namespace Sluice.Delivery.Smtp;
 public sealed class MxResolver
 {
     /// <summary>Queries in flight at once: each holds a socket, and a fan-out to thousands of new domains must not spend every descriptor on DNS.</summary>
-    public const int MaxQueriesInFlight = 256;
+    private const int MaxQueriesInFlight = 256;
     private readonly LookupClient _dns;
+    /// <summary>Each query's socket takes an outbound slot of the process's descriptor budget, as a connection does.</summary>
+    private readonly ConnectionBudget _sockets;
     private readonly SemaphoreSlim _inFlight = new(MaxQueriesInFlight, MaxQueriesInFlight);
     /// <summary>A question already being asked is not asked again: deliveries to one new domain share the answer.</summary>
     private readonly ConcurrentDictionary<(string Name, QueryType Type), Task<Answer>> _asking = new();
 
-    public MxResolver(DnsOptions options)
+    /// <param name="sockets">The descriptor budget queries share with outbound connections (none: unlimited).</param>
+    public MxResolver(DnsOptions options, SessionBudget? sockets = null)
     {
+        _sockets = new ConnectionBudget(sockets ?? SessionBudget.Unlimited);
         var settings = options.Servers.Count == 0 ? new LookupClientOptions() : new LookupClientOptions([.. options.Servers.Select(NameServerOf)]);
         settings.Timeout = options.Timeout;
         settings.Retries = 1;
@@ -97,6 +102,7 @@ public sealed class MxResolver
             await _inFlight.WaitAsync().ConfigureAwait(false);
             try
             {
+                using var socket = await _sockets.TakeAsync(CancellationToken.None).ConfigureAwait(false);
                 answer.SetResult(await AskOnceAsync(key.Name, key.Type).ConfigureAwait(false));
             }
             finally

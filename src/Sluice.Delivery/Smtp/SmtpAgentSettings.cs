@@ -5,6 +5,7 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 
 namespace Sluice.Delivery.Smtp;
 
@@ -23,8 +24,8 @@ public sealed class SmtpAgentSettings
     public static SmtpAgentSettings From(SluiceOptions options) =>
         new() { Hostname = options.Hostname, Listen = options.Smtp.Listen, Dns = options.Dns, Delivery = options.Delivery, Routes = options.Routes };
 
-    public SmtpRelayAgent CreateAgent(SmtpRoutes routes, TimeProvider time, int maxConnections) =>
-        new(routes, new MxResolver(Dns), Hostname, Delivery, time, maxConnections,
+    public SmtpRelayAgent CreateAgent(SmtpRoutes routes, TimeProvider time, SessionBudget sessions) =>
+        new(routes, new MxResolver(Dns, sessions), Hostname, Delivery, time, sessions,
             new OwnAddresses(Hostname, Listen.Select(l => Endpoints.TryParseSmtpListen(l, out var ep, out _) ? ep : null).OfType<IPEndPoint>()));
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);

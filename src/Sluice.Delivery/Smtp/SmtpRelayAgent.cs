@@ -6,22 +6,23 @@
 // mail is deferred rather than ever sent in plaintext or to an unverified certificate. The spooled
 // bytes go out unchanged, but for an 8-bit message to a server without 8BITMIME (SevenBitDowngrade).
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 using Sluice.Core.Mail;
 using Sluice.Smtp;
 
 namespace Sluice.Delivery.Smtp;
 
-/// <param name="maxConnections">Outbound connections open at once, idle pooled ones included: what the open-files limit leaves room for.</param>
+/// <param name="sessions">The descriptor budget outbound connections take from, idle pooled ones included (none: unlimited).</param>
 /// <param name="self">This server's name and listeners, so an MX host that is us is not delivered to (a loop).</param>
 public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string hostname, DeliveryOptions options, TimeProvider time,
-    int maxConnections = int.MaxValue, OwnAddresses? self = null) : IDeliveryAgent
+    SessionBudget? sessions = null, OwnAddresses? self = null) : IDeliveryAgent
 {
     /// <summary>Most addresses tried for one delivery (Postfix's smtp_mx_address_limit): each dead one costs a connect timeout.</summary>
     private const int MaxAddressesTried = 5;
 
-    private readonly SmtpConnectionPool _pool = new(options, time);
+    private readonly SmtpConnectionPool _pool = GivesWayWhenShort(new SmtpConnectionPool(options, time), sessions);
     private readonly DkimSigning _dkim = new(options.Dkim);
-    private readonly ConnectionBudget _budget = new(maxConnections);
+    private readonly ConnectionBudget _budget = new(sessions ?? SessionBudget.Unlimited);
     private readonly SmtpTimeouts _timeouts = new()
     {
         Connect = options.ConnectTimeout, Greeting = options.GreetingTimeout, Command = options.CommandTimeout, Mail = options.MailTimeout,
@@ -100,7 +101,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     /// </summary>
     private async Task<SmtpClientConnection> OpenAsync(SmtpTarget target, OutboundTls tls, CancellationToken ct)
     {
-        var slot = await _budget.TakeAsync(_pool.CloseOneIdle, ct).ConfigureAwait(false);
+        var slot = await _budget.TakeAsync(ct).ConfigureAwait(false);
         SmtpClientConnection connection;
         try
         {
@@ -191,7 +192,7 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     private Task ReturnToPoolAsync(string key, SmtpClientConnection connection) =>
         _budget.HasWaiters ? connection.QuitAsync() : _pool.ReturnAsync(key, connection);
 
-    /// <summary>A delivery waits for an outbound connection because <c>maxConnections</c> are open.</summary>
+    /// <summary>A delivery waits for an outbound connection because the budget's are all open.</summary>
     internal bool WaitingForConnection => _budget.HasWaiters;
 
     private static RecipientResult ToResult(string peer, SmtpReply reply, SuccessAction action, string? note)
@@ -206,6 +207,13 @@ public sealed class SmtpRelayAgent(SmtpRoutes routes, MxResolver mx, string host
     }
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();
+
+    /// <summary>An idle pooled connection holds a slot of the shared budget: a client turned away, or a delivery or DNS query waiting, closes one.</summary>
+    private static SmtpConnectionPool GivesWayWhenShort(SmtpConnectionPool pool, SessionBudget? sessions)
+    {
+        if (sessions is not null) sessions.CloseAnIdleConnection = pool.CloseOneIdle;
+        return pool;
+    }
 
     /// <summary>One place to connect to: <paramref name="Host"/> is the address (or the route's host name), <paramref name="Name"/> the MX host's name.</summary>
     private readonly record struct SmtpTarget(string Name, string Host, int Port)

@@ -6,7 +6,6 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Sluice.Core.IO;
-using Sluice.Delivery.Smtp;
 using Sluice.Delivery.Workers;
 
 namespace Sluice.Verbs;
@@ -46,14 +45,14 @@ internal static class DeliveryWorkerVerb
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
             // So does a terminal's hangup: the server handles it (a reload), and no longer passes it on ignored.
             using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
-            var maxConnections = SessionCaps.WorkerOutbound(OpenFileLimit.Raise(), OpenFileLimit.OpenNow(), MxResolver.MaxQueriesInFlight);
+            var maxConnections = SessionCaps.WorkerOutbound(OpenFileLimit.Raise(), OpenFileLimit.OpenNow());
             using var connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {
                 // Blocking: the frames' own threads read and write it (WorkerFrames), never the socket engine.
                 connection.Connect(new UnixDomainSocketEndPoint(parse.GetRequiredValue(socket)));
                 await DeliveryWorkerHost.RunAsync(connection, token, maxConnections,
-                    (settings, routes) => settings.CreateAgent(routes, TimeProvider.System, maxConnections), ct).ConfigureAwait(false);
+                    (settings, routes) => settings.CreateAgent(routes, TimeProvider.System, SessionBudget.OutboundOnly(maxConnections)), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is SocketException or IOException or InvalidDataException or System.Text.Json.JsonException)
             {

@@ -40,11 +40,11 @@ internal static class ServeVerb
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
             using var signals = new ServerSignals(log);
             log.Write(sockets);
-            var caps = ApplyOpenFileLimit(log, options);
+            var sessions = ApplyOpenFileLimit(log, options);
             SluiceServer server;
             try
             {
-                server = SluiceServer.Start(options, configFile, log, time, caps);
+                server = SluiceServer.Start(options, configFile, log, time, sessions);
             }
             catch (ConfigurationException e)
             {
@@ -103,19 +103,19 @@ internal static class ServeVerb
     }
 
     /// <summary>
-    /// Raises the open-files limit (each session is a socket), logs what it allows, and returns the caps on
-    /// sessions below it: a process out of descriptors cannot even start a thread, and the runtime aborts.
+    /// Raises the open-files limit (each session is a socket), logs what it allows, and returns the budget
+    /// sessions share below it: a process out of descriptors cannot even start a thread, and the runtime aborts.
     /// </summary>
-    private static SessionCaps ApplyOpenFileLimit(DeliveryLog log, SluiceOptions options)
+    private static SessionBudget ApplyOpenFileLimit(DeliveryLog log, SluiceOptions options)
     {
-        if (OpenFileLimit.Raise() is not { } limits) return SessionCaps.None;
+        if (OpenFileLimit.Raise() is not { } limits) return SessionBudget.Unlimited;
         if (limits.Soft == 0 && limits.Error is not null)
         {
             log.Write($"limits: cannot read the open-files limit ({limits.Error}); it caps simultaneous SMTP sessions");
-            return SessionCaps.None;
+            return SessionBudget.Unlimited;
         }
-        var (caps, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options, Sluice.Delivery.Smtp.MxResolver.MaxQueriesInFlight);
+        var (sessions, line) = SessionCaps.Plan(limits, OpenFileLimit.OpenNow(), options);
         log.Write(line);
-        return caps;
+        return sessions;
     }
 }
