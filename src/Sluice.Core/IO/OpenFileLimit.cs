@@ -10,8 +10,13 @@ public static partial class OpenFileLimit
     private const int RlimitNofile = 7; // Linux
     private const ulong Infinity = ulong.MaxValue; // RLIM_INFINITY on Linux x64
 
-    /// <summary>Descriptors kept back from the estimate for listeners, spool files, the log, epoll and the runtime.</summary>
-    public const int Reserve = 100;
+    /// <summary>
+    /// Descriptors kept back from the estimate for listeners, spool files, the log, epoll and the runtime. The
+    /// runtime holds two descriptors per loaded assembly and loads most of them after start-up (when the estimate
+    /// is made): measured, ~130 more non-socket descriptors by the time a fan-out is under way, more once TLS,
+    /// DKIM or DSNs load theirs. Too small a reserve means EMFILE at connect or accept instead of a wait for a slot.
+    /// </summary>
+    public const int Reserve = 300;
 
     /// <summary>struct rlimit on Linux x64: two unsigned longs.</summary>
     [StructLayout(LayoutKind.Sequential)]
