@@ -7,7 +7,8 @@ using Sluice.Core.Mailboxes;
 
 namespace Sluice.Receive;
 
-public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = null)
+/// <param name="loginRates">The counts of a policy this one replaces on reload, so a reload does not reset them.</param>
+public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = null, LoginRate? loginRates = null)
 {
     private readonly IPNetwork[] _relayNetworks = [.. options.Smtp.RelayNetworks.Select(n => IPNetwork.Parse(n))];
     private readonly string _mailboxRoot = options.MailboxRoot;
@@ -21,6 +22,10 @@ public sealed class ReceivePolicy(SluiceOptions options, TimeProvider? time = nu
     public int MaxErrors { get; } = options.Smtp.MaxErrors;
     public TimeSpan CommandTimeout { get; } = options.Smtp.CommandTimeout;
     public TimeSpan StressCommandTimeout { get; } = options.Smtp.StressCommandTimeout;
+    public SenderLoginMap SenderLogins { get; } = new(options.Smtp.SenderLogins);
+    public int LoginRatePerHour { get; } = options.Smtp.LoginRatePerHour;
+    public LoginRate LoginRates { get; } = loginRates ?? new(time ?? TimeProvider.System);
+    public bool HideAuthenticatedUser { get; } = options.Smtp.HideAuthenticatedUser;
     public SpoolSpace Spool { get; } = new(options.QueueBase, options.Queue.MinFreeBytes.Bytes, time ?? TimeProvider.System);
 
     public bool IsRelayClient(IPAddress? client)

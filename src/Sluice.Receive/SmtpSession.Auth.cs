@@ -103,4 +103,26 @@ public sealed partial class SmtpSession
         _context.Log($"smtp: session {_id} from {ClientLiteral}: authentication failed for {user}");
         Error("535 5.7.8 Error: authentication credentials invalid");
     }
+
+    /// <summary>
+    /// MAIL in an authenticated session: the sender must be one the login may use (Smtp.SenderLogins), and the
+    /// login within Smtp.LoginRatePerHour; otherwise this answers (553 5.7.1 / 450 4.7.1, RFC 3463 §3.8) and logs why.
+    /// </summary>
+    private bool LoginMaySend(string sender)
+    {
+        var login = _authUser!;
+        if (!_policy.SenderLogins.MayUse(login, sender))
+        {
+            _context.Log($"smtp: session {_id} from {ClientLiteral}: {login} may not send as <{sender}> (Smtp.SenderLogins)");
+            Error($"553 5.7.1 <{sender}>: Sender address rejected: not owned by user {Quote(login)}");
+            return false;
+        }
+        if (!_policy.LoginRates.TryTake(login, _policy.LoginRatePerHour))
+        {
+            _context.Log($"smtp: session {_id} from {ClientLiteral}: {login} is over Smtp.LoginRatePerHour ({_policy.LoginRatePerHour} messages an hour)");
+            Reply($"450 4.7.1 Error: too much mail from user {Quote(login)} this hour, try again later");
+            return false;
+        }
+        return true;
+    }
 }

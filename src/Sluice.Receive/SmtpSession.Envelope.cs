@@ -68,6 +68,7 @@ public sealed partial class SmtpSession
             }
         }
         if (sender.Length > 0 && !IsValidMailbox(sender, utf8, out sender, out problem)) { Error(problem.Length > 0 && problem[0] == '5' ? problem : $"553 5.1.7 Bad sender address syntax: {problem}"); return; }
+        if (_authUser is not null && !LoginMaySend(sender)) return;
         if (!_policy.Spool.HasRoomFor(size)) { Reply("452 4.3.1 Insufficient system storage"); return; }
         _sender = sender;
         _smtpUtf8 = utf8;

@@ -195,7 +195,7 @@ public sealed partial class SmtpSession
         var sb = new StringBuilder(256);
         sb.Append("Received: from ").Append(_helo).Append(" (").Append(ClientLiteral).Append(")\r\n");
         if (tls is not null) sb.Append("\t(using ").Append(tls).Append(")\r\n");
-        if (_authUser is not null) sb.Append("\t(authenticated as ").Append(CommentSafe(_authUser)).Append(")\r\n");
+        if (_authUser is not null && !_policy.HideAuthenticatedUser) sb.Append("\t(authenticated as ").Append(CommentSafe(_authUser)).Append(")\r\n");
         sb.Append("\tby ").Append(_policy.Hostname).Append(" (Sluice) with ").Append(protocol).Append(" id ").Append(queueId);
         if (_recipients.Count == 1) sb.Append("\r\n\tfor <").Append(_recipients[0]).Append('>');
         sb.Append(";\r\n\t").Append(MimeKit.Utils.DateUtils.FormatDate(_context.Time.GetUtcNow())).Append("\r\n");

@@ -275,7 +275,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             Srs = next.Mailboxes.Srs,
         },
         Queue = new QueueOptions { Base = _started.Queue.Base, MinFreeBytes = next.Queue.MinFreeBytes },
-    }, _time);
+    }, _time, _listener?.Policy.LoginRates);
 
     /// <summary>Every queue's deferred recipients become due now and destination suspensions end (qmail-send's SIGALRM).</summary>
     public void Flush()

@@ -36,6 +36,27 @@ public sealed class ReceiverConfigTests
     }
 
     [Theory]
+    [InlineData("alice", "not an address", "key 'Smtp:SenderLogins:alice:0': \"not an address\" is not an address (user@domain, RFC 5321 §4.1.2), @domain, or * for any sender")]
+    [InlineData("alice", "@not a domain", "key 'Smtp:SenderLogins:alice:0': \"@not a domain\" is not an address")]
+    [InlineData("bob", ".bob@client.test", "key 'Smtp:SenderLogins:bob:0': \".bob@client.test\" is not an address")]
+    public async Task A_bad_SenderLogins_entry_stops_serve_with_exit_78_naming_the_entry(string login, string sender, string expected)
+    {
+        using var dir = new TempDirectory();
+        var (exit, stderr) = await ServeAsync(dir, new { Listen = new[] { "127.0.0.1:0" }, SenderLogins = new Dictionary<string, string[]> { [login] = [sender] } });
+        Assert.Equal(78, exit);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_negative_LoginRatePerHour_stops_serve_with_exit_78()
+    {
+        using var dir = new TempDirectory();
+        var (exit, stderr) = await ServeAsync(dir, new { Listen = new[] { "127.0.0.1:0" }, LoginRatePerHour = -1 });
+        Assert.Equal(78, exit);
+        Assert.Contains("key 'Smtp:LoginRatePerHour': must be 0 (no limit) or more messages an hour", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("missing", "Smtp:TlsCertificate")]
     [InlineData("other-key", "Smtp:TlsKey")]
     public async Task An_unusable_tls_pair_stops_serve_with_exit_78_naming_the_file_at_fault(string problem, string key)

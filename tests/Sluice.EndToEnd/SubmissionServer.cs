@@ -19,6 +19,8 @@ public sealed class SubmissionServer : IAsyncLifetime
         {
             Instance.Smtp(c)["Listen"] = Instance.AllRoles;
             Instance.Smtp(c)["RelayNetworks"] = Array.Empty<string>();
+            // The tests that use this server send as several addresses at client.test.
+            Instance.Smtp(c)["SenderLogins"] = new Dictionary<string, string[]> { [User] = ["@client.test"] };
         });
         Certificate = Sluice.LoadCertificate();
         await Sluice.AddUserAsync(User, Password);

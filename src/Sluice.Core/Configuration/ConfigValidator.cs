@@ -51,6 +51,14 @@ internal static class ConfigValidator
             "Smtp:StressCommandTimeout", "must be longer than zero and at most Smtp:CommandTimeout");
         Check(o.Smtp.MaxMessageBytes >= 1024, "Smtp:MaxMessageBytes", "must be at least 1024");
         Check(o.Smtp.MaxRecipients >= 1, "Smtp:MaxRecipients", "must be at least 1 (RFC 5321 §4.5.3.1.8 asks for 100)");
+        Check(o.Smtp.LoginRatePerHour >= 0, "Smtp:LoginRatePerHour", "must be 0 (no limit) or more messages an hour");
+        foreach (var (login, senders) in o.Smtp.SenderLogins)
+        {
+            Check(login.Length > 0 && !login.Any(char.IsControl), $"Smtp:SenderLogins:{login}", "must be an AUTH login name");
+            for (int i = 0; i < senders.Count; i++)
+                Check(senders[i] == "*" || (senders[i].StartsWith('@') ? IsHostname(senders[i][1..]) : IsAddress(senders[i])), $"Smtp:SenderLogins:{login}:{i}",
+                    $"\"{senders[i]}\" is not an address (user@domain, RFC 5321 §4.1.2), @domain, or * for any sender");
+        }
 
         Check(o.Queue.Start >= 0, "Queue:Start", "must be 0 or more");
         Check(o.Queue.Count >= 1, "Queue:Count", "must be at least 1");
@@ -150,8 +158,6 @@ internal static class ConfigValidator
     private static void ValidateMailboxes(SluiceOptions o, Action<bool, string, string> check, Dictionary<string, string> domainOwner)
     {
         var m = o.Mailboxes;
-        // RFC 5321 §4.1.2: the local part a Dot-string or a Quoted-string, as at RCPT.
-        static bool IsAddress(string a) => a.Contains('@', StringComparison.Ordinal) && LocalPart.TryParse(Address.LocalPartOf(a), out _) && IsHostname(Address.DomainOf(a));
         foreach (var (user, u) in m.Users)
             check(IsAddress(user) && MailboxMap.CanNameMaildir(user) && (u.Quota is null || u.Quota.Value.Bytes > 0),
                 $"Mailboxes:Users:{user}", "must be user@domain (the user a dot-string or a quoted string, RFC 5321 §4.1.2, that can name a Maildir) with a positive quota");
@@ -192,6 +198,9 @@ internal static class ConfigValidator
                 check(maildirChannels.Count > 0, "Mailboxes", $"\"{d}\" has mailboxes, but no channel has Transport maildir to deliver them");
         }
     }
+
+    /// <summary>RFC 5321 §4.1.2: the local part a Dot-string or a Quoted-string, as at RCPT.</summary>
+    private static bool IsAddress(string a) => a.Contains('@', StringComparison.Ordinal) && LocalPart.TryParse(Address.LocalPartOf(a), out _) && IsHostname(Address.DomainOf(a));
 
     /// <summary>Modular crypt bcrypt: $2a$, $2b$ or $2y$, a two-digit cost from 04 to 31, 22 characters of salt and 31 of hash.</summary>
     private static bool IsBcryptHash(string h) =>

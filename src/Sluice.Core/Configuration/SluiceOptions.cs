@@ -61,6 +61,15 @@ public sealed class SmtpOptions
     /// <summary>RFC 5321 §4.5.3.2.7 server timeout; the stress value applies once most connection slots are taken.</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan StressCommandTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// Envelope senders each AUTH login may use besides its own name when that is an address: addresses, "@domain",
+    /// or "*" for any (Postfix's smtpd_sender_login_maps with reject_sender_login_mismatch, always on).
+    /// </summary>
+    public Dictionary<string, List<string>> SenderLogins { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>MAIL commands one AUTH login may give in any hour (a sliding window, in memory); 0 for no limit.</summary>
+    public int LoginRatePerHour { get; set; }
+    /// <summary>Leaves "(authenticated as LOGIN)" out of the Received header (RFC 5321 §4.4 makes it optional).</summary>
+    public bool HideAuthenticatedUser { get; set; }
 }
 
 public sealed class QueueOptions
