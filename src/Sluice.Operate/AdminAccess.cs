@@ -26,12 +26,18 @@ internal sealed class AdminAccess(HttpOptions http)
         var given = Given(request);
         var full = Matches(given, _full);
         if (!full && !Matches(given, _read))
-            return Refuse(context, StatusCodes.Status401Unauthorized, given is null ? "Bearer realm=\"sluice\"" : "Bearer realm=\"sluice\", error=\"invalid_token\"");
+            return given is null
+                ? Refuse(context, StatusCodes.Status401Unauthorized, "Bearer realm=\"sluice\"", "send Authorization: Bearer TOKEN (Http.Token or Http.ReadToken)")
+                : Refuse(context, StatusCodes.Status401Unauthorized, "Bearer realm=\"sluice\", error=\"invalid_token\"", "the bearer token is not Http.Token or Http.ReadToken");
         if (reads) return next(context);
-        if (!full) return Refuse(context, StatusCodes.Status403Forbidden, "Bearer realm=\"sluice\", error=\"insufficient_scope\"");
-        if (request.Headers.Origin is { Count: > 0 } origin && origin.ToString() != OwnOrigin(context.Connection))
-            return Refuse(context, StatusCodes.Status403Forbidden, null);
-        if (!IsJsonOrEmpty(request)) return Refuse(context, StatusCodes.Status415UnsupportedMediaType, null);
+        if (!full)
+            return Refuse(context, StatusCodes.Status403Forbidden, "Bearer realm=\"sluice\", error=\"insufficient_scope\"",
+                $"Http.ReadToken allows only GET and HEAD; {request.Method} needs Http.Token");
+        var own = OwnOrigin(context.Connection);
+        if (request.Headers.Origin is { Count: > 0 } origin && origin.ToString() != own)
+            return Refuse(context, StatusCodes.Status403Forbidden, null, $"Origin {origin} is not {own}: a page from another site may not change state");
+        if (!IsJsonOrEmpty(request))
+            return Refuse(context, StatusCodes.Status415UnsupportedMediaType, null, "a request that changes state takes no body or Content-Type: application/json");
         return next(context);
     }
 
@@ -60,10 +66,10 @@ internal sealed class AdminAccess(HttpOptions http)
             : Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
               && type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase);
 
-    private static Task Refuse(HttpContext context, int status, string? challenge)
+    private static Task Refuse(HttpContext context, int status, string? challenge, string reason)
     {
         context.Response.StatusCode = status;
         if (challenge is not null) context.Response.Headers.WWWAuthenticate = challenge;
-        return Task.CompletedTask;
+        return context.Response.WriteAsJsonAsync(new ErrorReply(reason), QueueJson.Default.ErrorReply);
     }
 }

@@ -144,7 +144,7 @@ public sealed class AdminApiTests
             Assert.Equal(HttpStatusCode.Unauthorized, bare.StatusCode);
             var challenge = Assert.Single(bare.Headers.WwwAuthenticate);
             Assert.Equal(("Bearer", "realm=\"sluice\""), (challenge.Scheme, challenge.Parameter));
-            Assert.Equal("", await bare.Content.ReadAsStringAsync());
+            Assert.Contains("send Authorization: Bearer TOKEN", await bare.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
         using (var wrong = await tcp.SendAsync(Get("api/v1/status", FullToken[..^1] + "0")))
         {
@@ -163,6 +163,7 @@ public sealed class AdminApiTests
             using var refused = await tcp.SendAsync(Post(path, ReadToken));
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
             Assert.Equal("realm=\"sluice\", error=\"insufficient_scope\"", Assert.Single(refused.Headers.WwwAuthenticate).Parameter);
+            Assert.Contains("POST needs Http.Token", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
         // The full token: everything.
@@ -186,7 +187,10 @@ public sealed class AdminApiTests
 
         foreach (var origin in new[] { "http://evil.test", "null", own.Replace("127.0.0.1", "localhost", StringComparison.Ordinal) })
             using (var cross = await tcp.SendAsync(Post("api/v1/queue/flush", FullToken, origin)))
+            {
                 Assert.Equal((origin, HttpStatusCode.Forbidden), (origin, cross.StatusCode));
+                Assert.Contains($"Origin {origin} is not {own}", await cross.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
         using (var same = await tcp.SendAsync(Post("api/v1/queue/flush", FullToken, own))) Assert.Equal(HttpStatusCode.OK, same.StatusCode);
 
         // What a form (or a fetch without CORS) can send is not JSON: refused before the endpoint reads it.
