@@ -1,6 +1,7 @@
 // The admin API (ASP.NET Core minimal APIs): always on a Unix socket in DataDir, where the local
 // verbs (`top`, `queue flush`) reach it without any port configured, and on Http.Listen when set.
-// GET /api/v1/status (JSON), the queue endpoints (AdminApi.Queue.cs), POST /api/v1/inject (AdminApi.Inject.cs),
+// Who may ask what over TCP: AdminAccess. GET /healthz and /readyz (no token), GET /api/v1/status (JSON),
+// the queue endpoints (AdminApi.Queue.cs), POST /api/v1/inject (AdminApi.Inject.cs),
 // POST /api/v1/reload (re-read the configuration; 422 with the problems when it does not load),
 // POST /api/v1/queues/settings and
 // /api/v1/queues/{n}/disable (setqload), GET /metrics (Prometheus text format).
@@ -36,12 +37,17 @@ public sealed partial class AdminApi : IAsyncDisposable
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJson.Default));
         builder.WebHost.ConfigureKestrel(k =>
         {
+            k.AddServerHeader = false; // an unauthenticated /healthz names no software
             k.ListenUnixSocket(socket);
             if (options.Http.Listen is { } listen && Endpoints.TryParseListen(listen, out var endpoint)) k.Listen(endpoint);
         });
         var app = builder.Build();
-        if (options.Http.Token is { } token) app.Use(RequireToken(token));
+        app.Use(new AdminAccess(options.Http).Check);
         var metrics = new ServerMetrics(server.Status);
+        // For load balancers and orchestrators: no token, and nothing in the answer but alive or (not) ready.
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", async (CancellationToken ct) => await server.ReadyAsync(ct).ConfigureAwait(false)
+            ? Results.Text("ready\n") : Results.Text("not ready\n", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapGet("/api/v1/status", () => Results.Ok(server.Status()));
         MapQueue(app, server);
         MapInject(app, server, options);
@@ -54,24 +60,6 @@ public sealed partial class AdminApi : IAsyncDisposable
         app.MapMetrics("/metrics", metrics.Registry);
         await app.StartAsync().ConfigureAwait(false);
         return new AdminApi(app);
-    }
-
-    /// <summary>
-    /// Requests over TCP (Http.Listen) need the bearer token (RFC 6750 §2.1), compared in constant time; the Unix socket
-    /// in DataDir is guarded by its file permissions and has no local address.
-    /// </summary>
-    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token)
-    {
-        var expected = System.Text.Encoding.UTF8.GetBytes("Bearer " + token);
-        return (context, next) =>
-        {
-            if (context.Connection.LocalIpAddress is null) return next(context);
-            var given = System.Text.Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString());
-            if (System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, expected)) return next(context);
-            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
-            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"sluice\"";
-            return Task.CompletedTask;
-        };
     }
 
     public async ValueTask DisposeAsync()

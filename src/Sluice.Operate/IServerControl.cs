@@ -25,6 +25,9 @@ public interface IServerControl
     /// <summary>The first smtp-role listener, through which injected mail enters; null when there is none.</summary>
     System.Net.IPEndPoint? InjectionEndpoint { get; }
 
+    /// <summary>GET /readyz: the listeners are up, the spool takes writes and (on the PostgreSQL store) the database answers.</summary>
+    Task<bool> ReadyAsync(CancellationToken ct);
+
     /// <summary>Every queue's scheduler now, for the queue verbs (the set may change while the server runs).</summary>
     IReadOnlyList<Sluice.Scheduling.QueueScheduler> Schedulers();
 }

@@ -29,6 +29,9 @@ public interface IQueueStoreFactory : IAsyncDisposable
 
     /// <summary>Durable commits made and records they carried, over every queue opened (the benchmark's figure).</summary>
     (long Commits, long Records) CommitStats { get; }
+
+    /// <summary>Whether the store takes writes now (GET /readyz): the spool directory takes a file, the database answers.</summary>
+    Task<bool> WritableAsync(CancellationToken ct);
 }
 
 public static class QueueStores

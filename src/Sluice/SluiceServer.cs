@@ -161,6 +161,13 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         }
     }
 
+    public async Task<bool> ReadyAsync(CancellationToken ct)
+    {
+        bool listening;
+        lock (_operate) listening = !_stopping && (_listener is not null || !NodeRoles.Parse(_started.Queue.Roles).HasFlag(NodeRole.Receive));
+        return listening && _stores is { } stores && await stores.WritableAsync(ct).ConfigureAwait(false);
+    }
+
     public IReadOnlyList<QueueScheduler> Schedulers()
     {
         lock (_operate) return _stopping ? [] : _queues?.Schedulers ?? [];

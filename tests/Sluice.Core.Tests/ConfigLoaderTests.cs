@@ -61,7 +61,7 @@ public sealed class ConfigLoaderTests : IDisposable
                             { "Name": "bulk", "Transport": "smtp", "Domains": ["big.example"], "Concurrency": 500, "DestinationConcurrency": 5, "DestinationRatePerMinute": 600 } ],
               "Routes": { "*": "127.0.0.1:2626" }, "Dns": { "Servers": ["127.0.0.1:5353"] }, "Delivery": { "Port": 25 },
               "Mailboxes": { "Root": "var/maildirs", "Users": { "alice@local.test": { "Quota": "100MB" } }, "Aliases": { "team@local.test": ["alice@local.test", "bob@remote.example"] } },
-              "Retry": { "Schedule": ["1m", "5m", "15m", "1h", "4h"], "MaxQueueLifetime": "5d" }, "Http": { "Listen": "127.0.0.1:8025" } }
+              "Retry": { "Schedule": ["1m", "5m", "15m", "1h", "4h"], "MaxQueueLifetime": "5d" }, "Http": { "Listen": "127.0.0.1:8025", "Token": "0123456789abcdef" } }
             """), NoEnvironment);
         Assert.Equal(3, o.Channels.Count);
         Assert.Equal(600, o.Channels[2].DestinationRatePerMinute);
@@ -72,13 +72,18 @@ public sealed class ConfigLoaderTests : IDisposable
     }
 
     [Fact]
-    public void The_admin_API_may_listen_off_loopback_only_with_a_token_long_enough()
+    public void The_admin_API_listens_on_TCP_only_with_a_token_long_enough_loopback_included()
     {
-        var o = ConfigLoader.Load(Write("""{ "Http": { "Listen": "0.0.0.0:8025", "Token": "0123456789abcdef" } }"""), NoEnvironment);
-        Assert.Equal("0123456789abcdef", o.Http.Token);
-        Assert.Contains("key 'Http:Listen': \"0.0.0.0:8025\" is not a loopback address: set Http:Token",
-            Fails("""{ "Http": { "Listen": "0.0.0.0:8025" } }""").Message, StringComparison.Ordinal);
+        var o = ConfigLoader.Load(Write("""{ "Http": { "Listen": "0.0.0.0:8025", "Token": "0123456789abcdef", "ReadToken": "fedcba9876543210" } }"""), NoEnvironment);
+        Assert.Equal(("0123456789abcdef", "fedcba9876543210"), (o.Http.Token, o.Http.ReadToken));
+        Assert.Equal("0123456789abcdef", ConfigLoader.Load(Write("""{ "Http": { "Listen": "127.0.0.1:8025", "ReadToken": "0123456789abcdef" } }"""), NoEnvironment).Http.ReadToken);
+        foreach (var listen in new[] { "0.0.0.0:8025", "127.0.0.1:8025", "[::1]:8025" })
+            Assert.Contains("key 'Http:Listen': needs Http:Token (or Http:ReadToken for reading only)",
+                Fails($$"""{ "Http": { "Listen": "{{listen}}" } }""").Message, StringComparison.Ordinal);
         Assert.Contains("key 'Http:Token': must be at least 16 characters", Fails("""{ "Http": { "Token": "short" } }""").Message, StringComparison.Ordinal);
+        Assert.Contains("key 'Http:ReadToken': must be at least 16 characters", Fails("""{ "Http": { "ReadToken": "0123456789abcde" } }""").Message, StringComparison.Ordinal);
+        Assert.Contains("key 'Http:ReadToken': must differ from Http:Token",
+            Fails("""{ "Http": { "Token": "0123456789abcdef", "ReadToken": "0123456789abcdef" } }""").Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -88,17 +88,6 @@ public sealed partial class TopAndMetricsTests
         }
     }
 
-    [Fact]
-    public async Task An_admin_API_on_a_public_address_is_refused_at_start()
-    {
-        using var dir = new TempDirectory();
-        var config = dir.File("sluice.json");
-        await File.WriteAllTextAsync(config, """{ "Http": { "Listen": "0.0.0.0:8025" } }""");
-        var (exit, _, stderr) = await SluiceProcess.RunAsync(dir.Path, "", "serve", "--config", config);
-        Assert.Equal(78, exit);
-        Assert.Contains($"{config}: key 'Http:Listen': \"0.0.0.0:8025\" is not a loopback address", stderr, StringComparison.Ordinal);
-    }
-
     /// <summary>The sum of a metric's samples in Prometheus text, over its label sets that hold <paramref name="label"/>.</summary>
     private static double Sum(string metrics, string name, string label = "") =>
         metrics.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Length > name.Length && l[name.Length] is '{' or ' '

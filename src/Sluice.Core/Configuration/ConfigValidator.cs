@@ -145,11 +145,14 @@ internal static class ConfigValidator
         Check(o.Retry.DelayWarning is not { } warning || warning > TimeSpan.Zero, "Retry:DelayWarning", "must be longer than zero");
 
         Check(o.Http.Listen is null || Endpoints.TryParseListen(o.Http.Listen, out _), "Http:Listen", $"\"{o.Http.Listen}\" is not an address:port");
-        // The admin API injects, deletes and bounces mail: off loopback only behind a bearer token.
-        Check(o.Http.Listen is null || !Endpoints.TryParseListen(o.Http.Listen, out var http) || System.Net.IPAddress.IsLoopback(http.Address) || o.Http.Token is not null,
-            "Http:Listen", $"\"{o.Http.Listen}\" is not a loopback address: set Http:Token, the bearer token its clients must send");
-        Check(o.Http.Token is null || o.Http.Token.Length >= HttpOptions.MinTokenLength, "Http:Token",
-            $"must be at least {HttpOptions.MinTokenLength} characters (e.g. from `openssl rand -hex 32`)");
+        // The admin API injects, deletes and bounces mail: over TCP only behind a bearer token, loopback included,
+        // since another local user is not the operator.
+        Check(o.Http.Listen is null || o.Http.Token is not null || o.Http.ReadToken is not null,
+            "Http:Listen", "needs Http:Token (or Http:ReadToken for reading only), the bearer token its clients must send");
+        foreach (var (key, token) in new[] { ("Http:Token", o.Http.Token), ("Http:ReadToken", o.Http.ReadToken) })
+            Check(token is null || token.Length >= HttpOptions.MinTokenLength, key,
+                $"must be at least {HttpOptions.MinTokenLength} characters (e.g. from `openssl rand -hex 32`)");
+        Check(o.Http.ReadToken is null || o.Http.ReadToken != o.Http.Token, "Http:ReadToken", "must differ from Http:Token, or reading and changing are one scope");
         ValidateMailboxes(o, Check, domainOwner);
         return e;
     }

@@ -239,9 +239,12 @@ public sealed class RetryOptions
 public sealed class HttpOptions
 {
     public const int MinTokenLength = 16;
+    /// <summary>Also serve the admin API on this address:port; every request there but /healthz and /readyz needs a token.</summary>
     public string? Listen { get; set; }
-    /// <summary>When set, every request on Listen must carry "Authorization: Bearer TOKEN" (the Unix socket needs none).</summary>
+    /// <summary>"Authorization: Bearer TOKEN" on Listen allows every request (the Unix socket needs none).</summary>
     public string? Token { get; set; }
+    /// <summary>The bearer token that allows only reading on Listen: status, metrics, the queue listings (GET and HEAD).</summary>
+    public string? ReadToken { get; set; }
 }
 
 public sealed class LogOptions

@@ -185,6 +185,22 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
         return id;
     }
 
+    /// <summary>The database answers a query within five seconds.</summary>
+    public async Task<bool> WritableAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, _stop.Token);
+        timeout.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            await using var ping = _db.CreateCommand("SELECT 1");
+            return await ping.ExecuteScalarAsync(timeout.Token).ConfigureAwait(false) is 1;
+        }
+        catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Raised (on the listening connection's thread) when another node has reloaded its configuration: its name.</summary>
     public event Action<string>? ConfigChanged;
 

@@ -46,6 +46,21 @@ public sealed class FileQueueStores(string queueBase, long segmentBytes, TimePro
         }
     }
 
+    /// <summary>A file created in Queue.Base and removed again: a read-only or vanished spool fails it.</summary>
+    public Task<bool> WritableAsync(CancellationToken ct)
+    {
+        try
+        {
+            using (new FileStream(Path.Combine(queueBase, $".writable.{Environment.ProcessId}"), FileMode.Create, FileAccess.Write, FileShare.None, 1,
+                FileOptions.DeleteOnClose)) { }
+            return Task.FromResult(true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Task.FromResult(false);
+        }
+    }
+
     /// <summary>The stores themselves are disposed with their queues.</summary>
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
