@@ -153,6 +153,9 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         {
             _admin = AdminApi.StartAsync(options, this).GetAwaiter().GetResult();
             _log.Write($"admin: listening on {options.AdminSocket}" + (options.Http.Listen is { } http ? $" and http://{http}" : ""));
+            // Not a start refusal: the contract's configurations set Http.Listen alone, and SMTP should not stop for it.
+            if (options.Http.Listen is not null && options.Http.Token is null && options.Http.ReadToken is null)
+                _log.Write("warning: Http.Listen has no Http.Token or Http.ReadToken: every request over TCP but /healthz and /readyz is refused (401)");
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException or InvalidOperationException)
         {

@@ -147,8 +147,6 @@ internal static class ConfigValidator
         Check(o.Http.Listen is null || Endpoints.TryParseListen(o.Http.Listen, out _), "Http:Listen", $"\"{o.Http.Listen}\" is not an address:port");
         // The admin API injects, deletes and bounces mail: over TCP only behind a bearer token, loopback included,
         // since another local user is not the operator.
-        Check(o.Http.Listen is null || o.Http.Token is not null || o.Http.ReadToken is not null,
-            "Http:Listen", "needs Http:Token (or Http:ReadToken for reading only), the bearer token its clients must send");
         foreach (var (key, token) in new[] { ("Http:Token", o.Http.Token), ("Http:ReadToken", o.Http.ReadToken) })
             Check(token is null || token.Length >= HttpOptions.MinTokenLength, key,
                 $"must be at least {HttpOptions.MinTokenLength} characters (e.g. from `openssl rand -hex 32`)");
