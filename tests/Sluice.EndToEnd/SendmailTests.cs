@@ -100,6 +100,25 @@ public sealed class SendmailTests
         Assert.StartsWith($"sendmail -q: asked sluice (pid {sluice.Process.Pid}) to retry deferred mail now", said, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_refused_recipient_is_exit_65_and_no_server_is_exit_75()
+    {
+        await using var sluice = await Instance.StartAsync(c => c["Mailboxes"] = new { Users = new Dictionary<string, object> { ["erin@localhost"] = new { } } });
+        var bin = Links(sluice);
+        var (refused, _, why) = await RunAsync($"{bin}/sendmail", ["-i", "mallory@localhost"], Environment(sluice, bin), "Subject: x\n\nx\n");
+        Assert.Equal(65, refused);
+        Assert.Contains("<mallory@localhost>: 550 5.1.1", why, StringComparison.Ordinal);
+
+        var down = Environment(sluice, bin);
+        down["SLUICE__Smtp__Listen__0"] = "127.0.0.1:1";
+        var (tempfail, _, said) = await RunAsync($"{bin}/sendmail", ["-i", "erin@localhost"], down, "Subject: x\n\nx\n");
+        Assert.Equal(75, tempfail);
+        Assert.Contains("connect to 127.0.0.1:1 failed", said, StringComparison.Ordinal);
+        var (bs, _, bsSaid) = await RunAsync($"{bin}/sendmail", ["-bs"], down, "QUIT\n");
+        Assert.Equal(75, bs);
+        Assert.Contains("connect to 127.0.0.1:1 failed", bsSaid, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("-bd", "-bd: only -bm, -bs and -bp are supported")]
     [InlineData("-X", "-X: a sendmail option sluice does not support")]
