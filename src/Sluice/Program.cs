@@ -3,7 +3,7 @@
 using System.CommandLine;
 using Sluice.Verbs;
 
-if (SendmailVerb.SendmailArguments(args) is { } sendmailArgs) return await SendmailVerb.RunAsync(sendmailArgs, CancellationToken.None);
+if (SendmailVerb.ArgumentsIfSendmail(args) is { } sendmailArgs) return await SendmailVerb.RunAsync(sendmailArgs, CancellationToken.None);
 
 var config = new Option<string?>("--config", "-c") { Description = "JSON configuration file (default: embedded defaults)", Recursive = true };
 var root = new RootCommand("Sluice, a mail transfer agent with a multi-queue, group-committed spool");

@@ -13,7 +13,7 @@ internal static class SendmailVerb
     private const string DefaultConfig = "/etc/sluice/sluice.json";
 
     /// <summary>sendmail's arguments when this run is a sendmail one; null for the other verbs.</summary>
-    public static string[]? SendmailArguments(string[] args)
+    public static string[]? ArgumentsIfSendmail(string[] args)
     {
         var name = Environment.GetEnvironmentVariable(InvokedAsVariable) ?? ProgramName();
         // Not passed on: a server started by a program run as sendmail would otherwise think it is one.
@@ -28,7 +28,7 @@ internal static class SendmailVerb
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct)
     {
-        if (Verbs.SendmailArguments.Parse(args, out var error) is not { } parsed)
+        if (SendmailArguments.Parse(args, out var error) is not { } parsed)
             return InjectVerb.Fail(ExitCodes.Usage, $"sendmail: {error}");
         var file = parsed.Config ?? Environment.GetEnvironmentVariable("SLUICE_CONFIG") ?? DefaultConfig;
         var options = ConfigOption.Load(file);

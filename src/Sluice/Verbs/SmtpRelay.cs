@@ -29,8 +29,15 @@ internal static class SmtpRelay
         using var stdout = Console.OpenStandardOutput();
         // Not awaited: the session is over when the server closes (after QUIT, or on a timeout), and stdin may stay open.
         _ = PumpToServerAsync(stdin, client.Client, server, ct);
-        await server.CopyToAsync(stdout, ct).ConfigureAwait(false);
-        return ExitCodes.Ok;
+        try
+        {
+            await server.CopyToAsync(stdout, ct).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }
+        catch (IOException e)
+        {
+            return InjectVerb.Fail(ExitCodes.TempFail, $"the SMTP session with {host}:{ep.Port} broke off: {e.Message}");
+        }
     }
 
     private static async Task PumpToServerAsync(Stream stdin, Socket socket, NetworkStream server, CancellationToken ct)
