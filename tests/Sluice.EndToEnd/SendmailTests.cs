@@ -14,6 +14,7 @@ public sealed class SendmailTests
     {
         await using var sluice = await Instance.StartAsync();
         var bin = Links(sluice);
+        // mailx runs /usr/sbin/sendmail whatever PATH says, unless its startup file names another.
         var mailrc = sluice.Dir.File("mailrc");
         await File.WriteAllTextAsync(mailrc, $"set sendmail={bin}/sendmail\n");
         var env = Environment(sluice, bin);
