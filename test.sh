@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, tmux, the unbound
+# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, bsd-mailx, tmux, the unbound
 # DNS server the delivery tests serve their zone from, Dovecot's IMAP server and PostgreSQL's server,
 # which the tests start privately (initdb + pg_ctl in a temp directory) and never as a service, and dkimpy,
 # the independent DKIM verifier) when missing, unpacks a private Exim (tests/peers/exim.sh: never installed,
@@ -10,6 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# bsd-mailx's mail(1) drives `sluice sendmail` through a sendmail symlink (it pulls in an MTA only when none is installed).
+command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)
 # `sluice top`'s live view is read from a real terminal under tmux.
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # /usr/sbin may be off a non-root PATH, so look for the files themselves.

@@ -18,8 +18,7 @@ public static class LoopbackInjection
     public static async Task<Outcome> SendAsync(IPEndPoint listener, string hostname, string sender, IReadOnlyList<string> recipients,
         ReadOnlyMemory<byte> message, CancellationToken ct)
     {
-        var host = listener.Address.Equals(IPAddress.Any) ? "127.0.0.1" : listener.Address.Equals(IPAddress.IPv6Any) ? "::1" : listener.Address.ToString();
-        await using var smtp = await SmtpClientConnection.ConnectAsync(host, listener.Port, new SmtpTimeouts { Connect = TimeSpan.FromSeconds(10) }, ct).ConfigureAwait(false);
+        await using var smtp = await SmtpClientConnection.ConnectAsync(HostOf(listener), listener.Port, new SmtpTimeouts { Connect = TimeSpan.FromSeconds(10) }, ct).ConfigureAwait(false);
         await smtp.HelloAsync(hostname, ct).ConfigureAwait(false);
         var replies = await smtp.SendAsync(sender, recipients, message, ct).ConfigureAwait(false);
         await smtp.QuitAsync().ConfigureAwait(false);
@@ -30,4 +29,8 @@ public static class LoopbackInjection
             .Distinct().ToList();
         return new Outcome(ids, [.. recipients.Zip(replies).Where(r => !r.Second.IsPositive)]);
     }
+
+    /// <summary>The address a local program connects to for a listener; a wildcard one is reached on loopback.</summary>
+    public static string HostOf(IPEndPoint listener) =>
+        listener.Address.Equals(IPAddress.Any) ? "127.0.0.1" : listener.Address.Equals(IPAddress.IPv6Any) ? "::1" : listener.Address.ToString();
 }

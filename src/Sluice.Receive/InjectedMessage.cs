@@ -1,6 +1,7 @@
 // Preparing a message handed to `sluice inject` (qmail-inject's job): CRLF line endings, the
 // RFC 5322 §3.6 headers a message must have (From, Date, Message-ID) added when missing, and with
 // -t the recipients taken from To/Cc/Bcc and the Bcc field removed. Other bytes stay as given.
+// A missing From: names the envelope sender, with sendmail -F's display name when one is given.
 using System.Text;
 using MimeKit;
 using MimeKit.Utils;
@@ -11,7 +12,9 @@ public static class InjectedMessage
 {
     public sealed record Prepared(byte[] Message, IReadOnlyList<string> HeaderRecipients);
 
-    public static Prepared Prepare(ReadOnlySpan<byte> input, string sender, bool recipientsFromHeaders, string hostname, DateTimeOffset now)
+    /// <param name="senderName">The display name for an added From: (sendmail's -F); null: the bare address.</param>
+    public static Prepared Prepare(ReadOnlySpan<byte> input, string sender, bool recipientsFromHeaders, string hostname, DateTimeOffset now,
+        string? senderName = null)
     {
         var text = ToCrlf(input);
         var split = text.IndexOf("\r\n\r\n"u8);
@@ -34,13 +37,17 @@ public static class InjectedMessage
             output.Write(Encoding.UTF8.GetBytes(field));
         }
         void Add(string header) => output.Write(Encoding.UTF8.GetBytes(header + "\r\n"));
-        if (!present.Contains("From")) Add($"From: <{(sender.Length == 0 ? $"MAILER-DAEMON@{hostname}" : sender)}>");
+        if (!present.Contains("From")) Add($"From: {FromAddress(sender.Length == 0 ? $"MAILER-DAEMON@{hostname}" : sender, senderName)}");
         if (!present.Contains("Date")) Add($"Date: {DateUtils.FormatDate(now)}");
         if (!present.Contains("Message-ID")) Add($"Message-ID: <{MimeUtils.GenerateMessageId(hostname)}>");
         output.Write("\r\n"u8);
         output.Write(body.Length > 0 ? body[2..] : []);
         return new Prepared(output.ToArray(), recipients);
     }
+
+    /// <summary>"Name <addr>", the name quoted or RFC 2047-encoded by MimeKit as it needs; "<addr>" without one.</summary>
+    private static string FromAddress(string address, string? name) =>
+        string.IsNullOrEmpty(name) ? $"<{address}>" : new MailboxAddress(name, address).ToString(FormatOptions.Default, encode: true);
 
     /// <summary>Header fields with their folded continuation lines and CRLFs, in order.</summary>
     private static List<string> SplitFields(ReadOnlySpan<byte> headerBlock)

@@ -1,6 +1,9 @@
-// The `sluice` command: serve, inject, queue, top, setqload, reload and passwd verbs of the operator contract (design.md §3).
+// The `sluice` command: serve, inject, queue, top, setqload, reload and passwd verbs of the operator contract (design.md §3),
+// and sendmail's interface (`sluice sendmail`, or run as sendmail or mailq), whose arguments are parsed by hand.
 using System.CommandLine;
 using Sluice.Verbs;
+
+if (SendmailVerb.ArgumentsIfSendmail(args) is { } sendmailArgs) return await SendmailVerb.RunAsync(sendmailArgs, CancellationToken.None);
 
 var config = new Option<string?>("--config", "-c") { Description = "JSON configuration file (default: embedded defaults)", Recursive = true };
 var root = new RootCommand("Sluice, a mail transfer agent with a multi-queue, group-committed spool");

@@ -22,24 +22,30 @@ internal static class QueueAdminVerbs
     {
         var command = new Command("list", "One line per queued message: id, age, size, sender, pending recipients, next try, last error")
             { Destination, OlderThan, Sender };
-        command.SetAction((parse, ct) => RunAsync(parse, config, "queue list", async (http, query) =>
-        {
-            using var response = await http.GetAsync($"api/v1/queue/messages?{query}", HttpCompletionOption.ResponseHeadersRead, ct);
-            if (!await AdminClient.SucceededAsync(response, "queue list", ct)) return ExitCodes.Usage;
-            using var lines = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
-            var now = DateTimeOffset.UtcNow;
-            int messages = 0, pending = 0;
-            while (await lines.ReadLineAsync(ct) is { } line)
-            {
-                var m = JsonSerializer.Deserialize(line, QueueJson.Default.MessageSummary)!;
-                Console.WriteLine(QueueText.Line(m, now));
-                messages++;
-                pending += m.Pending.Count;
-            }
-            Console.WriteLine($"-- {messages} messages, {pending} recipients pending");
-            return ExitCodes.Ok;
-        }));
+        command.SetAction((parse, ct) => RunAsync(parse, config, "queue list", (http, query) => PrintListAsync(http, query, ct)));
         return command;
+    }
+
+    /// <summary>`queue list` of every message, as sendmail -bp / mailq print the queue.</summary>
+    public static Task<int> ListAllAsync(SluiceOptions options, string verb, CancellationToken ct) =>
+        WithClientAsync(options, verb, http => PrintListAsync(http, "", ct));
+
+    private static async Task<int> PrintListAsync(HttpClient http, string query, CancellationToken ct)
+    {
+        using var response = await http.GetAsync($"api/v1/queue/messages?{query}", HttpCompletionOption.ResponseHeadersRead, ct);
+        if (!await AdminClient.SucceededAsync(response, "queue list", ct)) return ExitCodes.Usage;
+        using var lines = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
+        var now = DateTimeOffset.UtcNow;
+        int messages = 0, pending = 0;
+        while (await lines.ReadLineAsync(ct) is { } line)
+        {
+            var m = JsonSerializer.Deserialize(line, QueueJson.Default.MessageSummary)!;
+            Console.WriteLine(QueueText.Line(m, now));
+            messages++;
+            pending += m.Pending.Count;
+        }
+        Console.WriteLine($"-- {messages} messages, {pending} recipients pending");
+        return ExitCodes.Ok;
     }
 
     public static Command Show(Option<string?> config)
@@ -121,11 +127,17 @@ internal static class QueueAdminVerbs
             Console.Error.WriteLine($"{verb}: --older-than: \"{age}\" is not an age (e.g. 90s, 30m, 2h, 5d)");
             return ExitCodes.Usage;
         }
+        var query = Query(parse);
+        return await WithClientAsync(options, verb, http => run(http, query));
+    }
+
+    private static async Task<int> WithClientAsync(SluiceOptions options, string verb, Func<HttpClient, Task<int>> run)
+    {
         using var client = new AdminClient(options);
         client.Http.Timeout = Timeout.InfiniteTimeSpan; // a bulk action over a large queue takes as long as it takes
         try
         {
-            return await run(client.Http, Query(parse));
+            return await run(client.Http);
         }
         catch (HttpRequestException e)
         {
