@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, bsd-mailx, tmux, the unbound
+# Runs every test. Installs what the tests drive as real peers (swaks with TLS, python3, tmux, the unbound
 # DNS server the delivery tests serve their zone from, Dovecot's IMAP server and PostgreSQL's server,
 # which the tests start privately (initdb + pg_ctl in a temp directory) and never as a service, and dkimpy,
-# the independent DKIM verifier) when missing, unpacks a private Exim (tests/peers/exim.sh: never installed,
+# the independent DKIM verifier) when missing, unpacks a private Exim and bsd-mailx (tests/peers/: never installed,
 # it would remove Postfix), builds ./sluice (the end-to-end tests run that binary), then runs all test projects.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -10,8 +10,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-# bsd-mailx's mail(1) drives `sluice sendmail` through a sendmail symlink (it pulls in an MTA only when none is installed).
-command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)
 # `sluice top`'s live view is read from a real terminal under tmux.
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # /usr/sbin may be off a non-root PATH, so look for the files themselves.
@@ -29,7 +27,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Private peers, unpacked and never installed: Exim conflicts with Postfix, bsd-mailx pulls in a system MTA.
 tests/peers/exim.sh >/dev/null
+tests/peers/mailx.sh >/dev/null
 ./sluice --version >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

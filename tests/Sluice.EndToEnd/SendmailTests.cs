@@ -19,7 +19,9 @@ public sealed class SendmailTests
         await File.WriteAllTextAsync(mailrc, $"set sendmail={bin}/sendmail\n");
         var env = Environment(sluice, bin);
         env["MAILRC"] = mailrc;
-        var (exit, _, stderr) = await RunAsync("mail", ["-s", "via mailx", "-r", "sender@client.test", "erin@localhost"], env, "hello from mailx\n");
+        var mailx = await PrivatePeer.RootAsync("mailx.sh");
+        env["LD_LIBRARY_PATH"] = Path.Combine(mailx, "usr/lib/x86_64-linux-gnu");
+        var (exit, _, stderr) = await RunAsync(Path.Combine(mailx, "usr/bin/bsd-mailx"), ["-s", "via mailx", "-r", "sender@client.test", "erin@localhost"], env, "hello from mailx\n");
         Assert.True(exit == 0, stderr);
         await sluice.WaitForLogAsync("delivered to maildir erin/");
         var delivered = await File.ReadAllTextAsync(Assert.Single(sluice.MaildirFiles("erin")));

@@ -35,7 +35,7 @@ public sealed class EximServer : IAsyncDisposable
     /// <param name="eightBitMime">Whether EHLO offers 8BITMIME (Exim's accept_8bitmime).</param>
     public static async Task<EximServer> StartAsync(bool eightBitMime)
     {
-        var root = await UnpackedRootAsync();
+        var root = await PrivatePeer.RootAsync("exim.sh");
         // The free port is found by binding and letting go, so another process may take it first: try again.
         for (int attempt = 1; ; attempt++)
         {
@@ -73,18 +73,6 @@ public sealed class EximServer : IAsyncDisposable
             throw new TimeoutException($"exim delivered {Messages.Count} messages, expected {count} within {timeout}:\n{MainLog}");
         }
         return Messages;
-    }
-
-    /// <summary>The root tests/peers/exim.sh unpacked Debian's packages into (it fetches them on first use).</summary>
-    private static async Task<string> UnpackedRootAsync()
-    {
-        var script = Path.Combine(SluiceProcess.RepositoryRoot, "tests", "peers", "exim.sh");
-        using var process = Process.Start(new ProcessStartInfo(script) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        if (process.ExitCode != 0) throw new InvalidOperationException($"{script} failed (exit {process.ExitCode}): {await errors}");
-        return (await output).Trim();
     }
 
     private static async Task<Process> LaunchAsync(string root, int port, bool eightBitMime, TempDirectory dir)
