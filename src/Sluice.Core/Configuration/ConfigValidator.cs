@@ -143,6 +143,7 @@ internal static class ConfigValidator
         Check(o.Http.Token is null || o.Http.Token.Length >= HttpOptions.MinTokenLength, "Http:Token",
             $"must be at least {HttpOptions.MinTokenLength} characters (e.g. from `openssl rand -hex 32`)");
         ValidateMailboxes(o, Check, domainOwner);
+        PrivateDataRules.Validate(o, Check);
         return e;
     }
 
