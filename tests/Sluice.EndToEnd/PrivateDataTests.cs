@@ -90,6 +90,21 @@ public sealed class PrivateDataTests
     }
 
     [Fact]
+    public async Task A_users_file_made_readable_by_others_while_running_is_refused_by_a_reload()
+    {
+        await using var sluice = await Instance.StartAsync();
+        await sluice.AddUserAsync("submitter", "a long enough password");
+        var users = sluice.Dir.File("var/smtp-users");
+        File.SetUnixFileMode(users, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        var (exit, _, stderr) = await sluice.RunVerbAsync("reload");
+
+        Assert.Equal(78, exit);
+        Assert.Contains($"key 'Smtp:UsersFile': \"{users}\" is readable or writable by other users (mode 0644)", stderr, StringComparison.Ordinal);
+        Assert.Contains("reload: the server was not asked; a running server keeps its configuration", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Mailboxes_Mode_Owner_and_Group_give_the_Maildirs_to_an_IMAP_user_and_Http_SocketGroup_opens_the_admin_socket_to_its_group()
     {
         if (!Sluice.Core.IO.UnixAccounts.IsRoot)
