@@ -50,19 +50,20 @@ public sealed class MaildirAgentTests
         await using (var agent = new MaildirAgent(dir.File("private"), "mx.test", new MailboxMap(options), TimeProvider.System))
             Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await agent.DeliverAsync(request("alice@local.test"), CancellationToken.None)).Status);
         options.Mailboxes.Mode = "0750";
+        options.Mailboxes.CreateExtensionFolders = true;
         await using (var agent = new MaildirAgent(dir.File("shared"), "mx.test", new MailboxMap(options), TimeProvider.System, MaildirPermissions.From(options.Mailboxes)))
-            Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await agent.DeliverAsync(request("bob@local.test"), CancellationToken.None)).Status);
+            Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await agent.DeliverAsync(request("bob+lists@local.test"), CancellationToken.None)).Status);
 
-        void AssertModes(string root, UnixFileMode directories, UnixFileMode files)
+        void AssertModes(string root, UnixFileMode directories, UnixFileMode files, int count)
         {
             Assert.Equal(directories, File.GetUnixFileMode(root));
             Assert.All(Directory.GetDirectories(root, "*", SearchOption.AllDirectories), d => Assert.Equal(directories, File.GetUnixFileMode(d)));
             var made = Directory.GetFiles(root, "*", SearchOption.AllDirectories);
-            Assert.Equal(2, made.Length); // the message and maildirsize
+            Assert.Equal(count, made.Length); // the message, maildirsize, and a folder's maildirfolder
             Assert.All(made, f => Assert.Equal(files, File.GetUnixFileMode(f)));
         }
-        AssertModes(dir.File("private"), Rwx, Rw);
-        AssertModes(dir.File("shared"), Rwx | UnixFileMode.GroupRead | UnixFileMode.GroupExecute, Rw | UnixFileMode.GroupRead);
+        AssertModes(dir.File("private"), Rwx, Rw, 2);
+        AssertModes(dir.File("shared"), Rwx | UnixFileMode.GroupRead | UnixFileMode.GroupExecute, Rw | UnixFileMode.GroupRead, 3);
     }
 
     [Theory]

@@ -66,9 +66,9 @@ public sealed class MaildirPermissions
     }
 
     /// <summary>Options for a new file: created private; <see cref="Apply"/> widens and gives it away before it is renamed into place.</summary>
-    public static FileStreamOptions NewFile()
+    public static FileStreamOptions NewFile(System.IO.FileMode mode = System.IO.FileMode.CreateNew)
     {
-        var options = new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = FileShare.ReadWrite };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         return options;
     }

@@ -112,8 +112,8 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         lock (_createdLock) if (_created.Contains(dir)) return;
         foreach (var sub in new[] { "tmp", "new", "cur" }) _permissions.CreateDirectory(root, Path.Combine(dir, sub));
         var marker = Path.Combine(dir, "maildirfolder");
-        if (isFolder && !File.Exists(marker))
-            using (var file = new FileStream(marker, MaildirPermissions.NewFile())) _permissions.Apply(file.SafeFileHandle, marker);
+        if (isFolder) // two first deliveries may race here: opening an existing marker is no error
+            using (var file = new FileStream(marker, MaildirPermissions.NewFile(FileMode.OpenOrCreate))) _permissions.Apply(file.SafeFileHandle, marker);
         // Each directory up to the root may be new (a virtual domain's, a folder's Maildir): fsync them all so their names survive a crash.
         for (var d = dir; ; d = Path.GetDirectoryName(d)!)
         {
