@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 using Sluice.Core.Configuration;
+using Sluice.Core.IO;
 
 namespace Sluice.Operate;
 
@@ -59,7 +60,32 @@ public sealed partial class AdminApi : IAsyncDisposable
             server.DisableQueue(number) is { } problem ? Results.NotFound(new ErrorReply(problem)) : Results.Ok(server.Status()));
         app.MapMetrics("/metrics", metrics.Registry);
         await app.StartAsync().ConfigureAwait(false);
+        try
+        {
+            RestrictSocket(socket, options.Http.SocketGroup);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         return new AdminApi(app);
+    }
+
+    /// <summary>
+    /// The socket drives the whole queue: its owner only (0600), or also Http.SocketGroup's members (0660). Created under
+    /// the server's umask 077, it is never more open than this in between.
+    /// </summary>
+    private static void RestrictSocket(string socket, string? group)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (group is not null)
+        {
+            UnixAccounts.Give(socket, UnixAccounts.Unchanged, UnixAccounts.GroupId(group) ?? throw new ConfigurationException($"key 'Http:SocketGroup': there is no group \"{group}\" on this host"));
+            mode |= UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
+        }
+        File.SetUnixFileMode(socket, mode);
     }
 
     public async ValueTask DisposeAsync()

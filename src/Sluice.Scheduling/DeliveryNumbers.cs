@@ -75,7 +75,7 @@ public sealed class DeliveryNumbers
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(_file)!);
-            AtomicFile.Write(_file!, System.Text.Encoding.ASCII.GetBytes($"{_next + block}\n"), AtomicFile.Readable);
+            AtomicFile.Write(_file!, System.Text.Encoding.ASCII.GetBytes($"{_next + block}\n"), AtomicFile.OwnerOnly);
             _reserved = _next + block;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

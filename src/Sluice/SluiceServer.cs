@@ -50,7 +50,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         _configFile = configFile;
         _routes = new SmtpRoutes(options.Routes);
         _retry = new RetryPolicy(options.Retry);
-        _maildir = new MaildirAgent(options.MailboxRoot, options.Hostname, new MailboxMap(options, time), time);
+        _maildir = new MaildirAgent(options.MailboxRoot, options.Hostname, new MailboxMap(options, time), time, MaildirPermissions.From(options.Mailboxes));
         _agents = new()
         {
             [ChannelOptions.MaildirTransport] = _maildir,

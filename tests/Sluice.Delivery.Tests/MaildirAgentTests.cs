@@ -35,6 +35,37 @@ public sealed class MaildirAgentTests
         Assert.Equal(onDisk, recorded);
     }
 
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // file modes are POSIX
+    public async Task Maildirs_are_private_whatever_the_umask_and_Mode_widens_directories_and_files()
+    {
+        using var dir = new TempDirectory();
+        var options = new SluiceOptions();
+        options.Mailboxes.Users["alice@local.test"] = new MailboxUserOptions { Quota = new ByteSize(10_000_000) };
+        options.Mailboxes.Users["bob@local.test"] = new MailboxUserOptions { Quota = new ByteSize(10_000_000) };
+        var request = (string rcpt) => new DeliveryRequest("m1", "carol@remote.test", [rcpt], "local.test", "Subject: x\r\n\r\nbody\r\n"u8.ToArray());
+        const UnixFileMode Rw = UnixFileMode.UserRead | UnixFileMode.UserWrite, Rwx = Rw | UnixFileMode.UserExecute;
+
+        // The test process has its own umask (022 here): the agent's defaults do not depend on the server's 077.
+        await using (var agent = new MaildirAgent(dir.File("private"), "mx.test", new MailboxMap(options), TimeProvider.System))
+            Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await agent.DeliverAsync(request("alice@local.test"), CancellationToken.None)).Status);
+        options.Mailboxes.Mode = "0750";
+        options.Mailboxes.CreateExtensionFolders = true;
+        await using (var agent = new MaildirAgent(dir.File("shared"), "mx.test", new MailboxMap(options), TimeProvider.System, MaildirPermissions.From(options.Mailboxes)))
+            Assert.Equal(DeliveryStatus.Delivered, Assert.Single(await agent.DeliverAsync(request("bob+lists@local.test"), CancellationToken.None)).Status);
+
+        void AssertModes(string root, UnixFileMode directories, UnixFileMode files, int count)
+        {
+            Assert.Equal(directories, File.GetUnixFileMode(root));
+            Assert.All(Directory.GetDirectories(root, "*", SearchOption.AllDirectories), d => Assert.Equal(directories, File.GetUnixFileMode(d)));
+            var made = Directory.GetFiles(root, "*", SearchOption.AllDirectories);
+            Assert.Equal(count, made.Length); // the message, maildirsize, and a folder's maildirfolder
+            Assert.All(made, f => Assert.Equal(files, File.GetUnixFileMode(f)));
+        }
+        AssertModes(dir.File("private"), Rwx, Rw, 2);
+        AssertModes(dir.File("shared"), Rwx | UnixFileMode.GroupRead | UnixFileMode.GroupExecute, Rw | UnixFileMode.GroupRead, 3);
+    }
+
     [Theory]
     [InlineData("\"../../etc\"@localhost", "%2E.%2F.%2E%2Fetc")]
     [InlineData("\"a/../b\"@localhost", "a%2F.%2E%2Fb")]

@@ -23,7 +23,7 @@ public sealed class DkimEightBitInteropTests : IAsyncLifetime
         var p = "p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
         var parts = string.Join(' ', p.Chunk(200).Select(c => $"\"{new string(c)}\""));
         _dns = await UnboundServer.StartAsync([$"{Selector}._domainkey.sign.test. 300 IN TXT \"v=DKIM1; k=rsa; \" {parts}"], []);
-        await File.WriteAllTextAsync(_keys.File("sign.test.pem"), _key.ExportPkcs8PrivateKeyPem());
+        SecretFile.Write(_keys.File("sign.test.pem"), _key.ExportPkcs8PrivateKeyPem());
     }
 
     /// <summary>A Sluice that signs mail from sign.test and sends every remote domain to <paramref name="port"/>.</summary>

@@ -29,6 +29,8 @@ public sealed class PasswdVerbTests
         Assert.True(exit == 0, stderr);
         Assert.Equal($"passwd: set alice in {users}", stdout.TrimEnd('\n'));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(users));
+        // passwd run before the first start makes DataDir itself: private, as serve would.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(users)!));
         var store = new SmtpUserStore(users);
         Assert.True(await store.VerifyAsync("alice", "s3cret pass"));
         Assert.False(await store.VerifyAsync("alice", "ignored second line"));

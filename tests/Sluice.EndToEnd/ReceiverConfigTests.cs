@@ -106,7 +106,7 @@ public sealed class ReceiverConfigTests
         var certFile = Path.Combine(dir, name + "-cert.pem");
         var keyFile = Path.Combine(dir, name + "-key.pem");
         File.WriteAllText(certFile, cert.ExportCertificatePem());
-        File.WriteAllText(keyFile, ecdsa.ExportPkcs8PrivateKeyPem());
+        SecretFile.Write(keyFile, ecdsa.ExportPkcs8PrivateKeyPem());
         return (certFile, keyFile);
     }
 }

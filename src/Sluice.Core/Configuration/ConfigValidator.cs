@@ -152,6 +152,7 @@ internal static class ConfigValidator
                 $"must be at least {HttpOptions.MinTokenLength} characters (e.g. from `openssl rand -hex 32`)");
         Check(o.Http.ReadToken is null || o.Http.ReadToken != o.Http.Token, "Http:ReadToken", "must differ from Http:Token, or reading and changing are one scope");
         ValidateMailboxes(o, Check, domainOwner);
+        PrivateDataRules.Validate(o, Check);
         return e;
     }
 

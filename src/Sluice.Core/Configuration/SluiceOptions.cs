@@ -207,6 +207,12 @@ public sealed class MailboxesOptions
     public List<string> RoleAccounts { get; set; } = ["abuse", "MAILER-DAEMON"];
     /// <summary>When set, mail an alias forwards to another domain gets an SRS envelope sender at Srs.Domain; unset, the original sender is kept.</summary>
     public SrsOptions? Srs { get; set; }
+    /// <summary>Octal permissions of the Maildir directories Sluice creates, e.g. "0750"; files get them without x ("0640"). Unset: 0700 and 0600.</summary>
+    public string? Mode { get; set; }
+    /// <summary>User (name or uid) given the Maildir directories and files Sluice creates, e.g. "vmail"; needs root.</summary>
+    public string? Owner { get; set; }
+    /// <summary>Group (name or gid) given the Maildir directories and files Sluice creates; needs root.</summary>
+    public string? Group { get; set; }
 }
 
 public sealed class MailboxUserOptions
@@ -245,6 +251,8 @@ public sealed class HttpOptions
     public string? Token { get; set; }
     /// <summary>The bearer token that allows only reading on Listen: status, metrics, the queue listings (GET and HEAD).</summary>
     public string? ReadToken { get; set; }
+    /// <summary>When set, DataDir/admin.sock is 0660 and belongs to this group (name or gid), whose members may then use the local verbs; unset: 0600.</summary>
+    public string? SocketGroup { get; set; }
 }
 
 public sealed class LogOptions

@@ -29,7 +29,8 @@ public static class MaildirSize
     /// Bytes in use. The file is rebuilt from the messages when it is missing, unreadable, past the spec's
     /// size, or states another limit than <paramref name="limitBytes"/> (the operator changed the quota).
     /// </summary>
-    public static long Usage(string maildir, long limitBytes)
+    /// <param name="permissions">Who may read a rebuilt file: Dovecot's quota backend reads and rewrites it too.</param>
+    public static long Usage(string maildir, long limitBytes, MaildirPermissions? permissions = null)
     {
         var path = Path.Combine(maildir, FileName);
         try
@@ -42,7 +43,12 @@ public static class MaildirSize
         }
         var (bytes, count) = Count(maildir);
         var tmp = Path.Combine(maildir, "tmp", $"{FileName}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}");
-        File.WriteAllText(tmp, $"{Header(limitBytes)}\n{Line(bytes, count)}");
+        File.Delete(tmp); // left by a crash mid-rebuild: the name is this process's and thread's
+        using (var file = new FileStream(tmp, MaildirPermissions.NewFile()))
+        {
+            file.Write(Encoding.ASCII.GetBytes($"{Header(limitBytes)}\n{Line(bytes, count)}"));
+            (permissions ?? MaildirPermissions.Private).Apply(file.SafeFileHandle, tmp);
+        }
         File.Move(tmp, path, overwrite: true);
         return bytes;
     }

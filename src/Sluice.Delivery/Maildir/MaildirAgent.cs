@@ -10,7 +10,8 @@ using Sluice.Core.Mailboxes;
 
 namespace Sluice.Delivery.Maildir;
 
-public sealed class MaildirAgent(string root, string hostname, MailboxMap mailboxes, TimeProvider time) : IDeliveryAgent
+/// <param name="permissions">Who may read what is created (Mailboxes.Mode, Owner, Group); null: the server's user only.</param>
+public sealed class MaildirAgent(string root, string hostname, MailboxMap mailboxes, TimeProvider time, MaildirPermissions? permissions = null) : IDeliveryAgent
 {
     private static long _counter;
     // Deliveries block in fsync on these threads; 8, 16 and 64 of them gave the same rate into 100 mailboxes (bench/local.sh).
@@ -23,6 +24,7 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
     private readonly Lock[] _sizeLocks = [.. Enumerable.Range(0, 64).Select(_ => new Lock())];
     private readonly string _hostPart = hostname.Replace("/", "\\057", StringComparison.Ordinal).Replace(":", "\\072", StringComparison.Ordinal);
     private MailboxMap _mailboxes = mailboxes;
+    private readonly MaildirPermissions _permissions = permissions ?? MaildirPermissions.Private;
 
     /// <summary>Who lives where; a reload replaces it, deliveries in progress keep the one they started with.</summary>
     public MailboxMap Mailboxes
@@ -72,9 +74,11 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
             long used = 0;
             if (mailbox.QuotaBytes is { } quota && (used = UsageOf(maildir, quota, sizeLock)) + size > quota)
                 return RecipientResult.Deferred($"452 4.2.2 <{recipient}>: mailbox full ({used} of {quota} bytes used, message {size})");
-            using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            using (var file = new FileStream(tmp, MaildirPermissions.NewFile()))
             {
+                var handle = file.SafeFileHandle;
                 RandomAccess.Write(handle, [trace, body], 0); // one pwritev
+                _permissions.Apply(handle, tmp); // before the rename: a reader never sees it with other owners or bits
                 DurableFile.Sync(handle);
             }
             lock (sizeLock)
@@ -97,17 +101,19 @@ public sealed class MaildirAgent(string root, string hostname, MailboxMap mailbo
         }
     }
 
-    private static long UsageOf(string maildir, long quota, Lock sizeLock)
+    private long UsageOf(string maildir, long quota, Lock sizeLock)
     {
-        lock (sizeLock) return MaildirSize.Usage(maildir, quota);
+        lock (sizeLock) return MaildirSize.Usage(maildir, quota, _permissions);
     }
 
     /// <param name="isFolder">A Maildir++ folder is marked with "maildirfolder", as Courier and Dovecot expect.</param>
     private void EnsureMaildir(string dir, bool isFolder)
     {
         lock (_createdLock) if (_created.Contains(dir)) return;
-        foreach (var sub in new[] { "tmp", "new", "cur" }) Directory.CreateDirectory(Path.Combine(dir, sub));
-        if (isFolder) File.WriteAllBytes(Path.Combine(dir, "maildirfolder"), []);
+        foreach (var sub in new[] { "tmp", "new", "cur" }) _permissions.CreateDirectory(root, Path.Combine(dir, sub));
+        var marker = Path.Combine(dir, "maildirfolder");
+        if (isFolder) // two first deliveries may race here: opening an existing marker is no error
+            using (var file = new FileStream(marker, MaildirPermissions.NewFile(FileMode.OpenOrCreate))) _permissions.Apply(file.SafeFileHandle, marker);
         // Each directory up to the root may be new (a virtual domain's, a folder's Maildir): fsync them all so their names survive a crash.
         for (var d = dir; ; d = Path.GetDirectoryName(d)!)
         {

@@ -19,6 +19,7 @@ internal static class ServeVerb
         var command = new Command("serve", "Run the MTA: SMTP listener, queues, schedulers and delivery") { roles };
         command.SetAction(async (parse, ct) =>
         {
+            PrivateFiles.Apply(); // before the log, spool, pid file and sockets are created
             var sockets = SocketEngineThreads.Apply();
             var configFile = parse.GetValue(config);
             var options = ConfigOption.Load(configFile);
