@@ -45,6 +45,39 @@ public sealed class PrivilegeTests
     }
 
     [Fact]
+    public async Task Started_unprivileged_with_CAP_NET_BIND_SERVICE_it_binds_a_low_port_with_no_root_at_all()
+    {
+        var port = FreeLowPort();
+        if (ProcessUids("self")[1] != 0)
+        {
+            // Not root, and so (here) without the capability: the low port is refused, and serve says which.
+            using var dir = new TempDirectory();
+            var (exit, stderr) = await ServeAsync(dir, new { }, $"127.0.0.1:{port}");
+            Assert.True(exit == 69, $"exit {exit}, stderr:\n{stderr}");
+            Assert.Contains($"cannot listen on 127.0.0.1:{port}", stderr, StringComparison.Ordinal);
+            return;
+        }
+        // What systemd's User= with AmbientCapabilities=CAP_NET_BIND_SERVICE does, by setpriv(1).
+        string[] asNobody = ["setpriv", "--reuid", Nobody, "--regid", "nogroup", "--clear-groups",
+            "--inh-caps", "+net_bind_service", "--ambient-caps", "+net_bind_service", "--"];
+        await using var sluice = await Instance.StartUnderAsync(asNobody, c =>
+        {
+            var dataDir = (string)c["DataDir"];
+            File.SetUnixFileMode(Path.GetDirectoryName(dataDir)!, (UnixFileMode)0b111_101_101);
+            Directory.CreateDirectory(dataDir);
+            File.SetUnixFileMode(dataDir, (UnixFileMode)0b111_000_000);
+            RunAsync("chown", $"{Nobody}:nogroup", dataDir).GetAwaiter().GetResult();
+            Instance.Smtp(c)["Listen"] = new[] { $"127.0.0.1:{port}" };
+        });
+        Assert.Equal(port, sluice.Process.SmtpPort);
+        Assert.Contains(sluice.Process.Log, l => l.Contains($"privileges: running as {Nobody} (uid {NobodyId}, gid {NobodyId})", StringComparison.Ordinal));
+        Assert.DoesNotContain(sluice.Process.Log, l => l.Contains("running as root", StringComparison.Ordinal));
+        Assert.Equal([NobodyId, NobodyId, NobodyId, NobodyId], ProcessUids(sluice.Process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        await TestMail.SendAsync(port, "alice@localhost");
+        await sluice.WaitForMaildirAsync("alice");
+    }
+
+    [Fact]
     public async Task Without_User_a_server_started_as_root_warns_and_an_unprivileged_one_says_whom_it_runs_as()
     {
         await using var sluice = await Instance.StartAsync();
@@ -93,13 +126,13 @@ public sealed class PrivilegeTests
         Assert.Contains($"not root, so it cannot become {user}", output, StringComparison.Ordinal);
     }
 
-    private static async Task<(int Exit, string Stderr)> ServeAsync(TempDirectory dir, object config)
+    private static async Task<(int Exit, string Stderr)> ServeAsync(TempDirectory dir, object config, string listen = "127.0.0.1:0")
     {
         var file = dir.File("sluice.json");
         var json = System.Text.Json.JsonSerializer.SerializeToNode(config)!.AsObject();
         json["Hostname"] = Instance.Hostname;
         json["DataDir"] = dir.File("var");
-        json["Smtp"] = new System.Text.Json.Nodes.JsonObject { ["Listen"] = new System.Text.Json.Nodes.JsonArray("127.0.0.1:0") };
+        json["Smtp"] = new System.Text.Json.Nodes.JsonObject { ["Listen"] = new System.Text.Json.Nodes.JsonArray(listen) };
         await File.WriteAllTextAsync(file, json.ToJsonString());
         var (exit, _, stderr) = await SluiceProcess.RunAsync(dir.Path, "", "serve", "--config", file);
         return (exit, stderr);
