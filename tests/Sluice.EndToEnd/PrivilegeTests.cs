@@ -105,6 +105,23 @@ public sealed class PrivilegeTests
     }
 
     [Fact]
+    public async Task A_DataDir_the_User_cannot_write_in_stops_serve_with_exit_78_saying_what_to_chown()
+    {
+        if (ProcessUids("self")[1] != 0)
+        {
+            await Unprivileged_with_a_User_other_than_itself_serve_refuses_with_exit_78_naming_the_key();
+            return;
+        }
+        using var dir = new TempDirectory();
+        File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);
+        Directory.CreateDirectory(dir.File("var")); // root's, 0755: nobody may not write in it
+        var (exit, stderr) = await ServeAsync(dir, new { User = Nobody });
+        Assert.True(exit == 78, $"exit {exit}, stderr:\n{stderr}");
+        Assert.Contains($"key 'DataDir': {dir.File("var")} is not writable by {Nobody} (uid {NobodyId}), whom User makes the server: chown -R {Nobody} {dir.File("var")}",
+            stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Unprivileged_with_a_User_other_than_itself_serve_refuses_with_exit_78_naming_the_key()
     {
         using var dir = new TempDirectory();
