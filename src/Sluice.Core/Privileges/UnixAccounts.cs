@@ -41,42 +41,49 @@ public static unsafe partial class UnixAccounts
 
     /// <summary>The user named <paramref name="name"/>; null when there is none.</summary>
     /// <exception cref="IOException">The database could not be read.</exception>
-    public static UnixUser? FindUser(string name) => ReadUser(name, (e, b, n, r) => GetPasswordEntry(name, e, b, n, r));
+    public static UnixUser? FindUser(string name) => Read($"user \"{name}\"", (byte* b, nuint n, out int error) =>
+    {
+        Passwd entry;
+        Passwd* result = null;
+        error = GetPasswordEntry(name, &entry, b, n, &result);
+        return result is null ? null : User(result);
+    });
 
     /// <summary>The user with <paramref name="uid"/>; null when the database has no name for it.</summary>
-    public static UnixUser? FindUser(uint uid) => ReadUser($"uid {uid}", (e, b, n, r) => GetPasswordEntryById(uid, e, b, n, r));
+    public static UnixUser? FindUser(uint uid) => Read($"uid {uid}", (byte* b, nuint n, out int error) =>
+    {
+        Passwd entry;
+        Passwd* result = null;
+        error = GetPasswordEntryById(uid, &entry, b, n, &result);
+        return result is null ? null : User(result);
+    });
 
     /// <summary>The gid of the group named <paramref name="name"/>; null when there is none.</summary>
     /// <exception cref="IOException">The database could not be read.</exception>
-    public static uint? FindGroupId(string name)
+    public static uint? FindGroupId(string name) => Read($"group \"{name}\"", (byte* b, nuint n, out int error) =>
     {
         Group entry;
         Group* result = null;
-        var buffer = new byte[BufferBytes];
-        fixed (byte* b = buffer)
-        {
-            var error = GetGroupEntry(name, &entry, b, (nuint)buffer.Length, &result);
-            if (error != 0) throw new IOException($"getgrnam_r(\"{name}\"): errno {error}");
-            return result is null ? null : result->Gid;
-        }
-    }
+        error = GetGroupEntry(name, &entry, b, n, &result);
+        return result is null ? null : (uint?)result->Gid;
+    });
 
-    private delegate int PasswdLookup(Passwd* entry, byte* buffer, nuint size, Passwd** result);
+    private static UnixUser User(Passwd* entry) => new(Marshal.PtrToStringUTF8(entry->Name) ?? "", entry->Uid, entry->Gid);
 
-    private static UnixUser? ReadUser(string what, PasswdLookup lookup)
+    private delegate T Lookup<T>(byte* buffer, nuint size, out int error);
+
+    /// <summary>Runs a *_r lookup, with more room each time it answers ERANGE (a group with many members, a long GECOS).</summary>
+    private static T? Read<T>(string what, Lookup<T?> lookup)
     {
-        // A long entry (many groups, a long GECOS) wants more room: ERANGE says so.
         for (var size = BufferBytes; ; size *= 4)
         {
-            Passwd entry;
-            Passwd* result = null;
             var buffer = new byte[size];
             fixed (byte* b = buffer)
             {
-                var error = lookup(&entry, b, (nuint)size, &result);
+                var found = lookup(b, (nuint)size, out var error);
                 if (error == ERANGE && size < 1 << 22) continue;
-                if (error != 0) throw new IOException($"password database lookup of {what}: errno {error}");
-                return result is null ? null : new UnixUser(Marshal.PtrToStringUTF8(result->Name) ?? "", result->Uid, result->Gid);
+                if (error != 0) throw new IOException($"looking up {what}: errno {error}");
+                return found;
             }
         }
     }
