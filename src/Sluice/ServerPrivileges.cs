@@ -9,7 +9,7 @@ namespace Sluice;
 internal static class ServerPrivileges
 {
     /// <summary>
-    /// Drops to User:Group when one is set (DataDir is made theirs when it does not exist yet), and logs whom
+    /// Drops to User:Group when one is set, and logs whom
     /// the server runs as; returns why it cannot ("key 'X': reason"), and then the server must not start.
     /// </summary>
     public static string? Apply(SluiceOptions options, DeliveryLog log)
@@ -23,8 +23,7 @@ internal static class ServerPrivileges
             return null;
         }
         if (UnixAccounts.FindUser(options.User) is not { } user) return $"key 'User': no user \"{options.User}\" in the password database";
-        var gid = options.Group is null ? user.Gid : UnixAccounts.FindGroupId(options.Group);
-        if (gid is null) return $"key 'Group': no group \"{options.Group}\" in the group database";
+        if (GroupOf(options, user) is not { } gid) return $"key 'Group': no group \"{options.Group}\" in the group database";
         if (!ProcessIdentity.IsRoot)
         {
             if (ProcessIdentity.EffectiveUid != user.Uid)
@@ -33,14 +32,9 @@ internal static class ServerPrivileges
             return null;
         }
         var dataDir = Path.GetFullPath(options.DataDir);
-        if (!Directory.Exists(dataDir))
-        {
-            Directory.CreateDirectory(dataDir);
-            ProcessIdentity.GiveTo(dataDir, user.Uid, gid.Value);
-        }
         try
         {
-            ProcessIdentity.DropTo(user.Uid, gid.Value);
+            ProcessIdentity.DropTo(user.Uid, gid);
         }
         catch (InvalidOperationException e)
         {
@@ -51,6 +45,24 @@ internal static class ServerPrivileges
         log.Write(RunningAs(user.Name));
         return null;
     }
+
+    /// <summary>
+    /// Before root writes anything under DataDir (the log may be there): a DataDir that does not exist yet is
+    /// made and given to User, so the server can write in it once it is that user.
+    /// </summary>
+    /// <exception cref="IOException">DataDir could not be made or given.</exception>
+    public static void GiveNewDataDir(SluiceOptions options)
+    {
+        var dataDir = Path.GetFullPath(options.DataDir);
+        if (options.User is null || !ProcessIdentity.IsRoot || Directory.Exists(dataDir)) return;
+        // An unknown user or group: Apply refuses to start, naming the key.
+        if (UnixAccounts.FindUser(options.User) is not { } user || GroupOf(options, user) is not { } gid) return;
+        Directory.CreateDirectory(dataDir);
+        ProcessIdentity.GiveTo(dataDir, user.Uid, gid);
+    }
+
+    private static uint? GroupOf(SluiceOptions options, UnixUser user) =>
+        options.Group is null ? user.Gid : UnixAccounts.FindGroupId(options.Group);
 
     private static string RunningAs(string name) =>
         $"privileges: running as {name} (uid {ProcessIdentity.EffectiveUid}, gid {ProcessIdentity.EffectiveGid})";

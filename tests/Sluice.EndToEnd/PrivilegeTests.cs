@@ -28,6 +28,8 @@ public sealed class PrivilegeTests
             // nobody must reach DataDir inside the test's own (0700) directory.
             File.SetUnixFileMode(Path.GetDirectoryName((string)c["DataDir"])!, (UnixFileMode)0b111_101_101);
             c["User"] = Nobody;
+            // Opened as root, before the drop, inside the DataDir that does not exist yet.
+            c["Log"] = new { File = Path.Combine((string)c["DataDir"], "log", "delivery.log") };
             Instance.Smtp(c)["Listen"] = new[] { $"127.0.0.1:{port}" };
         });
         Assert.Equal(port, sluice.Process.SmtpPort);
@@ -41,7 +43,13 @@ public sealed class PrivilegeTests
         var written = await RunAsync("find", dataDir, "-printf", "%u %p\n");
         Assert.Contains($"{Nobody} {Path.Combine(sluice.Maildirs, "alice", "new")}/", written, StringComparison.Ordinal);
         Assert.Contains($"{Nobody} {Path.Combine(dataDir, "queue")}", written, StringComparison.Ordinal);
-        Assert.All(written.Split('\n', StringSplitOptions.RemoveEmptyEntries), line => Assert.StartsWith($"{Nobody} ", line, StringComparison.Ordinal));
+        var log = Path.Combine(dataDir, "log");
+        Assert.Contains($"root {log}/delivery.log", written, StringComparison.Ordinal);
+        Assert.Contains("privileges: running as nobody", await File.ReadAllTextAsync(Path.Combine(log, "delivery.log")), StringComparison.Ordinal);
+        // Everything but the log, which root opened, is the user's, DataDir first.
+        Assert.All(written.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.EndsWith(log, StringComparison.Ordinal) && !l.Contains(log + "/", StringComparison.Ordinal)),
+            line => Assert.StartsWith($"{Nobody} ", line, StringComparison.Ordinal));
+        Assert.StartsWith($"{Nobody} {dataDir}\n", written, StringComparison.Ordinal);
     }
 
     [Fact]

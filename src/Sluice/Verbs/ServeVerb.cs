@@ -35,6 +35,15 @@ internal static class ServeVerb
                 options.Queue.Roles = commandLineRoles;
             }
             var time = TimeProvider.System;
+            try
+            {
+                ServerPrivileges.GiveNewDataDir(options);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"sluice: cannot start: DataDir: {e.Message}");
+                return ExitCodes.Unavailable;
+            }
             await using var log = DeliveryLog.ToStandardOutput(options.Log.File, time);
             var stop = new TaskCompletionSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
