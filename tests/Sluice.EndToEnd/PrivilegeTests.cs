@@ -36,6 +36,12 @@ public sealed class PrivilegeTests
         Assert.Contains(sluice.Process.Log, l => l.Contains($"privileges: running as {Nobody} (uid {NobodyId}, gid {NobodyId})", StringComparison.Ordinal));
         Assert.Equal([NobodyId, NobodyId, NobodyId, NobodyId], ProcessUids(sluice.Process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.Equal([NobodyId, NobodyId, NobodyId, NobodyId], ProcessIds(sluice.Process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "Gid:"));
+        // setuid(2) itself changes one thread; glibc's wrapper changes them all, the runtime's many threads included.
+        var threads = Directory.GetDirectories($"/proc/{sluice.Process.Pid}/task");
+        Assert.True(threads.Length > 1, $"{threads.Length} thread");
+        var threadUids = threads.Select(t => ThreadUids($"{sluice.Process.Pid}/task/{Path.GetFileName(t)}")).OfType<int[]>().ToList();
+        Assert.NotEmpty(threadUids);
+        Assert.All(threadUids, uids => Assert.Equal([NobodyId, NobodyId, NobodyId, NobodyId], uids));
 
         await TestMail.SendAsync(port, "alice@localhost");
         await sluice.WaitForMaildirAsync("alice");
@@ -183,6 +189,19 @@ public sealed class PrivilegeTests
 
     /// <summary>Real, effective, saved and filesystem uids of a process, from /proc/PID/status.</summary>
     private static int[] ProcessUids(string pid) => ProcessIds(pid, "Uid:");
+
+    /// <summary>A thread's uids; null when it ended since it was listed (the thread pool retires idle threads).</summary>
+    private static int[]? ThreadUids(string task)
+    {
+        try
+        {
+            return ProcessUids(task);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     private static int[] ProcessIds(string pid, string field) =>
         [.. File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith(field, StringComparison.Ordinal))[field.Length..]
