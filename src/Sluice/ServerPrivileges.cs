@@ -9,8 +9,8 @@ namespace Sluice;
 internal static class ServerPrivileges
 {
     /// <summary>
-    /// Drops to User:Group when one is set, and logs whom
-    /// the server runs as; returns why it cannot ("key 'X': reason"), and then the server must not start.
+    /// Drops to User:Group when one is set, and logs whom the server runs as; returns why it cannot
+    /// ("key 'X': reason"), and then the server must not start.
     /// </summary>
     public static string? Apply(SluiceOptions options, DeliveryLog log)
     {
