@@ -38,13 +38,18 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
 
     public int ActiveSessions => Volatile.Read(ref _active);
 
-    /// <summary>Binds every endpoint; throws with the endpoint named if one cannot be bound.</summary>
-    public void Start(IEnumerable<(IPEndPoint Endpoint, SmtpRole Role)> endpoints)
+    /// <summary>Binds every endpoint and starts accepting on it.</summary>
+    public void Start(IEnumerable<(IPEndPoint Endpoint, SmtpRole Role)> endpoints) => Start(Bind(endpoints));
+
+    /// <summary>
+    /// Binds and listens on every endpoint but reads nothing yet: a root-started server binds ports below 1024
+    /// before it drops privileges, and accepts only after. Throws with the endpoint named if one cannot be bound.
+    /// </summary>
+    public static IReadOnlyList<(Socket Socket, SmtpRole Role)> Bind(IEnumerable<(IPEndPoint Endpoint, SmtpRole Role)> endpoints)
     {
+        var bound = new List<(Socket, SmtpRole)>();
         foreach (var (ep, role) in endpoints)
         {
-            if (role == SmtpRole.Submissions && context.Certificate is null)
-                throw new InvalidOperationException($"cannot listen on {ep} as submissions: no TLS certificate");
             var socket = new Socket(ep.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             try
             {
@@ -54,9 +59,25 @@ public sealed class SmtpListener(SessionContext context, ConnectionLimits limits
             catch (SocketException e)
             {
                 socket.Dispose();
+                foreach (var (other, _) in bound) other.Dispose();
                 throw new IOException($"cannot listen on {ep}: {e.Message}", e);
             }
-            _sockets.Add(socket);
+            bound.Add((socket, role));
+        }
+        return bound;
+    }
+
+    /// <summary>Accepts on sockets <see cref="Bind"/> made; they are this listener's from here, to close when it is disposed.</summary>
+    public void Start(IReadOnlyList<(Socket Socket, SmtpRole Role)> bound)
+    {
+        _sockets.AddRange(bound.Select(b => b.Socket));
+        foreach (var (socket, role) in bound)
+        {
+            if (role == SmtpRole.Submissions && context.Certificate is null)
+                throw new InvalidOperationException($"cannot listen on {socket.LocalEndPoint} as submissions: no TLS certificate");
+        }
+        foreach (var (socket, role) in bound)
+        {
             // The smtp role keeps the plain form scripts look for; other roles name themselves.
             log.Write(role == SmtpRole.Smtp ? $"smtp: listening on {socket.LocalEndPoint}" : $"smtp: listening for {role.ToString().ToLowerInvariant()} on {socket.LocalEndPoint}");
             var roleContext = context with { Role = role, UnderStress = () => ActiveSessions >= limits.StressThreshold };

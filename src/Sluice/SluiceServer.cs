@@ -2,6 +2,7 @@
 // → Deliver, wired in that order and stopped in that order; and what an operator may ask of it while
 // it runs: re-read the configuration (SIGHUP), retry deferred mail now (SIGALRM).
 using System.Net;
+using System.Net.Sockets;
 using Sluice.Core.Configuration;
 using Sluice.Core.IO;
 using Sluice.Core.Logging;
@@ -94,13 +95,15 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
 
     /// <param name="configFile">Where <paramref name="options"/> came from (null: embedded defaults); a reload reads it again.</param>
     /// <param name="sessions">The descriptors SMTP sessions share both ways (none: no cap beyond the configuration).</param>
-    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionBudget? sessions = null)
+    /// <param name="bound">The SMTP listeners, bound before privileges were dropped (null: bound here).</param>
+    public static SluiceServer Start(SluiceOptions options, string? configFile, DeliveryLog log, TimeProvider time, SessionBudget? sessions = null,
+        IReadOnlyList<(Socket Socket, SmtpRole Role)>? bound = null)
     {
         sessions ??= SessionBudget.Unlimited;
         var server = new SluiceServer(options, configFile, log, time, sessions);
         try
         {
-            server.StartStages(options, time, sessions);
+            server.StartStages(options, time, sessions, bound);
             return server;
         }
         catch
@@ -110,7 +113,15 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         }
     }
 
-    private void StartStages(SluiceOptions options, TimeProvider time, SessionBudget sessions)
+    /// <summary>Whether this node opens SMTP listeners: a deliver-only node takes no mail over SMTP.</summary>
+    public static bool Receives(SluiceOptions options) => NodeRoles.Parse(options.Queue.Roles).HasFlag(NodeRole.Receive);
+
+    /// <summary>Binds Smtp.Listen's endpoints, in its order, without accepting yet.</summary>
+    public static IReadOnlyList<(Socket Socket, SmtpRole Role)> BindListeners(SluiceOptions options) =>
+        SmtpListener.Bind(options.Smtp.Listen.Select(l =>
+            Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
+
+    private void StartStages(SluiceOptions options, TimeProvider time, SessionBudget sessions, IReadOnlyList<(Socket Socket, SmtpRole Role)>? bound)
     {
         _channels = new ChannelMap(options.Channels);
         var q = options.Queue;
@@ -137,7 +148,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
             });
         }
         if (!roles.HasFlag(NodeRole.Deliver)) _log.Write("roles: receive only: mail is queued for the nodes that deliver, none is delivered here");
-        if (!roles.HasFlag(NodeRole.Receive))
+        if (!Receives(options))
         {
             // A deliver-only node opens no SMTP listener (and so takes no `sluice inject`): its mail comes from the receiving nodes.
             _log.Write("roles: deliver only: no SMTP listener; this node delivers the mail the receiving nodes queue");
@@ -146,8 +157,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
         {
             _listener = new SmtpListener(ReceiveContext(options, _queues.Balancer, time),
                 new ConnectionLimits(Math.Min(options.Smtp.MaxConnections, sessions.InboundMax), options.Smtp.MaxConnectionsPerClient), sessions, _log);
-            _listener.Start(options.Smtp.Listen.Select(l =>
-                Endpoints.TryParseSmtpListen(l, out var ep, out var role) ? (ep, role) : throw new ConfigurationException($"Smtp:Listen: {l}")));
+            _listener.Start(bound ?? BindListeners(options));
         }
         try
         {

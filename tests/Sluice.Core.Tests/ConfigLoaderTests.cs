@@ -32,6 +32,20 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal((1, 16, false), (o.Queue.Count, o.Queue.Max, o.Queue.Dynamic)); // one queue, as measured fastest (README, Queues)
     }
 
+    [Theory]
+    [InlineData("""{ "User": "no-such-sluice-user" }""", "key 'User': no user \"no-such-sluice-user\" in the password database")]
+    [InlineData("""{ "User": "nobody", "Group": "no-such-sluice-group" }""", "key 'Group': no group \"no-such-sluice-group\" in the group database")]
+    [InlineData("""{ "Group": "nogroup" }""", "key 'Group': goes with User")]
+    public void User_and_Group_must_exist_and_Group_needs_User(string json, string problem) =>
+        Assert.Contains(problem, Fails(json).Message, StringComparison.Ordinal);
+
+    [Fact]
+    public void An_existing_User_and_Group_load()
+    {
+        var o = ConfigLoader.Load(Write("""{ "User": "nobody", "Group": "nogroup" }"""), NoEnvironment);
+        Assert.Equal(("nobody", "nogroup"), (o.User, o.Group));
+    }
+
     [Fact]
     public void The_seeds_QUEUE_COUNT_alone_overrides_the_default_count()
     {

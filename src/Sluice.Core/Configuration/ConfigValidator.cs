@@ -31,6 +31,7 @@ internal static class ConfigValidator
 
         Check(IsHostname(o.Hostname), "Hostname", $"\"{o.Hostname}\" is not a host name");
         Check(!string.IsNullOrWhiteSpace(o.DataDir), "DataDir", "must not be empty");
+        ValidateAccount(o, Check);
 
         for (int i = 0; i < o.Smtp.Listen.Count; i++)
             Check(Endpoints.TryParseSmtpListen(o.Smtp.Listen[i], out _, out _), $"Smtp:Listen:{i}",
@@ -157,6 +158,15 @@ internal static class ConfigValidator
     }
 
     /// <summary>Users, aliases and virtual domains: each address well formed, each alias leading somewhere, each domain delivered to Maildirs.</summary>
+    private static void ValidateAccount(SluiceOptions o, Action<bool, string, string> check)
+    {
+        check(o.User is null || o.User.Length > 0 && Privileges.UnixAccounts.FindUser(o.User) is not null, "User",
+            $"no user \"{o.User}\" in the password database (getent passwd {o.User})");
+        check(o.Group is null || o.User is not null, "Group", "goes with User: the group the server runs as once it is no longer root");
+        check(o.Group is null || o.Group.Length > 0 && Privileges.UnixAccounts.FindGroupId(o.Group) is not null, "Group",
+            $"no group \"{o.Group}\" in the group database (getent group {o.Group})");
+    }
+
     private static void ValidateMailboxes(SluiceOptions o, Action<bool, string, string> check, Dictionary<string, string> domainOwner)
     {
         var m = o.Mailboxes;

@@ -6,6 +6,9 @@ public sealed class SluiceOptions
 {
     public string Hostname { get; set; } = "localhost";
     public string DataDir { get; set; } = "var";
+    /// <summary>Started as root, the server binds its listeners, opens its log, then becomes this user (and <see cref="Group"/>, else the user's own group).</summary>
+    public string? User { get; set; }
+    public string? Group { get; set; }
     public SmtpOptions Smtp { get; set; } = new();
     public QueueOptions Queue { get; set; } = new();
     public List<ChannelOptions> Channels { get; set; } =

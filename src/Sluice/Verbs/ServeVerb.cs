@@ -1,6 +1,7 @@
 // `sluice serve`: run the MTA until SIGTERM or SIGINT; SIGHUP re-reads the configuration, SIGALRM
 // retries deferred mail now. The PID is in DataDir/sluice.pid while it runs.
 using System.CommandLine;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Sluice.Core.Configuration;
 using Sluice.Core.IO;
@@ -35,6 +36,15 @@ internal static class ServeVerb
                 options.Queue.Roles = commandLineRoles;
             }
             var time = TimeProvider.System;
+            try
+            {
+                ServerPrivileges.GiveNewDataDir(options);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"sluice: cannot start: DataDir: {e.Message}");
+                return ExitCodes.Unavailable;
+            }
             await using var log = DeliveryLog.ToStandardOutput(options.Log.File, time);
             var stop = new TaskCompletionSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
@@ -42,10 +52,26 @@ internal static class ServeVerb
             using var signals = new ServerSignals(log);
             log.Write(sockets);
             var sessions = ApplyOpenFileLimit(log, options);
+            IReadOnlyList<(Socket, SmtpRole)>? bound;
+            try
+            {
+                // Ports below 1024 need root (or CAP_NET_BIND_SERVICE): bound now, accepted on only after the drop.
+                bound = SluiceServer.Receives(options) ? SluiceServer.BindListeners(options) : null;
+            }
+            catch (IOException e)
+            {
+                Console.Error.WriteLine($"sluice: cannot start: {e.Message}");
+                return ExitCodes.Unavailable;
+            }
+            if (ServerPrivileges.Apply(options, log) is { } refused)
+            {
+                Console.Error.WriteLine($"sluice: configuration error: {configFile ?? "embedded defaults"}: {refused}");
+                return ExitCodes.Config;
+            }
             SluiceServer server;
             try
             {
-                server = SluiceServer.Start(options, configFile, log, time, sessions);
+                server = SluiceServer.Start(options, configFile, log, time, sessions, bound);
             }
             catch (ConfigurationException e)
             {
