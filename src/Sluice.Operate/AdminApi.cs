@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 using Sluice.Core.Configuration;
+using Sluice.Core.Privileges;
 using Sluice.Core.IO;
 
 namespace Sluice.Operate;
@@ -82,7 +83,7 @@ public sealed partial class AdminApi : IAsyncDisposable
         var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         if (group is not null)
         {
-            UnixAccounts.Give(socket, UnixAccounts.Unchanged, UnixAccounts.GroupId(group) ?? throw new ConfigurationException($"key 'Http:SocketGroup': there is no group \"{group}\" on this host"));
+            FileOwnership.Give(socket, FileOwnership.Unchanged, FileOwnership.GroupId(group) ?? throw new ConfigurationException($"key 'Http:SocketGroup': there is no group \"{group}\" on this host"));
             mode |= UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
         }
         File.SetUnixFileMode(socket, mode);

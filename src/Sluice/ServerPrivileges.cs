@@ -58,7 +58,7 @@ internal static class ServerPrivileges
         // An unknown user or group: Apply refuses to start, naming the key.
         if (UnixAccounts.FindUser(options.User) is not { } user || GroupOf(options, user) is not { } gid) return;
         Directory.CreateDirectory(dataDir);
-        ProcessIdentity.GiveTo(dataDir, user.Uid, gid);
+        FileOwnership.Give(dataDir, user.Uid, gid);
     }
 
     private static uint? GroupOf(SluiceOptions options, UnixUser user) =>

@@ -107,7 +107,7 @@ public sealed class PrivateDataTests
     [Fact]
     public async Task Mailboxes_Mode_Owner_and_Group_give_the_Maildirs_to_an_IMAP_user_and_Http_SocketGroup_opens_the_admin_socket_to_its_group()
     {
-        if (!Sluice.Core.IO.UnixAccounts.IsRoot)
+        if (!Sluice.Core.Privileges.ProcessIdentity.IsRoot)
         {
             // Not root: chown(2) to another user is impossible, and the server must say so at start rather than fail each delivery.
             using var dir = new TempDirectory();

@@ -4,6 +4,7 @@
 // its execute bits, as Dovecot derives a new file's mode from its directory's.
 using Microsoft.Win32.SafeHandles;
 using Sluice.Core.Configuration;
+using Sluice.Core.Privileges;
 using Sluice.Core.IO;
 
 namespace Sluice.Core.Mailboxes;
@@ -13,13 +14,13 @@ public sealed class MaildirPermissions
     public const UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode Execute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 
-    public static readonly MaildirPermissions Private = new(PrivateDirectory, UnixAccounts.Unchanged, UnixAccounts.Unchanged);
+    public static readonly MaildirPermissions Private = new(PrivateDirectory, FileOwnership.Unchanged, FileOwnership.Unchanged);
 
     public UnixFileMode DirectoryMode { get; }
     public UnixFileMode FileMode => DirectoryMode & ~Execute;
     private readonly uint _uid, _gid;
     private bool Widened => DirectoryMode != PrivateDirectory;
-    private bool Chowns => _uid != UnixAccounts.Unchanged || _gid != UnixAccounts.Unchanged;
+    private bool Chowns => _uid != FileOwnership.Unchanged || _gid != FileOwnership.Unchanged;
 
     private MaildirPermissions(UnixFileMode directoryMode, uint uid, uint gid) => (DirectoryMode, _uid, _gid) = (directoryMode, uid, gid);
 
@@ -27,10 +28,11 @@ public sealed class MaildirPermissions
     public static MaildirPermissions From(MailboxesOptions m)
     {
         var mode = m.Mode is { } text && TryParseMode(text, out var parsed) ? parsed : PrivateDirectory;
-        var uid = m.Owner is { } owner ? UnixAccounts.UserId(owner) ?? throw Unknown("Mailboxes:Owner", "user", owner) : UnixAccounts.Unchanged;
-        var gid = m.Group is { } group ? UnixAccounts.GroupId(group) ?? throw Unknown("Mailboxes:Group", "group", group) : UnixAccounts.Unchanged;
-        if ((uid != UnixAccounts.Unchanged || gid != UnixAccounts.Unchanged) && !UnixAccounts.IsRoot)
-            throw new ConfigurationException($"key '{(m.Owner is null ? "Mailboxes:Group" : "Mailboxes:Owner")}': giving Maildirs to another user or group needs root (chown(2)); this server does not run as root");
+        var uid = m.Owner is { } owner ? FileOwnership.UserId(owner) ?? throw Unknown("Mailboxes:Owner", "user", owner) : FileOwnership.Unchanged;
+        var gid = m.Group is { } group ? FileOwnership.GroupId(group) ?? throw Unknown("Mailboxes:Group", "group", group) : FileOwnership.Unchanged;
+        // Checked as the server runs (after a drop to User): only root may give files to another user or to a group it is not in.
+        if (!ProcessIdentity.IsRoot && (uid is not FileOwnership.Unchanged && uid != ProcessIdentity.EffectiveUid || gid is not FileOwnership.Unchanged && gid != ProcessIdentity.EffectiveGid))
+            throw new ConfigurationException($"key '{(m.Owner is null ? "Mailboxes:Group" : "Mailboxes:Owner")}': giving Maildirs to another user or group needs root (chown(2)); this server runs as uid {ProcessIdentity.EffectiveUid} (with User, make it Mailboxes.Owner, or run as the IMAP server's user)");
         return new MaildirPermissions(mode, uid, gid);
     }
 
@@ -61,7 +63,7 @@ public sealed class MaildirPermissions
             if (OperatingSystem.IsWindows()) { Directory.CreateDirectory(d); continue; }
             Directory.CreateDirectory(d, DirectoryMode); // the umask may take bits off: widen below, never narrower than asked
             if (Widened) File.SetUnixFileMode(d, DirectoryMode);
-            if (Chowns) UnixAccounts.Give(d, _uid, _gid);
+            if (Chowns) FileOwnership.Give(d, _uid, _gid);
         }
     }
 
@@ -77,6 +79,6 @@ public sealed class MaildirPermissions
     {
         if (OperatingSystem.IsWindows()) return;
         if (Widened) File.SetUnixFileMode(file, FileMode);
-        if (Chowns) UnixAccounts.Give(file, path, _uid, _gid);
+        if (Chowns) FileOwnership.Give(file, path, _uid, _gid);
     }
 }

@@ -29,9 +29,6 @@ public static partial class ProcessIdentity
     [LibraryImport("libc", EntryPoint = "setuid", SetLastError = true)]
     private static partial int SetUid(uint uid);
 
-    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int ChangeOwner(string path, uint uid, uint gid);
-
     [LibraryImport("libc", EntryPoint = "access", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Access(string path, int mode);
 
@@ -58,13 +55,6 @@ public static partial class ProcessIdentity
             throw Failed("getresuid/getresgid");
         if ((ru, eu, su) != (uid, uid, uid) || (rg, eg, sg) != (gid, gid, gid))
             throw new InvalidOperationException($"after the drop the process runs as uids {ru}/{eu}/{su}, gids {rg}/{eg}/{sg}, not {uid}/{gid}");
-    }
-
-    /// <summary>Gives <paramref name="path"/> to <paramref name="uid"/>:<paramref name="gid"/> (root only).</summary>
-    public static void GiveTo(string path, uint uid, uint gid)
-    {
-        if (ChangeOwner(path, uid, gid) != 0)
-            throw new IOException($"chown {uid}:{gid} {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
     }
 
     /// <summary>Whether this process may create and remove files in the directory <paramref name="path"/>.</summary>
