@@ -154,17 +154,11 @@ public sealed class SendmailTests
         ["SLUICE__Smtp__Listen__0"] = $"127.0.0.1:{sluice.Process.SmtpPort}",
     };
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string file, string[] args, Dictionary<string, string> env, string stdin)
+    private static Task<(int Exit, string Stdout, string Stderr)> RunAsync(string file, string[] args, Dictionary<string, string> env, string stdin)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(file);
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        await p.StandardInput.WriteAsync(stdin);
-        p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        return (p.ExitCode, await stdout, await stderr);
+        return SluiceProcess.RunAsync(psi, stdin);
     }
 }

@@ -44,6 +44,13 @@ public sealed partial class SluiceProcess : IAsyncDisposable
     {
         var psi = StartInfo(workingDirectory, args);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
+        return await RunAsync(psi, stdin);
+    }
+
+    /// <summary>Runs any program with <paramref name="stdin"/> as its input, and what it wrote and its exit code.</summary>
+    public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(ProcessStartInfo psi, string stdin)
+    {
+        psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         using var p = Process.Start(psi)!;
         await p.StandardInput.WriteAsync(stdin);
         p.StandardInput.Close();
