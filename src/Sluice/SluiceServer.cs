@@ -177,7 +177,7 @@ internal sealed class SluiceServer : IServerControl, IAsyncDisposable
     public async Task<bool> ReadyAsync(CancellationToken ct)
     {
         bool listening;
-        lock (_operate) listening = !_stopping && (_listener is not null || !NodeRoles.Parse(_started.Queue.Roles).HasFlag(NodeRole.Receive));
+        lock (_operate) listening = !_stopping && (_listener is not null || !Receives(_started));
         return listening && _stores is { } stores && await stores.WritableAsync(ct).ConfigureAwait(false);
     }
 

@@ -32,5 +32,12 @@ public static partial class PrivateFiles
         return $"\"{path}\" is readable or writable by {who} (mode {Octal(mode)}): a secret must be private to its owner; chmod 600 it";
     }
 
+    /// <summary>A directory only this user may use (0700), made so by mkdir(2) itself whatever the umask.</summary>
+    public static void CreateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(path);
+        else Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
     public static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0xFFF, 8).PadLeft(3, '0');
 }

@@ -43,7 +43,7 @@ public sealed class MailboxMap
         var m = options.Mailboxes;
         _separators = [.. m.ExtensionSeparators];
         CreateExtensionFolders = m.CreateExtensionFolders;
-        foreach (var role in m.RoleAccounts) _roles.Add(role);
+        foreach (var role in m.RoleAccounts) _roles.Add(LocalPart.Content(role)); // looked up by content, as local parts are
         var mailboxDomains = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (domain, dir) in m.Domains)
         {
@@ -201,7 +201,8 @@ public sealed class MailboxMap
             }
             foreach (var b in utf8[..rune.EncodeToUtf8(utf8)]) name.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
         }
-        return System.Text.Encoding.UTF8.GetByteCount(name.ToString()) > MaxNameBytes ? null : name.ToString();
+        var escaped = name.ToString();
+        return System.Text.Encoding.UTF8.GetByteCount(escaped) > MaxNameBytes ? null : escaped;
     }
 
     private static bool IsNameRune(System.Text.Rune r, bool afterDotOrStart) =>

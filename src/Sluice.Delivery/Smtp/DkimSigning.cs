@@ -69,16 +69,25 @@ public sealed class DkimSigning
         };
         signer.Sign(Wire, parsed, SignedHeaders);
         // MimeKit folds the field it adds with FormatOptions.Default, the platform's newline (LF here), whatever
-        // options Sign was given; folded again with CRLF (RFC 5322 §2.2.3, RFC 5321 §2.3.8). Its DKIM folding puts each
-        // tag, bh= and b= at the same places either way, so the relaxed header hash signed still matches.
+        // options Sign was given. Each bare LF becomes CRLF (RFC 5322 §2.2.3, RFC 5321 §2.3.8); the folds stay where
+        // they were signed, so nothing depends on MimeKit folding the same way twice.
         var signature = parsed.Headers[parsed.Headers.IndexOf(HeaderId.DkimSignature)];
-        signature.SetValue(Wire, System.Text.Encoding.ASCII, signature.Value);
-        var name = System.Text.Encoding.ASCII.GetBytes(signature.Field + ":");
-        var signed = new byte[name.Length + signature.RawValue.Length + message.Length];
-        name.CopyTo(signed, 0);
-        signature.RawValue.CopyTo(signed, name.Length);
-        message.Span.CopyTo(signed.AsSpan(name.Length + signature.RawValue.Length));
+        var field = Crlf(System.Text.Encoding.ASCII.GetBytes(signature.Field + ":").Concat(signature.RawValue));
+        var signed = new byte[field.Length + message.Length];
+        field.CopyTo(signed, 0);
+        message.Span.CopyTo(signed.AsSpan(field.Length));
         return signed;
+    }
+
+    private static byte[] Crlf(IEnumerable<byte> field)
+    {
+        var crlf = new List<byte>(256);
+        foreach (var b in field)
+        {
+            if (b == (byte)'\n' && (crlf.Count == 0 || crlf[^1] != (byte)'\r')) crlf.Add((byte)'\r');
+            crlf.Add(b);
+        }
+        return [.. crlf];
     }
 
     /// <summary>t= from the message's Date: rather than the clock, so a message's signature is the same on every attempt.</summary>

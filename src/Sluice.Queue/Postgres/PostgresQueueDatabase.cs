@@ -176,13 +176,21 @@ public sealed class PostgresQueueDatabase : IQueueStoreFactory
     public async ValueTask<long> NextMessageIdAsync(CancellationToken ct)
     {
         if (_messageIds.TryDequeue(out var id)) return id;
-        await using var take = _db.CreateCommand(
-            $"SELECT nextval(pg_get_serial_sequence('sluice_message', 'id')) FROM generate_series(1, {MessageIdBlock})");
-        await using var rows = await take.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        await rows.ReadAsync(ct).ConfigureAwait(false);
-        id = rows.GetInt64(0);
-        while (await rows.ReadAsync(ct).ConfigureAwait(false)) _messageIds.Enqueue(rows.GetInt64(0));
-        return id;
+        try
+        {
+            await using var take = _db.CreateCommand(
+                $"SELECT nextval(pg_get_serial_sequence('sluice_message', 'id')) FROM generate_series(1, {MessageIdBlock})");
+            await using var rows = await take.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await rows.ReadAsync(ct).ConfigureAwait(false);
+            id = rows.GetInt64(0);
+            while (await rows.ReadAsync(ct).ConfigureAwait(false)) _messageIds.Enqueue(rows.GetInt64(0));
+            return id;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            // As a failed commit is (PostgresGroupCommit): the session answers 451, not an unhandled error.
+            throw new IOException($"queue database: {e.Message}", e);
+        }
     }
 
     /// <summary>The database answers a query within five seconds.</summary>

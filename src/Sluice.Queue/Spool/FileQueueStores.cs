@@ -51,7 +51,7 @@ public sealed class FileQueueStores(string queueBase, long segmentBytes, TimePro
     {
         try
         {
-            using (new FileStream(Path.Combine(queueBase, $".writable.{Environment.ProcessId}"), FileMode.Create, FileAccess.Write, FileShare.None, 1,
+            using (new FileStream(Path.Combine(queueBase, $".writable.{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.Write, FileShare.None, 1,
                 FileOptions.DeleteOnClose)) { }
             return Task.FromResult(true);
         }

@@ -76,8 +76,7 @@ internal static class UserFile
         if (!found && replacement is null) return false;
         if (!found) lines.Add(replacement!);
         var dir = System.IO.Path.GetDirectoryName(full)!;
-        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
-        else Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // DataDir, when passwd runs first
+        PrivateFiles.CreateDirectory(dir); // DataDir, when passwd runs first
         var text = lines.Count == 0 ? "" : string.Join('\n', lines) + "\n";
         AtomicFile.Write(full, StrictUtf8.GetBytes(text), AtomicFile.OwnerOnly);
         return found;

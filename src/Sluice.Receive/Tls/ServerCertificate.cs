@@ -102,8 +102,7 @@ public static class ServerCertificate
     {
         if (!Directory.Exists(dir))
         {
-            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
-            else Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            PrivateFiles.CreateDirectory(dir);
             DurableFile.SyncDirectory(Path.GetDirectoryName(dir)!);
         }
         using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
